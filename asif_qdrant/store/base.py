@@ -1,0 +1,209 @@
+"""The one small interface behind which all Qdrant I/O lives.
+
+Two backends implement it: :class:`~asif_qdrant.store.edge.EdgeStore` (the embedded Qdrant
+engine, ``qdrant-edge-py``, a folder on disk) and :class:`~asif_qdrant.store.client.ClientStore`
+(any ``qdrant_client.QdrantClient``: a server, or its local mode for small tests). Everything
+above this layer speaks in numpy arrays and :class:`~asif_qdrant.types.SparseVector`.
+
+Dense vectors are stored with the Dot distance; callers store L2-normalised vectors, so a
+score is a cosine similarity. Sparse vectors have no modifier, so a score is the plain dot
+product (the ASIF score). Every write returns only once the points are durable and searchable.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+
+from asif_qdrant.errors import InvalidParameterError
+from asif_qdrant.types import SparseVector
+
+__all__ = ["CollectionSpec", "PayloadFilter", "PointId", "Record", "ScoredPoint", "Store"]
+
+PointId = int | str
+#: Exact-match payload filter: ``{"category": "animals"}``; a list value matches any of them.
+PayloadFilter = Mapping[str, Any]
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")
+
+
+def filter_conditions(flt: PayloadFilter | None) -> list[tuple[str, Any, bool]]:
+    """Validate an exact-match payload filter: ``(key, value, is_any_of_list)`` per condition.
+
+    Example:
+        >>> filter_conditions({"category": "animals", "id": [1, 2]})
+        [('category', 'animals', False), ('id', [1, 2], True)]
+    """
+    out: list[tuple[str, Any, bool]] = []
+    for key, value in (flt or {}).items():
+        if isinstance(value, (list, tuple, set)):
+            out.append((key, list(value), True))
+        elif isinstance(value, (str, int, bool)):
+            out.append((key, value, False))
+        else:
+            raise InvalidParameterError(
+                "A filter value must be a str, int, bool or a list of them. "
+                f"Got {value!r} for key {key!r} instead."
+            )
+    return out
+
+
+def check_collection_name(name: str) -> str:
+    """Validate a collection name (letters, digits, ``_ . -``; starts with a letter or digit)."""
+    if not isinstance(name, str) or not _NAME.match(name) or name in {".", ".."}:
+        raise InvalidParameterError(
+            "A collection name must be 1-255 characters of letters, digits, '_', '.' or '-', "
+            f"starting with a letter or digit. Got {name!r} instead."
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class CollectionSpec:
+    """The vectors a collection holds.
+
+    Attributes:
+        dense: Named dense vectors and their dimensions (Dot distance).
+        sparse: Names of sparse vectors (no modifier: plain dot product).
+    """
+
+    dense: Mapping[str, int] = field(default_factory=dict)
+    sparse: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain-Python form."""
+        return {"dense": dict(self.dense), "sparse": list(self.sparse)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CollectionSpec:
+        """Inverse of :meth:`as_dict`."""
+        return cls(
+            dense={str(k): int(v) for k, v in data.get("dense", {}).items()},
+            sparse=tuple(data.get("sparse", ())),
+        )
+
+
+@dataclass
+class Record:
+    """A stored point: id, payload and whichever vectors were asked for."""
+
+    id: PointId
+    payload: dict[str, Any] = field(default_factory=dict)
+    dense: dict[str, np.ndarray] = field(default_factory=dict)
+    sparse: dict[str, SparseVector] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ScoredPoint:
+    """A query result."""
+
+    id: PointId
+    score: float
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+class Store(ABC):
+    """All Qdrant I/O of the library.
+
+    Implementations must behave identically; the contract tests in ``tests/`` run the same
+    assertions against each of them.
+    """
+
+    #: A short name of the backend ("edge", "client").
+    kind: str = "abstract"
+
+    # -- collections ---------------------------------------------------------------------
+    @abstractmethod
+    def has_collection(self, name: str) -> bool:
+        """Whether the collection exists."""
+
+    @abstractmethod
+    def create_collection(self, name: str, spec: CollectionSpec) -> None:
+        """Create a collection; raises :class:`StoreError` if it exists."""
+
+    @abstractmethod
+    def collection_spec(self, name: str) -> CollectionSpec:
+        """The vectors of an existing collection (raises CollectionNotFoundError)."""
+
+    @abstractmethod
+    def delete_collection(self, name: str) -> None:
+        """Delete a collection and all its points (no error if it does not exist)."""
+
+    @abstractmethod
+    def list_collections(self) -> list[str]:
+        """Names of all collections, sorted."""
+
+    # -- points --------------------------------------------------------------------------
+    @abstractmethod
+    def upsert(self, name: str, records: Sequence[Record]) -> None:
+        """Insert or replace points; durable and searchable when this returns."""
+
+    @abstractmethod
+    def delete(self, name: str, ids: Sequence[PointId]) -> None:
+        """Delete points by id (unknown ids are ignored)."""
+
+    @abstractmethod
+    def retrieve(
+        self, name: str, ids: Sequence[PointId], *, with_vectors: bool | Sequence[str] = False
+    ) -> list[Record]:
+        """Points by id, in the order asked, skipping ids that do not exist."""
+
+    @abstractmethod
+    def scroll(
+        self,
+        name: str,
+        *,
+        with_vectors: bool | Sequence[str] = False,
+        batch_size: int = 256,
+    ) -> Iterator[Record]:
+        """Every point of the collection, in id order."""
+
+    @abstractmethod
+    def count(self, name: str) -> int:
+        """Exact number of points."""
+
+    # -- queries -------------------------------------------------------------------------
+    @abstractmethod
+    def query_dense(
+        self, name: str, vector_name: str, queries: np.ndarray, limit: int
+    ) -> list[list[tuple[PointId, float]]]:
+        """Exact nearest neighbours (Dot) of each query row: ``(id, score)`` best first."""
+
+    @abstractmethod
+    def query_sparse(
+        self,
+        name: str,
+        vector_name: str,
+        queries: Sequence[SparseVector],
+        limit: int,
+        *,
+        filter: PayloadFilter | None = None,
+        with_payload: bool = True,
+    ) -> list[list[ScoredPoint]]:
+        """Top ``limit`` points by sparse dot product for each query, best first."""
+
+    # -- lifecycle -----------------------------------------------------------------------
+    @abstractmethod
+    def close(self) -> None:
+        """Flush and release the backend; the store cannot be used afterwards."""
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def describe(self) -> str:
+        """One line naming the backend and where its data lives."""
+        return self.kind

@@ -1,0 +1,317 @@
+"""The embedded backend: the real Qdrant engine in-process (``qdrant-edge-py``).
+
+Each collection is one Edge shard in its own folder under ``<path>/collections/<name>/``,
+beside a small ``<name>.json`` that records its vectors. A folder can be opened by one
+process at a time (the engine locks its write-ahead log).
+
+Example:
+    >>> import numpy as np, tempfile
+    >>> from asif_qdrant.store import CollectionSpec, EdgeStore, Record
+    >>> with EdgeStore(tempfile.mkdtemp()) as store:
+    ...     store.create_collection("demo", CollectionSpec(dense={"v": 2}))
+    ...     store.upsert("demo", [Record(1, {"t": "x"}, dense={"v": np.array([1.0, 0.0])})])
+    ...     store.query_dense("demo", "v", np.array([[1.0, 0.0]]), limit=1)
+    [[(1, 1.0)]]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from asif_qdrant.errors import CollectionNotFoundError, StoreError
+from asif_qdrant.store.base import (
+    CollectionSpec,
+    PayloadFilter,
+    PointId,
+    Record,
+    ScoredPoint,
+    Store,
+    check_collection_name,
+    filter_conditions,
+)
+from asif_qdrant.types import SparseVector
+
+__all__ = ["EdgeStore"]
+
+_BATCH = 512
+
+
+def _edge() -> Any:
+    import qdrant_edge
+
+    return qdrant_edge
+
+
+class EdgeStore(Store):
+    """Collections stored by the embedded Qdrant engine in a folder.
+
+    Args:
+        path: The folder (created if missing).
+    """
+
+    kind = "edge"
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path).expanduser().absolute()
+        try:
+            (self.path / "collections").mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StoreError(f"Cannot create the store folder {self.path}: {e}") from e
+        self._shards: dict[str, Any] = {}
+        self._closed = False
+
+    # -- helpers -------------------------------------------------------------------------
+    def _dir(self, name: str) -> Path:
+        return self.path / "collections" / check_collection_name(name)
+
+    def _spec_file(self, name: str) -> Path:
+        return self.path / "collections" / f"{check_collection_name(name)}.json"
+
+    def _shard(self, name: str) -> Any:
+        if self._closed:
+            raise StoreError(f"The store at {self.path} is closed.")
+        shard = self._shards.get(name)
+        if shard is not None:
+            return shard
+        if not self._spec_file(name).exists():
+            raise CollectionNotFoundError(
+                f"Collection '{name}' does not exist in {self.path}. "
+                f"Existing collections: {self.list_collections()}."
+            )
+        try:
+            shard = _edge().EdgeShard.load(str(self._dir(name)))
+        except Exception as e:
+            hint = ""
+            if "WAL" in str(e) or "WouldBlock" in str(e):
+                hint = (
+                    " It is open in another process or another store object: close that one "
+                    "first (an embedded store has one opener at a time), or use a Qdrant server "
+                    "for concurrent access."
+                )
+            raise StoreError(f"Cannot open collection '{name}' in {self.path}: {e}.{hint}") from e
+        self._shards[name] = shard
+        return shard
+
+    def _call(self, name: str, what: str, fn: Any, *args: Any) -> Any:
+        shard = self._shard(name)
+        try:
+            return fn(shard, *args)
+        except Exception as e:
+            raise StoreError(f"Qdrant Edge failed to {what} in collection '{name}': {e}") from e
+
+    # -- collections ---------------------------------------------------------------------
+    def has_collection(self, name: str) -> bool:  # noqa: D102
+        return self._spec_file(name).exists()
+
+    def create_collection(self, name: str, spec: CollectionSpec) -> None:  # noqa: D102
+        qe = _edge()
+        if self.has_collection(name):
+            raise StoreError(f"Collection '{name}' already exists in {self.path}.")
+        folder = self._dir(name)
+        if folder.exists():  # left over from an interrupted create: the spec file comes last
+            shutil.rmtree(folder)
+        config = qe.EdgeConfig(
+            vectors={
+                vn: qe.EdgeVectorParams(size=int(dim), distance=qe.Distance.Dot)
+                for vn, dim in spec.dense.items()
+            },
+            sparse_vectors={
+                vn: qe.EdgeSparseVectorParams(modifier=getattr(qe.Modifier, "None"))
+                for vn in spec.sparse
+            },
+        )
+        try:
+            shard = qe.EdgeShard.create(str(folder), config)
+        except Exception as e:
+            raise StoreError(f"Qdrant Edge failed to create collection '{name}': {e}") from e
+        self._shards[name] = shard
+        tmp = self._spec_file(name).with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(spec.as_dict()))
+        os.replace(tmp, self._spec_file(name))
+
+    def collection_spec(self, name: str) -> CollectionSpec:  # noqa: D102
+        try:
+            data = json.loads(self._spec_file(name).read_text())
+        except FileNotFoundError:
+            raise CollectionNotFoundError(
+                f"Collection '{name}' does not exist in {self.path}."
+            ) from None
+        return CollectionSpec.from_dict(data)
+
+    def delete_collection(self, name: str) -> None:  # noqa: D102
+        shard = self._shards.pop(name, None)
+        if shard is not None:
+            shard.close()
+        self._spec_file(name).unlink(missing_ok=True)
+        shutil.rmtree(self._dir(name), ignore_errors=True)
+
+    def list_collections(self) -> list[str]:  # noqa: D102
+        return sorted(p.stem for p in (self.path / "collections").glob("*.json"))
+
+    # -- points --------------------------------------------------------------------------
+    def upsert(self, name: str, records: Sequence[Record]) -> None:  # noqa: D102
+        qe = _edge()
+        for start in range(0, len(records), _BATCH):
+            points = []
+            for r in records[start : start + _BATCH]:
+                vector: dict[str, Any] = {
+                    vn: np.asarray(v, dtype=np.float32).tolist() for vn, v in r.dense.items()
+                }
+                for vn, sv in r.sparse.items():
+                    vector[vn] = qe.SparseVector(
+                        indices=sv.indices.tolist(), values=sv.values.tolist()
+                    )
+                points.append(qe.Point(r.id, vector, r.payload or {}))
+            op = qe.UpdateOperation.upsert_points(points)
+            self._call(name, "upsert points", lambda s, o: s.update(o), op)
+
+    def delete(self, name: str, ids: Sequence[PointId]) -> None:  # noqa: D102
+        op = _edge().UpdateOperation.delete_points(list(ids))
+        self._call(name, "delete points", lambda s, o: s.update(o), op)
+
+    def retrieve(  # noqa: D102
+        self, name: str, ids: Sequence[PointId], *, with_vectors: bool | Sequence[str] = False
+    ) -> list[Record]:
+        wv = with_vectors if isinstance(with_vectors, bool) else list(with_vectors)
+        found = self._call(
+            name,
+            "retrieve points",
+            lambda s: s.retrieve(list(ids), with_payload=True, with_vector=wv),
+        )
+        by_id = {r.id: _record(r) for r in found}
+        return [by_id[i] for i in ids if i in by_id]
+
+    def scroll(  # noqa: D102
+        self, name: str, *, with_vectors: bool | Sequence[str] = False, batch_size: int = 256
+    ) -> Iterator[Record]:
+        qe = _edge()
+        wv = with_vectors if isinstance(with_vectors, bool) else list(with_vectors)
+        offset: PointId | None = None
+        while True:
+            req = qe.ScrollRequest(
+                offset=offset, limit=batch_size, with_payload=True, with_vector=wv
+            )
+            page, offset = self._call(name, "scroll", lambda s, r: s.scroll(r), req)
+            for r in page:
+                yield _record(r)
+            if offset is None or not page:
+                return
+
+    def count(self, name: str) -> int:  # noqa: D102
+        req = _edge().CountRequest(exact=True)
+        return int(self._call(name, "count points", lambda s, r: s.count(r), req))
+
+    # -- queries -------------------------------------------------------------------------
+    def query_dense(  # noqa: D102
+        self, name: str, vector_name: str, queries: np.ndarray, limit: int
+    ) -> list[list[tuple[PointId, float]]]:
+        qe = _edge()
+        q = np.asarray(queries, dtype=np.float32)
+        out: list[list[tuple[PointId, float]]] = []
+        params = qe.SearchParams(exact=True)
+        for start in range(0, len(q), 64):
+            reqs = [
+                qe.QueryRequest(
+                    limit=limit,
+                    query=qe.Query.Nearest(row.tolist(), using=vector_name),
+                    params=params,
+                )
+                for row in q[start : start + 64]
+            ]
+            res = self._call(
+                name,
+                "query dense vectors",
+                lambda s, r: s.query_batch(qe.QueryBatchRequest(r)),
+                reqs,
+            )
+            out.extend([[(p.id, float(p.score)) for p in hits] for hits in res])
+        return out
+
+    def query_sparse(  # noqa: D102
+        self,
+        name: str,
+        vector_name: str,
+        queries: Sequence[SparseVector],
+        limit: int,
+        *,
+        filter: PayloadFilter | None = None,
+        with_payload: bool = True,
+    ) -> list[list[ScoredPoint]]:
+        qe = _edge()
+        flt = _filter(filter)
+        out: list[list[ScoredPoint]] = []
+        for sv in queries:
+            keep = sv.values != 0
+            if not keep.any():  # shares no anchor with anything: every score is 0
+                out.append([])
+                continue
+            req = qe.QueryRequest(
+                limit=limit,
+                query=qe.Query.Nearest(
+                    qe.SparseVector(
+                        indices=sv.indices[keep].tolist(), values=sv.values[keep].tolist()
+                    ),
+                    using=vector_name,
+                ),
+                filter=flt,
+                with_payload=with_payload,
+            )
+            hits = self._call(name, "query sparse vectors", lambda s, r: s.query(r), req)
+            out.append([ScoredPoint(h.id, float(h.score), dict(h.payload or {})) for h in hits])
+        return out
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def flush(self) -> None:
+        """Flush every open collection to disk."""
+        for shard in self._shards.values():
+            shard.flush()
+
+    def close(self) -> None:  # noqa: D102
+        if self._closed:
+            return
+        errors = []
+        for name, shard in list(self._shards.items()):
+            try:
+                shard.flush()
+                shard.close()
+            except Exception as e:  # pragma: no cover - close every shard even if one fails
+                errors.append(f"{name}: {e}")
+        self._shards.clear()
+        self._closed = True
+        if errors:
+            raise StoreError(f"Closing the store at {self.path} failed: {'; '.join(errors)}")
+
+    def describe(self) -> str:  # noqa: D102
+        return f"embedded Qdrant engine (qdrant-edge) at {self.path}"
+
+
+def _record(r: Any) -> Record:
+    rec = Record(id=r.id, payload=dict(r.payload or {}))
+    for vn, v in (r.vector or {}).items():
+        if hasattr(v, "indices"):
+            rec.sparse[vn] = SparseVector(
+                indices=np.asarray(v.indices), values=np.asarray(v.values)
+            )
+        else:
+            rec.dense[vn] = np.asarray(v, dtype=np.float32)
+    return rec
+
+
+def _filter(flt: PayloadFilter | None) -> Any:
+    conditions = filter_conditions(flt)
+    if not conditions:
+        return None
+    qe = _edge()
+    return qe.Filter(
+        must=[
+            qe.FieldCondition(key=key, match=qe.MatchAny(v) if many else qe.MatchValue(v))
+            for key, v, many in conditions
+        ]
+    )
