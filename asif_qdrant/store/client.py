@@ -169,7 +169,7 @@ class ClientStore(Store):
             with_payload=True,
             with_vectors=wv,
         )
-        by_id = {r.id: _record(r) for r in found}
+        by_id = {rec.id: rec for rec in map(_record, found)}
         return [by_id[i] for i in ids if i in by_id]
 
     def scroll(  # noqa: D102

@@ -185,7 +185,7 @@ class EdgeStore(Store):
             "retrieve points",
             lambda s: s.retrieve(list(ids), with_payload=True, with_vector=wv),
         )
-        by_id = {r.id: _record(r) for r in found}
+        by_id = {rec.id: rec for rec in map(_record, found)}
         return [by_id[i] for i in ids if i in by_id]
 
     def scroll(  # noqa: D102
@@ -231,7 +231,7 @@ class EdgeStore(Store):
                 lambda s, r: s.query_batch(qe.QueryBatchRequest(r)),
                 reqs,
             )
-            out.extend([[(p.id, float(p.score)) for p in hits] for hits in res])
+            out.extend([[(_pid(p.id), float(p.score)) for p in hits] for hits in res])
         return out
 
     def query_sparse(  # noqa: D102
@@ -264,7 +264,9 @@ class EdgeStore(Store):
                 with_payload=with_payload,
             )
             hits = self._call(name, "query sparse vectors", lambda s, r: s.query(r), req)
-            out.append([ScoredPoint(h.id, float(h.score), dict(h.payload or {})) for h in hits])
+            out.append(
+                [ScoredPoint(_pid(h.id), float(h.score), dict(h.payload or {})) for h in hits]
+            )
         return out
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -292,8 +294,13 @@ class EdgeStore(Store):
         return f"embedded Qdrant engine (qdrant-edge) at {self.path}"
 
 
+def _pid(pid: Any) -> PointId:
+    """Edge returns UUID ids as ``uuid.UUID``; the interface speaks ``str``."""
+    return pid if isinstance(pid, int) else str(pid)
+
+
 def _record(r: Any) -> Record:
-    rec = Record(id=r.id, payload=dict(r.payload or {}))
+    rec = Record(id=_pid(r.id), payload=dict(r.payload or {}))
     for vn, v in (r.vector or {}).items():
         if hasattr(v, "indices"):
             rec.sparse[vn] = SparseVector(

@@ -1,0 +1,47 @@
+"""asif-qdrant: a CLIP-like multimodal retriever from two frozen unimodal encoders (ASIF) on Qdrant.
+
+Importing this package does not import torch, timm or sentence-transformers: encoders load on
+first use.
+
+Example:
+    >>> from asif_qdrant import ASIF, relative_topk
+    >>> ASIF.__name__, relative_topk.__name__
+    ('ASIF', 'relative_topk')
+"""
+
+from __future__ import annotations
+
+from asif_qdrant.errors import (
+    AnchorSetError,
+    ASIFError,
+    CollectionNotFoundError,
+    EncoderLoadError,
+    FingerprintMismatchError,
+    ImageDecodeError,
+    InvalidInputError,
+    InvalidParameterError,
+    StoreError,
+)
+from asif_qdrant.model import ASIF
+from asif_qdrant.relative import relative_topk, relative_weights
+from asif_qdrant.types import Hit, SparseVector
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ASIF",
+    "ASIFError",
+    "AnchorSetError",
+    "CollectionNotFoundError",
+    "EncoderLoadError",
+    "FingerprintMismatchError",
+    "Hit",
+    "ImageDecodeError",
+    "InvalidInputError",
+    "InvalidParameterError",
+    "SparseVector",
+    "StoreError",
+    "__version__",
+    "relative_topk",
+    "relative_weights",
+]

@@ -1,0 +1,103 @@
+"""The model's fingerprint: what an ASIF model was built with, stored beside its collections.
+
+It names the two encoders (and their dims), ``k``, ``p``, and the anchor set's count and
+version. Opening a model with other encoders than the stored ones is refused: the stored
+anchor embeddings would not be comparable with the new ones, and every answer would be wrong
+without any error.
+
+Example:
+    >>> fp = Fingerprint(image_encoder="timm/x", image_dim=8, text_encoder="st/y", text_dim=4)
+    >>> try:
+    ...     fp.check_encoder("text", "st/z", 4, store="asif")
+    ... except FingerprintMismatchError as e:
+    ...     print(str(e)[:89])
+    The ASIF model 'asif' was built with the text encoder 'st/y' (dim 4), but was opened with
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Literal
+
+from asif_qdrant.errors import FingerprintMismatchError
+
+__all__ = ["FORMAT_VERSION", "Fingerprint"]
+
+#: Version of the stored layout; bumped when the collections change incompatibly.
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Fingerprint:
+    """What an ASIF model was built with.
+
+    Attributes:
+        image_encoder: The image encoder's name.
+        image_dim: Its embedding dim (None until the first anchors are added).
+        text_encoder: The text encoder's name.
+        text_dim: Its embedding dim (None until the first anchors are added).
+        k: Anchors kept per relative vector.
+        p: Exponent of the relative weights.
+        anchor_count: Anchor pairs stored.
+        anchor_version: Bumped on every edit of the anchor set.
+        next_anchor_id: The next anchor id to hand out (ids are never reused).
+        catalogs: Per catalog collection: the anchor version it was indexed with, next id.
+        format: Layout version.
+    """
+
+    image_encoder: str
+    text_encoder: str
+    image_dim: int | None = None
+    text_dim: int | None = None
+    k: int = 800
+    p: float = 8.0
+    anchor_count: int = 0
+    anchor_version: int = 0
+    next_anchor_id: int = 0
+    catalogs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    format: int = FORMAT_VERSION
+    library: str = "asif-qdrant"
+
+    def as_payload(self) -> dict[str, Any]:
+        """Plain-Python form, stored as a Qdrant payload."""
+        return asdict(self)
+
+    @classmethod
+    def from_payload(cls, data: dict[str, Any]) -> Fingerprint:
+        """Inverse of :meth:`as_payload` (unknown keys are ignored)."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def check_encoder(
+        self,
+        modality: Literal["image", "text"],
+        name: str,
+        dim: int | None,
+        *,
+        store: str,
+    ) -> None:
+        """Raise FingerprintMismatchError if ``name`` / ``dim`` differ from the stored ones."""
+        stored_name = self.image_encoder if modality == "image" else self.text_encoder
+        stored_dim = self.image_dim if modality == "image" else self.text_dim
+        same_dim = stored_dim is None or dim is None or stored_dim == dim
+        if stored_name == name and same_dim:
+            return
+        raise FingerprintMismatchError(
+            f"The ASIF model '{store}' was built with the {modality} encoder '{stored_name}' "
+            f"(dim {stored_dim}), but was opened with the {modality} encoder '{name}' "
+            f"(dim {dim}). Open it with {modality}_encoder='{stored_name}' (or leave "
+            f"{modality}_encoder unset to use the stored one), or build a new model under "
+            "another name or path."
+        )
+
+    def check_setting(self, setting: str, value: float | None, *, store: str) -> None:
+        """Raise FingerprintMismatchError if ``k`` or ``p`` is given and differs."""
+        stored = getattr(self, setting)
+        if value is None or stored == value:
+            return
+        raise FingerprintMismatchError(
+            f"The ASIF model '{store}' was built with {setting}={stored!r}, but was opened with "
+            f"{setting}={value!r}. Stored catalog vectors depend on it: open the model without "
+            f"'{setting}' (or with {setting}={stored!r}), or build a new model under another "
+            "name or path."
+        )

@@ -1,0 +1,935 @@
+"""The ``ASIF`` class: two frozen encoders + anchor pairs in Qdrant = a CLIP-like retriever.
+
+Data flows one way: encoder -> anchor query (exact search in the anchor collection of the
+input's modality) -> sparse relative vector -> Qdrant (stored, or used as a sparse query).
+
+Collections of a model named ``name``:
+
+* ``{name}_image_anchors`` and ``{name}_text_anchors``: the anchor embeddings (dense named
+  vectors ``image`` / ``text``), paired by point id, with ``caption`` and ``source`` payload;
+* ``{name}_meta``: the fingerprint (encoders, dims, k, p, anchor count and version);
+* ``{name}_labels_<hash>``: cached prompt vectors of zero-shot classification;
+* catalog collections, named by the user: a sparse vector ``asif`` (no modifier, so the score
+  is the ASIF dot product), the item's own embedding (dense ``image`` or ``text``) and payload.
+
+Example:
+    >>> import tempfile
+    >>> from asif_qdrant import ASIF
+    >>> asif = ASIF(path=tempfile.mkdtemp(), k=50)  # doctest: +SKIP
+    >>> asif.add_anchors(["cat.png", "dog.png"], ["A cat.", "A dog."])  # doctest: +SKIP
+    >>> asif.index("pets", images=["my_cat.png"])  # doctest: +SKIP
+    >>> asif.search("pets", "a cat", limit=1)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from asif_qdrant.errors import (
+    AnchorSetError,
+    CollectionNotFoundError,
+    InvalidInputError,
+    InvalidParameterError,
+    check_int,
+    check_real,
+)
+from asif_qdrant.fingerprint import Fingerprint
+from asif_qdrant.relative import l2_normalize, relative_weights
+from asif_qdrant.store.base import (
+    CollectionSpec,
+    PayloadFilter,
+    PointId,
+    Record,
+    Store,
+    check_collection_name,
+)
+from asif_qdrant.types import Hit, ImageInput, SparseVector
+
+if TYPE_CHECKING:
+    from asif_qdrant.encoders.base import Encoder
+
+__all__ = ["ASIF", "DEFAULT_K", "DEFAULT_P", "DEFAULT_TEMPLATES"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_K = 800
+DEFAULT_P = 8.0
+#: The prompt template used by :meth:`ASIF.classify` unless others are given.
+DEFAULT_TEMPLATES: tuple[str, ...] = ("a photo of a {}.",)
+SPARSE = "asif"
+Modality = Literal["image", "text"]
+_CHUNK = 256
+
+
+def _show(show_progress_bar: bool | None) -> bool:
+    if show_progress_bar is None:
+        return logger.getEffectiveLevel() <= logging.INFO
+    return bool(show_progress_bar)
+
+
+class ASIF:
+    """A CLIP-like retriever from two frozen unimodal encoders and anchor pairs (ASIF).
+
+    Args:
+        path: Folder of the embedded Qdrant engine (created if missing).
+        client: A ``qdrant_client.QdrantClient`` (server, or local mode for small tests).
+        store: Any :class:`~asif_qdrant.store.Store` (instead of ``path`` / ``client``).
+        name: The model's name: prefix of its anchor and meta collections.
+        image_encoder: An :class:`~asif_qdrant.encoders.Encoder` or a name that
+            :func:`~asif_qdrant.encoders.load_image_encoder` resolves. Unset: the stored
+            one when reopening, else the offline default (EfficientNet-Lite0).
+        text_encoder: Likewise for texts (default all-MiniLM-L6-v2).
+        k: Anchors kept per relative vector (>= 1). Unset: the stored value, else 800.
+        p: Exponent of the relative weights (> 0). Unset: the stored value, else 8.0.
+        device: Device of encoders loaded by name (``None``: CUDA when available).
+        batch_size: Inputs per encoder forward pass.
+        show_progress_bar: Progress bars on long work; ``None`` follows the logger level.
+
+    Raises:
+        InvalidParameterError: On a bad argument (the message names it and what is allowed).
+        FingerprintMismatchError: If the stored model was built with other encoders, k or p.
+
+    Example:
+        >>> import tempfile, numpy as np
+        >>> from asif_qdrant import ASIF
+        >>> rng = np.random.default_rng(0)
+        >>> # A model built from precomputed embeddings never loads its encoders.
+        >>> with ASIF(path=tempfile.mkdtemp(), k=3, image_encoder="precomputed/image",
+        ...           text_encoder="precomputed/text") as asif:
+        ...     ids = asif.add_anchor_embeddings(rng.normal(size=(5, 8)), rng.normal(size=(5, 4)))
+        ...     vec = asif.relative_from_embeddings(rng.normal(size=(1, 8)), "image")[0]
+        ...     (ids, len(vec.indices))
+        ([0, 1, 2, 3, 4], 3)
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        client: Any = None,
+        store: Store | None = None,
+        name: str = "asif",
+        image_encoder: str | Encoder | None = None,
+        text_encoder: str | Encoder | None = None,
+        k: int | None = None,
+        p: float | None = None,
+        device: str | None = None,
+        batch_size: int = 32,
+        show_progress_bar: bool | None = None,
+    ) -> None:
+        given = [x is not None for x in (path, client, store)]
+        if sum(given) != 1:
+            raise InvalidParameterError(
+                "ASIF needs exactly one of 'path' (a folder for the embedded Qdrant engine), "
+                "'client' (a qdrant_client.QdrantClient) or 'store'. Got "
+                f"{sum(given)} of them."
+            )
+        self.name = check_collection_name(name)
+        self.k_arg = None if k is None else check_int("k", "ASIF", k, minimum=1)
+        self.p_arg = None if p is None else check_real("p", "ASIF", p, greater_than=0)
+        self.batch_size = check_int("batch_size", "ASIF", batch_size, minimum=1)
+        self.device = device
+        self.show_progress_bar = show_progress_bar
+        if store is not None:
+            if not isinstance(store, Store):
+                raise InvalidParameterError(
+                    "The 'store' parameter of ASIF must be an asif_qdrant.store.Store. "
+                    f"Got {type(store).__name__} instead."
+                )
+            self.store = store
+        elif client is not None:
+            from asif_qdrant.store.client import ClientStore
+
+            self.store = ClientStore(client)
+        else:
+            from asif_qdrant.store.edge import EdgeStore
+
+            self.store = EdgeStore(path)  # type: ignore[arg-type]
+
+        try:
+            self._open(image_encoder, text_encoder)
+        except BaseException:
+            if store is None:  # we opened it: release it (an embedded folder is locked)
+                self.store.close()
+            raise
+
+    def _open(
+        self, image_encoder: str | Encoder | None, text_encoder: str | Encoder | None
+    ) -> None:
+        stored = self._read_fingerprint()
+        self._image_encoder: Encoder | None = None
+        self._text_encoder: Encoder | None = None
+        image_name = self._resolve_encoder("image", image_encoder, stored)
+        text_name = self._resolve_encoder("text", text_encoder, stored)
+        if stored is None:
+            self.fingerprint = Fingerprint(
+                image_encoder=image_name,
+                text_encoder=text_name,
+                image_dim=self._image_encoder.dim if self._image_encoder else None,
+                text_dim=self._text_encoder.dim if self._text_encoder else None,
+                k=self.k_arg if self.k_arg is not None else DEFAULT_K,
+                p=self.p_arg if self.p_arg is not None else DEFAULT_P,
+            )
+        else:
+            stored.check_setting("k", self.k_arg, store=self.name)
+            stored.check_setting("p", self.p_arg, store=self.name)
+            self.fingerprint = stored
+
+    # -- names -----------------------------------------------------------------------------
+    @property
+    def image_anchor_collection(self) -> str:
+        """Name of the image-anchor collection."""
+        return f"{self.name}_image_anchors"
+
+    @property
+    def text_anchor_collection(self) -> str:
+        """Name of the text-anchor collection."""
+        return f"{self.name}_text_anchors"
+
+    @property
+    def meta_collection(self) -> str:
+        """Name of the collection holding the fingerprint."""
+        return f"{self.name}_meta"
+
+    @property
+    def k(self) -> int:
+        """Anchors kept per relative vector."""
+        return self.fingerprint.k
+
+    @property
+    def p(self) -> float:
+        """Exponent of the relative weights."""
+        return self.fingerprint.p
+
+    @property
+    def anchor_count(self) -> int:
+        """Number of anchor pairs."""
+        return self.fingerprint.anchor_count
+
+    def __repr__(self) -> str:
+        fp = self.fingerprint
+        return (
+            f"ASIF(name={self.name!r}, anchors={fp.anchor_count}, k={fp.k}, p={fp.p}, "
+            f"image_encoder={fp.image_encoder!r}, text_encoder={fp.text_encoder!r}, "
+            f"store={self.store.describe()!r})"
+        )
+
+    # -- fingerprint and encoders -----------------------------------------------------------
+    def _read_fingerprint(self) -> Fingerprint | None:
+        if not self.store.has_collection(self.meta_collection):
+            return None
+        recs = self.store.retrieve(self.meta_collection, [0])
+        if not recs:
+            return None
+        return Fingerprint.from_payload(recs[0].payload)
+
+    def _write_fingerprint(self) -> None:
+        if not self.store.has_collection(self.meta_collection):
+            self.store.create_collection(self.meta_collection, CollectionSpec(dense={"_": 1}))
+        self.store.upsert(
+            self.meta_collection,
+            [Record(0, self.fingerprint.as_payload(), dense={"_": np.ones(1, np.float32)})],
+        )
+
+    def _resolve_encoder(
+        self, modality: Modality, spec: str | Encoder | None, stored: Fingerprint | None
+    ) -> str:
+        """The encoder's name for the fingerprint; loads it now only when it must be checked.
+
+        A name equal to the stored one, or any name for a new model, is loaded lazily on
+        first use (a model used only with precomputed embeddings never loads one).
+        """
+        from asif_qdrant.encoders import DEFAULT_IMAGE_ENCODER, DEFAULT_TEXT_ENCODER
+
+        stored_name = None
+        if stored is not None:
+            stored_name = stored.image_encoder if modality == "image" else stored.text_encoder
+        if spec is None:
+            if stored_name is not None:
+                return stored_name
+            return DEFAULT_IMAGE_ENCODER if modality == "image" else DEFAULT_TEXT_ENCODER
+        if isinstance(spec, str) and (stored is None or spec == stored_name):
+            return spec
+        encoder = self._load_encoder(modality, spec)
+        if stored is not None:
+            stored.check_encoder(modality, encoder.name, encoder.dim, store=self.name)
+        if modality == "image":
+            self._image_encoder = encoder
+        else:
+            self._text_encoder = encoder
+        return encoder.name
+
+    def _load_encoder(self, modality: Modality, spec: str | Encoder) -> Encoder:
+        from asif_qdrant.encoders import load_image_encoder, load_text_encoder
+
+        load = load_image_encoder if modality == "image" else load_text_encoder
+        return load(spec, device=self.device)
+
+    def _encoder(self, modality: Modality) -> Encoder:
+        current = self._image_encoder if modality == "image" else self._text_encoder
+        if current is not None:
+            return current
+        fp = self.fingerprint
+        enc = self._load_encoder(
+            modality, fp.image_encoder if modality == "image" else fp.text_encoder
+        )
+        if fp.anchor_count == 0 and fp.anchor_version == 0:
+            # A new model: record the loaded encoder's canonical name and dim.
+            setattr(fp, f"{modality}_encoder", enc.name)
+            setattr(fp, f"{modality}_dim", enc.dim)
+        fp.check_encoder(modality, enc.name, enc.dim, store=self.name)
+        if modality == "image":
+            self._image_encoder = enc
+        else:
+            self._text_encoder = enc
+        return enc
+
+    @property
+    def image_encoder(self) -> Encoder:
+        """The image encoder (loaded on first use)."""
+        return self._encoder("image")
+
+    @property
+    def text_encoder(self) -> Encoder:
+        """The text encoder (loaded on first use)."""
+        return self._encoder("text")
+
+    def encode(
+        self, inputs: Sequence[Any], modality: Modality, *, show_progress_bar: bool | None = None
+    ) -> np.ndarray:
+        """Embed raw inputs with the encoder of their modality (L2-normalised rows)."""
+        encoder = self.image_encoder if modality == "image" else self.text_encoder
+        spb = self.show_progress_bar if show_progress_bar is None else show_progress_bar
+        return encoder.embed(list(inputs), batch_size=self.batch_size, show_progress_bar=spb)
+
+    # -- anchors ----------------------------------------------------------------------------
+    def add_anchors(
+        self,
+        images: Sequence[ImageInput],
+        captions: Sequence[str],
+        *,
+        payloads: Sequence[Mapping[str, Any]] | None = None,
+        source: str | None = None,
+    ) -> list[int]:
+        """Embed raw image-caption pairs and add them as anchors.
+
+        Args:
+            images: The anchor images (paths, bytes, PIL images, arrays).
+            captions: One caption per image.
+            payloads: Extra payload per pair (stored in both anchor collections).
+            source: Stored as the ``source`` payload of every pair.
+
+        Returns:
+            The new anchor ids (the point ids in both anchor collections).
+        """
+        images, captions = list(images), list(captions)
+        self._check_pairs(len(images), len(captions), payloads)
+        for i, c in enumerate(captions):
+            if not isinstance(c, str):
+                raise InvalidInputError(
+                    f"Caption {i} must be a str. Got {type(c).__name__} ({c!r:.60})."
+                )
+        img = self.encode(images, "image")
+        txt = self.encode(captions, "text")
+        base = [
+            {
+                "caption": c,
+                **({"image": str(x)} if isinstance(x, (str, os.PathLike)) else {}),
+                **({"source": source} if source is not None else {}),
+            }
+            for x, c in zip(images, captions, strict=True)
+        ]
+        if payloads is not None:
+            base = [{**dict(extra), **b} for b, extra in zip(base, payloads, strict=True)]
+        return self.add_anchor_embeddings(img, txt, payloads=base)
+
+    def add_anchor_embeddings(
+        self,
+        image_embeddings: np.ndarray,
+        text_embeddings: np.ndarray,
+        *,
+        payloads: Sequence[Mapping[str, Any]] | None = None,
+    ) -> list[int]:
+        """Add anchor pairs from precomputed embeddings.
+
+        Args:
+            image_embeddings: ``(n, d_image)`` embeddings of the anchor images.
+            text_embeddings: ``(n, d_text)`` embeddings of their captions.
+            payloads: Payload per pair (for example ``{"caption": ...}``).
+
+        Returns:
+            The new anchor ids. Ids are never reused, also after deletions.
+        """
+        img = self._check_embeddings("image_embeddings", image_embeddings, "image")
+        txt = self._check_embeddings("text_embeddings", text_embeddings, "text")
+        self._check_pairs(len(img), len(txt), payloads)
+        fp = self.fingerprint
+        n = len(img)
+        if n == 0:
+            return []
+        if fp.image_dim is None:
+            fp.image_dim = img.shape[1]
+        if fp.text_dim is None:
+            fp.text_dim = txt.shape[1]
+        for coll, vn, dim in (
+            (self.image_anchor_collection, "image", fp.image_dim),
+            (self.text_anchor_collection, "text", fp.text_dim),
+        ):
+            if not self.store.has_collection(coll):
+                self.store.create_collection(coll, CollectionSpec(dense={vn: dim}))
+        ids = list(range(fp.next_anchor_id, fp.next_anchor_id + n))
+        if ids[-1] >= 2**32:
+            raise AnchorSetError("Anchor ids must fit in 32 bits (Qdrant sparse indices).")
+        pl = [dict(x) for x in payloads] if payloads is not None else [{} for _ in range(n)]
+        img, txt = l2_normalize(img), l2_normalize(txt)
+        self.store.upsert(
+            self.image_anchor_collection,
+            [Record(i, pl[j], dense={"image": img[j]}) for j, i in enumerate(ids)],
+        )
+        self.store.upsert(
+            self.text_anchor_collection,
+            [Record(i, pl[j], dense={"text": txt[j]}) for j, i in enumerate(ids)],
+        )
+        fp.next_anchor_id = ids[-1] + 1
+        fp.anchor_count = self.store.count(self.image_anchor_collection)
+        fp.anchor_version += 1
+        self._write_fingerprint()
+        self._drop_label_caches()
+        return ids
+
+    def delete_anchors(self, ids: Iterable[int]) -> int:
+        """Delete anchor pairs by id from both anchor collections.
+
+        Catalog vectors indexed before the edit still mention the deleted anchors until the
+        catalog is indexed again; searches on such a catalog log a warning.
+
+        Returns:
+            How many pairs were deleted.
+        """
+        ids = [check_int("ids", "ASIF.delete_anchors", i, minimum=0) for i in ids]
+        if not ids or not self.store.has_collection(self.image_anchor_collection):
+            return 0
+        present = [r.id for r in self.store.retrieve(self.image_anchor_collection, ids)]
+        if not present:
+            return 0
+        self.store.delete(self.image_anchor_collection, present)
+        self.store.delete(self.text_anchor_collection, present)
+        self.fingerprint.anchor_count = self.store.count(self.image_anchor_collection)
+        self.fingerprint.anchor_version += 1
+        self._write_fingerprint()
+        self._drop_label_caches()
+        return len(present)
+
+    def list_anchors(self, *, limit: int | None = None) -> list[dict[str, Any]]:
+        """The anchor pairs' ids and payloads, in id order."""
+        if not self.store.has_collection(self.text_anchor_collection):
+            return []
+        out = []
+        for rec in self.store.scroll(self.text_anchor_collection):
+            out.append({"id": rec.id, **rec.payload})
+            if limit is not None and len(out) >= limit:
+                break
+        return out
+
+    def anchor_embeddings(self, modality: Modality) -> tuple[list[int], np.ndarray]:
+        """Read back the stored anchor embeddings of one modality: ``(ids, (n, d) array)``."""
+        coll, vn = self._anchor_collection(modality)
+        recs = list(self.store.scroll(coll, with_vectors=[vn]))
+        if not recs:
+            return [], np.zeros((0, self._dim(modality) or 0), np.float32)
+        return [int(r.id) for r in recs], np.stack([r.dense[vn] for r in recs])
+
+    # -- relative vectors --------------------------------------------------------------------
+    def embed_images(
+        self, images: Sequence[ImageInput], *, show_progress_bar: bool | None = None
+    ) -> list[SparseVector]:
+        """Sparse relative vectors of images (over anchor ids)."""
+        emb = self.encode(list(images), "image", show_progress_bar=show_progress_bar)
+        return self.relative_from_embeddings(emb, "image")
+
+    def embed_texts(
+        self, texts: Sequence[str], *, show_progress_bar: bool | None = None
+    ) -> list[SparseVector]:
+        """Sparse relative vectors of texts (over anchor ids)."""
+        if isinstance(texts, str):
+            raise InvalidInputError(
+                "embed_texts takes a list of texts. Got one str: wrap it in a list."
+            )
+        emb = self.encode(list(texts), "text", show_progress_bar=show_progress_bar)
+        return self.relative_from_embeddings(emb, "text")
+
+    def relative_from_embeddings(
+        self, embeddings: np.ndarray, modality: Modality
+    ) -> list[SparseVector]:
+        """Relative vectors of precomputed embeddings, by exact search in the anchors.
+
+        Each embedding queries the anchor collection of its own modality for its ``k``
+        nearest anchors (cosine); the similarities become weights with
+        :func:`~asif_qdrant.relative.relative_weights`. Anchors of weight 0 (negative
+        similarity) are left out of the sparse vector.
+        """
+        emb = self._check_embeddings("embeddings", embeddings, modality)
+        if self.anchor_count == 0:
+            raise AnchorSetError(
+                f"The ASIF model '{self.name}' has no anchors: add anchor pairs with "
+                "add_anchors() or add_anchor_embeddings() first."
+            )
+        coll, vn = self._anchor_collection(modality)
+        results = self.store.query_dense(coll, vn, l2_normalize(emb), limit=self.k)
+        out = []
+        for hits in results:
+            ids = np.array([h[0] for h in hits], dtype=np.uint64)
+            sims = np.array([h[1] for h in hits], dtype=np.float32)
+            w = relative_weights(sims, self.p) if len(sims) else sims
+            keep = w > 0
+            out.append(SparseVector(indices=ids[keep], values=w[keep]))
+        return out
+
+    # -- catalog ---------------------------------------------------------------------------
+    def index(
+        self,
+        collection: str,
+        *,
+        images: Sequence[ImageInput] | None = None,
+        texts: Sequence[str] | None = None,
+        payloads: Sequence[Mapping[str, Any]] | None = None,
+        ids: Sequence[PointId] | None = None,
+        show_progress_bar: bool | None = None,
+    ) -> list[PointId]:
+        """Store catalog items (images and/or texts) with their ASIF sparse vectors.
+
+        Items are the images first, then the texts; ``payloads`` and ``ids``, when given,
+        follow that order. Each item's payload also records its ``modality`` and, for images
+        given as paths, ``image``; for texts, ``text``. Each item also keeps its own
+        embedding (dense vector ``image`` or ``text``), so that it can be re-indexed after
+        anchor edits without encoding it again.
+
+        Args:
+            collection: The catalog collection (created on first use).
+            images: Catalog images.
+            texts: Catalog texts.
+            payloads: One payload per item.
+            ids: One point id per item (int or UUID string); default: consecutive ints.
+            show_progress_bar: Override the model's setting.
+
+        Returns:
+            The items' point ids.
+        """
+        if isinstance(texts, str):
+            raise InvalidInputError("'texts' must be a list of str. Got one str: wrap it.")
+        images, texts = list(images or []), list(texts or [])
+        for i, t in enumerate(texts):
+            if not isinstance(t, str):
+                raise InvalidInputError(
+                    f"Text {i} must be a str. Got {type(t).__name__} ({t!r:.60})."
+                )
+        items: list[tuple[Modality, Any]] = [("image", x) for x in images]
+        items += [("text", t) for t in texts]
+        base: list[dict[str, Any]] = []
+        for modality, x in items:
+            payload: dict[str, Any] = {"modality": modality}
+            if modality == "text":
+                payload["text"] = x
+            elif isinstance(x, (str, os.PathLike)):
+                payload["image"] = str(x)
+            base.append(payload)
+        ids = self._prepare_catalog(collection, len(items), payloads, ids)
+        if payloads is not None:
+            base = [{**b, **dict(extra)} for b, extra in zip(base, payloads, strict=True)]
+        spb = _show(self.show_progress_bar if show_progress_bar is None else show_progress_bar)
+        with tqdm(
+            total=len(items), desc=f"Indexing {collection}", unit="item", disable=not spb
+        ) as bar:
+            for start in range(0, len(items), _CHUNK):
+                chunk = range(start, min(start + _CHUNK, len(items)))
+                for modality in ("image", "text"):
+                    pos = [j for j in chunk if items[j][0] == modality]
+                    if pos:
+                        emb = self.encode(
+                            [items[j][1] for j in pos], modality, show_progress_bar=False
+                        )
+                        self._write_items(
+                            collection,
+                            modality,
+                            emb,
+                            [base[j] for j in pos],
+                            [ids[j] for j in pos],
+                        )
+                bar.update(len(chunk))
+        self._finish_catalog(collection)
+        return ids
+
+    def index_embeddings(
+        self,
+        collection: str,
+        embeddings: np.ndarray,
+        modality: Modality,
+        *,
+        payloads: Sequence[Mapping[str, Any]] | None = None,
+        ids: Sequence[PointId] | None = None,
+        show_progress_bar: bool | None = None,
+    ) -> list[PointId]:
+        """Store catalog items from precomputed embeddings of one modality.
+
+        Args:
+            collection: The catalog collection (created on first use).
+            embeddings: ``(n, dim)`` embeddings from this model's encoder of ``modality``.
+            modality: "image" or "text".
+            payloads: One payload per item.
+            ids: One point id per item; default: consecutive ints.
+            show_progress_bar: Override the model's setting.
+
+        Returns:
+            The items' point ids.
+        """
+        self._anchor_collection(modality)  # validates the modality
+        emb = self._check_embeddings("embeddings", embeddings, modality)
+        ids = self._prepare_catalog(collection, len(emb), payloads, ids)
+        base = [{"modality": modality, **dict(p)} for p in (payloads or [{}] * len(emb))]
+        spb = _show(self.show_progress_bar if show_progress_bar is None else show_progress_bar)
+        with tqdm(
+            total=len(emb), desc=f"Indexing {collection}", unit="item", disable=not spb
+        ) as bar:
+            for start in range(0, len(emb), _CHUNK):
+                end = start + _CHUNK
+                self._write_items(
+                    collection, modality, emb[start:end], base[start:end], ids[start:end]
+                )
+                bar.update(len(emb[start:end]))
+        self._finish_catalog(collection)
+        return ids
+
+    def _prepare_catalog(
+        self,
+        collection: str,
+        n: int,
+        payloads: Sequence[Mapping[str, Any]] | None,
+        ids: Sequence[PointId] | None,
+    ) -> list[PointId]:
+        """Validate a catalog write, create the collection, and hand out ids."""
+        collection = check_collection_name(collection)
+        if (
+            collection == self.meta_collection
+            or collection
+            in (
+                self.image_anchor_collection,
+                self.text_anchor_collection,
+            )
+            or collection.startswith(f"{self.name}_labels_")
+        ):
+            raise InvalidParameterError(
+                f"The collection '{collection}' belongs to the ASIF model itself. "
+                "Index the catalog under another name."
+            )
+        if payloads is not None and len(payloads) != n:
+            raise InvalidInputError(
+                f"'payloads' must have one entry per item ({n}). Got {len(payloads)}."
+            )
+        if ids is not None:
+            ids = list(ids)
+            if len(ids) != n:
+                raise InvalidInputError(
+                    f"'ids' must have one entry per item ({n}). Got {len(ids)}."
+                )
+            if len(set(ids)) != n:
+                raise InvalidInputError("'ids' must be distinct. Got duplicates.")
+        if n and self.anchor_count == 0:
+            raise AnchorSetError(
+                f"The ASIF model '{self.name}' has no anchors: add anchor pairs before indexing."
+            )
+        if n == 0:
+            return []
+        self._ensure_catalog(collection)
+        info = self.fingerprint.catalogs.setdefault(collection, {"next_id": 0})
+        if ids is None:
+            start = int(info.get("next_id", 0))
+            ids = list(range(start, start + n))
+            info["next_id"] = start + n
+        return list(ids)
+
+    def _write_items(
+        self,
+        collection: str,
+        modality: Modality,
+        embeddings: np.ndarray,
+        payloads: Sequence[dict[str, Any]],
+        ids: Sequence[PointId],
+    ) -> None:
+        vecs = self.relative_from_embeddings(embeddings, modality)
+        self.store.upsert(
+            collection,
+            [
+                Record(pid, payload, dense={modality: e}, sparse={SPARSE: v})
+                for pid, payload, e, v in zip(
+                    ids, payloads, l2_normalize(embeddings), vecs, strict=True
+                )
+            ],
+        )
+
+    def _finish_catalog(self, collection: str) -> None:
+        if collection in self.fingerprint.catalogs:
+            self.fingerprint.catalogs[collection]["anchor_version"] = (
+                self.fingerprint.anchor_version
+            )
+            self._write_fingerprint()
+
+    def _ensure_catalog(self, collection: str) -> None:
+        fp = self.fingerprint
+        if self.store.has_collection(collection):
+            spec = self.store.collection_spec(collection)
+            if SPARSE not in spec.sparse:
+                raise InvalidParameterError(
+                    f"The collection '{collection}' exists but is not an ASIF catalog (it has "
+                    f"no sparse vector '{SPARSE}'). Choose another collection name."
+                )
+            return
+        assert fp.image_dim is not None and fp.text_dim is not None  # anchors exist
+        self.store.create_collection(
+            collection,
+            CollectionSpec(dense={"image": fp.image_dim, "text": fp.text_dim}, sparse=(SPARSE,)),
+        )
+
+    def search(
+        self,
+        collection: str,
+        query: str | ImageInput | SparseVector,
+        *,
+        limit: int = 10,
+        modality: Modality | None = None,
+        filter: PayloadFilter | None = None,
+    ) -> list[Hit]:
+        """Search a catalog with a text, an image or a sparse vector.
+
+        A ``str`` is always a text query; pass an image path as ``pathlib.Path`` (or the
+        image itself: bytes, a PIL image, an array).
+
+        Args:
+            collection: The catalog collection.
+            query: The query.
+            limit: How many hits, >= 1.
+            modality: Only return catalog items of this modality ("image" or "text").
+            filter: Exact-match payload filter, e.g. ``{"category": "animals"}``.
+
+        Returns:
+            Hits best first; a hit's score is the ASIF dot product (0 when nothing is shared,
+            and such items are not returned).
+        """
+        return self.search_batch(
+            collection, [query], limit=limit, modality=modality, filter=filter
+        )[0]
+
+    def search_batch(
+        self,
+        collection: str,
+        queries: Sequence[str | ImageInput | SparseVector],
+        *,
+        limit: int = 10,
+        modality: Modality | None = None,
+        filter: PayloadFilter | None = None,
+    ) -> list[list[Hit]]:
+        """Like :meth:`search` for many queries (texts and images are encoded in batches)."""
+        limit = check_int("limit", "ASIF.search", limit, minimum=1)
+        if modality not in (None, "image", "text"):
+            raise InvalidParameterError(
+                "The 'modality' parameter of ASIF.search must be 'image', 'text' or None. "
+                f"Got {modality!r} instead."
+            )
+        if not self.store.has_collection(collection):
+            raise CollectionNotFoundError(
+                f"The catalog collection '{collection}' does not exist: index items into it "
+                "with ASIF.index() first."
+            )
+        self._warn_if_stale(collection)
+        vectors = self._query_vectors(list(queries))
+        flt = dict(filter or {})
+        if modality is not None:
+            flt["modality"] = modality
+        res = self.store.query_sparse(collection, SPARSE, vectors, limit, filter=flt or None)
+        return [[Hit(h.id, h.score, h.payload) for h in hits] for hits in res]
+
+    def _query_vectors(self, queries: list[Any]) -> list[SparseVector]:
+        out: list[SparseVector | None] = [None] * len(queries)
+        texts = [(i, q) for i, q in enumerate(queries) if isinstance(q, str)]
+        images = [(i, q) for i, q in enumerate(queries) if not isinstance(q, (str, SparseVector))]
+        for i, q in enumerate(queries):
+            if isinstance(q, SparseVector):
+                out[i] = q
+        if texts:
+            for (i, _), v in zip(texts, self.embed_texts([q for _, q in texts]), strict=True):
+                out[i] = v
+        if images:
+            for (i, _), v in zip(images, self.embed_images([q for _, q in images]), strict=True):
+                out[i] = v
+        return [v for v in out if v is not None]
+
+    def _warn_if_stale(self, collection: str) -> None:
+        info = self.fingerprint.catalogs.get(collection)
+        if info and info.get("anchor_version") not in (None, self.fingerprint.anchor_version):
+            logger.warning(
+                "Catalog '%s' was indexed with anchor set version %s; the anchors are now at "
+                "version %s. Index its items again for exact scores.",
+                collection,
+                info.get("anchor_version"),
+                self.fingerprint.anchor_version,
+            )
+
+    # -- zero-shot classification -----------------------------------------------------------
+    def classify(
+        self,
+        images: Sequence[ImageInput] | Sequence[SparseVector],
+        labels: Sequence[str],
+        *,
+        templates: Sequence[str] | None = None,
+        return_scores: bool = False,
+    ) -> list[str] | tuple[list[str], np.ndarray]:
+        """Zero-shot classification: the label whose prompt best matches each image.
+
+        Every (label, template) prompt gets a relative vector, stored once in a cached label
+        collection; each image's sparse vector queries it, and the image takes the label of
+        its single best prompt (max over templates, as the ASIF reference does).
+
+        Args:
+            images: Images (or their sparse vectors from :meth:`embed_images`).
+            labels: Class names, e.g. ``["cat", "dog"]``.
+            templates: Prompt templates with ``{}`` for the label; default
+                ``("a photo of a {}.",)``.
+            return_scores: Also return the ``(n_images, n_labels)`` score matrix.
+
+        Returns:
+            The predicted label per image (and the scores if asked).
+        """
+        labels = list(labels)
+        templates = list(templates or DEFAULT_TEMPLATES)
+        if len(labels) < 1 or len(set(labels)) != len(labels):
+            raise InvalidParameterError(
+                "The 'labels' parameter of ASIF.classify must be a non-empty list of distinct "
+                f"str. Got {labels!r:.200} instead."
+            )
+        for t in templates:
+            if not isinstance(t, str) or ("{}" not in t and "{label}" not in t):
+                raise InvalidParameterError(
+                    "Each template of ASIF.classify must be a str containing '{}' (or "
+                    f"'{{label}}') where the label goes. Got {t!r} instead."
+                )
+        coll = self._label_collection(labels, templates)
+        items = list(images)
+        if all(isinstance(x, SparseVector) for x in items):
+            vecs: list[SparseVector] = list(items)  # type: ignore[arg-type]
+        else:
+            vecs = self.embed_images(items)  # type: ignore[arg-type]
+        n_prompts = len(labels) * len(templates)
+        res = self.store.query_sparse(coll, SPARSE, vecs, n_prompts, with_payload=True)
+        scores = np.zeros((len(vecs), len(labels)), dtype=np.float32)
+        for row, hits in enumerate(res):
+            for h in hits:
+                j = int(h.payload["label_index"])
+                scores[row, j] = max(scores[row, j], h.score)
+        predicted = [labels[j] for j in np.argmax(scores, axis=1)]
+        return (predicted, scores) if return_scores else predicted
+
+    def _label_collection(self, labels: list[str], templates: list[str]) -> str:
+        key = json.dumps([labels, templates, self.fingerprint.anchor_version])
+        coll = f"{self.name}_labels_{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+        if self.store.has_collection(coll) and self.store.count(coll) == len(labels) * len(
+            templates
+        ):
+            return coll
+        self.store.delete_collection(coll)
+        prompts = [
+            (j, t.replace("{label}", "{}").format(label))
+            for j, label in enumerate(labels)
+            for t in templates
+        ]
+        vecs = self.embed_texts([p for _, p in prompts])
+        self.store.create_collection(coll, CollectionSpec(sparse=(SPARSE,)))
+        self.store.upsert(
+            coll,
+            [
+                Record(
+                    i, {"label": labels[j], "label_index": j, "prompt": text}, sparse={SPARSE: v}
+                )
+                for i, ((j, text), v) in enumerate(zip(prompts, vecs, strict=True))
+            ],
+        )
+        return coll
+
+    def _drop_label_caches(self) -> None:
+        prefix = f"{self.name}_labels_"
+        for coll in self.store.list_collections():
+            if coll.startswith(prefix):
+                self.store.delete_collection(coll)
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _anchor_collection(self, modality: Modality) -> tuple[str, str]:
+        if modality == "image":
+            return self.image_anchor_collection, "image"
+        if modality == "text":
+            return self.text_anchor_collection, "text"
+        raise InvalidParameterError(
+            f"The 'modality' parameter must be 'image' or 'text'. Got {modality!r} instead."
+        )
+
+    def _dim(self, modality: Modality) -> int | None:
+        return self.fingerprint.image_dim if modality == "image" else self.fingerprint.text_dim
+
+    def _check_embeddings(self, what: str, x: Any, modality: Modality) -> np.ndarray:
+        arr = np.asarray(x)
+        if arr.dtype == object or not np.issubdtype(arr.dtype, np.number) or arr.ndim != 2:
+            raise InvalidInputError(
+                f"'{what}' must be a 2-D numeric array (n, dim). Got "
+                f"{'shape ' + str(arr.shape) if arr.dtype != object else 'objects'} "
+                f"of dtype {arr.dtype}."
+            )
+        if np.iscomplexobj(arr):
+            raise InvalidInputError(f"'{what}' must be real. Got dtype {arr.dtype}.")
+        dim = self._dim(modality)
+        if dim is not None and arr.shape[1] != dim:
+            raise InvalidInputError(
+                f"'{what}' must have the {modality} dim {dim} of this model. Got shape {arr.shape}."
+            )
+        if not np.isfinite(arr).all():
+            row = int(np.argwhere(~np.isfinite(arr))[0][0])
+            raise InvalidInputError(f"'{what}' must be finite. Row {row} holds NaN or inf.")
+        if arr.size and (np.linalg.norm(arr, axis=1) == 0).any():
+            row = int(np.flatnonzero(np.linalg.norm(arr, axis=1) == 0)[0])
+            raise InvalidInputError(f"'{what}' row {row} is all zeros: it has no direction.")
+        return arr.astype(np.float32, copy=False)
+
+    @staticmethod
+    def _check_pairs(
+        n_images: int, n_captions: int, payloads: Sequence[Mapping[str, Any]] | None
+    ) -> None:
+        if n_images != n_captions:
+            raise InvalidInputError(
+                f"Anchor pairs need one caption per image. Got {n_images} images and "
+                f"{n_captions} captions."
+            )
+        if payloads is not None and len(payloads) != n_images:
+            raise InvalidInputError(
+                f"'payloads' must have one entry per pair ({n_images}). Got {len(payloads)}."
+            )
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def close(self) -> None:
+        """Flush and close the store."""
+        self.store.close()
+
+    def __enter__(self) -> ASIF:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def default_path() -> Path:
+    """Where the CLI keeps its model when ``--path`` is not given."""
+    return Path(os.environ.get("ASIF_QDRANT_PATH", "asif-data"))
