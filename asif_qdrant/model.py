@@ -12,13 +12,15 @@ Collections of a model named ``name``:
 * catalog collections, named by the user: a sparse vector ``asif`` (no modifier, so the score
   is the ASIF dot product), the item's own embedding (dense ``image`` or ``text``) and payload.
 
-Example:
-    >>> import tempfile
-    >>> from asif_qdrant import ASIF
-    >>> asif = ASIF(path=tempfile.mkdtemp(), k=50)  # doctest: +SKIP
-    >>> asif.add_anchors(["cat.png", "dog.png"], ["A cat.", "A dog."])  # doctest: +SKIP
-    >>> asif.index("pets", images=["my_cat.png"])  # doctest: +SKIP
-    >>> asif.search("pets", "a cat", limit=1)  # doctest: +SKIP
+Typical use (the class docstring has an example that runs without any model)::
+
+    from pathlib import Path
+    from asif_qdrant import ASIF
+
+    asif = ASIF(path="my-asif")                     # offline default encoders
+    asif.add_anchors(["cat.png", "dog.png"], ["A cat.", "A dog."])
+    asif.index("pets", images=[Path("my_cat.png")])
+    hits = asif.search("pets", "a cat", limit=1)
 """
 
 from __future__ import annotations
@@ -105,8 +107,8 @@ class ASIF:
         >>> # A model built from precomputed embeddings never loads its encoders.
         >>> with ASIF(path=tempfile.mkdtemp(), k=3, image_encoder="precomputed/image",
         ...           text_encoder="precomputed/text") as asif:
-        ...     ids = asif.add_anchor_embeddings(rng.normal(size=(5, 8)), rng.normal(size=(5, 4)))
-        ...     vec = asif.relative_from_embeddings(rng.normal(size=(1, 8)), "image")[0]
+        ...     ids = asif.add_anchor_embeddings(rng.random((5, 8)), rng.random((5, 4)))
+        ...     vec = asif.relative_from_embeddings(rng.random((1, 8)), "image")[0]
         ...     (ids, len(vec.indices))
         ([0, 1, 2, 3, 4], 3)
     """

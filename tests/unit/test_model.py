@@ -154,7 +154,7 @@ def test_embedding_validation(precomputed: ASIF) -> None:
 def test_constructor_validation(tmp_path: Path, kwargs, message) -> None:
     with pytest.raises(
         InvalidParameterError,
-        match=message.replace("(", r"\(").replace(")", r"\)").replace(".", r"\."),
+        match=re.escape(message),
     ):
         ASIF(path=tmp_path, **kwargs)
 
