@@ -196,10 +196,13 @@ def run_demo(
         times["add anchors"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        item_ids = asif.index(
+        # Encode the held-out images once: they are indexed and classified.
+        held_emb = asif.encode([h.image for h in held_out], "image")
+        item_ids = asif.index_embeddings(
             "stamps",
-            images=[h.image for h in held_out],
-            payloads=[{"caption": h.caption, **h.metadata} for h in held_out],
+            held_emb,
+            "image",
+            payloads=[{"image": h.image, "caption": h.caption, **h.metadata} for h in held_out],
         )
         times["index catalog"] = time.perf_counter() - t
 
@@ -228,7 +231,9 @@ def run_demo(
         classes = sorted(set(truth))
         prompts = [CATEGORY_PROMPTS.get(c, c) for c in classes]
         predicted = asif.classify(
-            [h.image for h in held_out], prompts, templates=["a picture of {}."]
+            asif.relative_from_embeddings(held_emb, "image"),
+            prompts,
+            templates=["a picture of {}."],
         )
         to_class = dict(zip(prompts, classes, strict=True))
         acc = float(np.mean([to_class[p_] == c for p_, c in zip(predicted, truth, strict=True)]))

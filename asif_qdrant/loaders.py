@@ -504,9 +504,9 @@ def load_tuxpaint_stamps(
         InvalidInputError: If the folder does not exist or holds no captioned stamps.
 
     Example:
-        >>> pairs = load_tuxpaint_stamps()  # doctest: +SKIP
-        >>> koala = next(p for p in pairs if p.image.endswith("koala.png"))  # doctest: +SKIP
-        >>> koala.caption, koala.metadata["category"]  # doctest: +SKIP
+        >>> pairs = load_tuxpaint_stamps()
+        >>> koala = next(p for p in pairs if p.image.endswith("koala.png"))
+        >>> koala.caption, koala.metadata["category"]
         ('A koala.', 'animals')
     """
     root_path = Path(root).expanduser()
