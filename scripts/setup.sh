@@ -8,6 +8,7 @@ export PIP_ROOT_USER_ACTION=ignore PIP_DISABLE_PIP_VERSION_CHECK=1
 
 need_apt=()
 [ -d /usr/share/tuxpaint/stamps ] || need_apt+=(tuxpaint-stamps-default)
+command -v docker-compose >/dev/null || need_apt+=(docker-compose)  # validates docker/compose.yaml
 if [ ${#need_apt[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
   echo "setup: apt-get install ${need_apt[*]}" >&2
@@ -20,3 +21,7 @@ fi
 "$PY" -m pip install -q -c requirements/pinned.txt \
   -r requirements/pinned.txt
 "$PY" -m pip install -q --no-deps --no-build-isolation -e .
+# the LangChain adapter: its pinned dependencies, then the package itself
+"$PY" -m pip install -q -c requirements/pinned.txt \
+  -r integrations/langchain/requirements.txt
+"$PY" -m pip install -q --no-deps --no-build-isolation -e integrations/langchain
