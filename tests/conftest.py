@@ -10,25 +10,96 @@ import pytest
 
 from asif_qdrant.store import ClientStore, EdgeStore, Store
 
-BACKENDS = ["edge", "client-local"]
+#: Every backend, in one parametrization: the embedded engine, qdrant-client's local mode, and a
+#: real Qdrant server (``QDRANT_URL``, else a testcontainers ``QdrantContainer`` when a Docker
+#: daemon answers, else skipped at once with the reason).
+BACKENDS = ["edge", "client-local", pytest.param("server", marks=pytest.mark.server)]
 
 
 def make_store(kind: str, tmp_path: Path) -> Store:
-    """A fresh, empty store of the given kind."""
+    """A fresh, empty store of the given kind (the same ``tmp_path`` reopens the same data).
+
+    ``"server"``: the Qdrant server at ``$QDRANT_URL`` (``$QDRANT_API_KEY``, ``$QDRANT_GRPC_PORT``),
+    else one ``QdrantContainer`` (image ``QDRANT_IMAGE``, as in docker/compose.yaml) started once
+    per session when a Docker daemon answers, else ``pytest.skip`` with how to enable it. Each
+    ``tmp_path`` gets its own collection prefix on the server; they are deleted at exit.
+    """
     if kind == "edge":
         return EdgeStore(tmp_path / "edge")
     if kind == "client-local":
         from qdrant_client import QdrantClient
 
         return ClientStore(QdrantClient(path=str(tmp_path / "local")), close_client=True)
-    if kind == "server":
-        from qdrant_client import QdrantClient
+    if kind != "server":
+        raise ValueError(kind)
 
+    import atexit
+    import hashlib
+    import uuid
+
+    state: dict = make_store.__dict__.setdefault("_server", {})
+    if not state:
         url = os.environ.get("QDRANT_URL")
+        api_key = os.environ.get("QDRANT_API_KEY") or None
+        grpc_port = int(os.environ.get("QDRANT_GRPC_PORT", "6334"))
         if not url:
-            pytest.skip("no Qdrant server: set QDRANT_URL=http://host:6333 to run this leg")
-        return ClientStore(QdrantClient(url=url), close_client=True)
-    raise ValueError(kind)
+            try:
+                import docker
+
+                docker.from_env().ping()
+            except Exception as e:  # no Docker SDK, no daemon, no permission
+                state["skip"] = (
+                    "no Qdrant server: set QDRANT_URL=http://localhost:6333 or start a Docker "
+                    f"daemon (docker.from_env().ping() failed: {type(e).__name__})"
+                )
+            else:
+                from asif_qdrant.store.client import QDRANT_IMAGE
+
+                try:
+                    from testcontainers.community.qdrant import QdrantContainer
+                except ImportError:
+                    state["skip"] = (
+                        "no Qdrant server: Docker answers but testcontainers is not installed "
+                        "(pip install testcontainers), or set QDRANT_URL=http://localhost:6333"
+                    )
+                else:
+                    try:
+                        container = QdrantContainer(image=QDRANT_IMAGE).start()
+                    except Exception as e:  # a daemon that cannot pull or run it: say so once
+                        state["fail"] = f"Docker answers, but {QDRANT_IMAGE} did not start: {e}"
+                    else:
+                        atexit.register(container.stop)
+                        host = container.get_container_host_ip()
+                        url = f"http://{host}:{container.exposed_rest_port}"
+                        grpc_port, api_key = int(container.exposed_grpc_port), None
+        if url:
+            state.update(url=url, api_key=api_key, grpc_port=grpc_port, prefixes=set())
+            state["session"] = uuid.uuid4().hex[:6]
+
+            def _drop_test_collections() -> None:
+                store = ClientStore.from_url(
+                    url, api_key=api_key, grpc_port=grpc_port, check_compatibility=False
+                )
+                with store:
+                    for name in store.client.get_collections().collections:
+                        if any(name.name.startswith(p) for p in state["prefixes"]):
+                            store.client.delete_collection(name.name)
+
+            atexit.register(_drop_test_collections)
+    if "skip" in state:
+        pytest.skip(state["skip"])
+    if "fail" in state:
+        pytest.fail(state["fail"])
+    digest = hashlib.sha1(str(tmp_path).encode()).hexdigest()[:10]
+    prefix = f"asif_test_{state['session']}_{digest}_"
+    state["prefixes"].add(prefix)
+    return ClientStore.from_url(
+        state["url"],
+        api_key=state["api_key"],
+        grpc_port=state["grpc_port"],
+        check_compatibility=False,
+        collection_prefix=prefix,
+    )
 
 
 @pytest.fixture(params=BACKENDS)

@@ -1,8 +1,16 @@
-"""The client backend: any ``qdrant_client.QdrantClient`` (a server, or its local mode).
+"""The client backend: any ``qdrant_client.QdrantClient`` (a server, a cluster, or local mode).
+
+Against a server, :meth:`ClientStore.from_url` builds the client: gRPC when the server's gRPC
+port answers (REST otherwise), an optional API key, a timeout, retries with exponential
+backoff on transient failures (connection errors, timeouts, HTTP 5xx, 429 honouring
+``Retry-After``; never on other 4xx errors), batched uploads spread over ``parallel``
+threads, and collection options for a cluster (:class:`CollectionOptions`). Every write waits
+until the server has applied it (``wait=True``), so a written point is searchable as soon as
+the call returns.
 
 qdrant-client's local mode (``QdrantClient(":memory:")`` or ``path=...``) is a pure-Python
 emulation that scores sparse vectors in a Python loop: fine for small tests, far too slow for
-real catalogs. Use it against a Qdrant server for real work.
+real catalogs.
 
 Example:
     >>> import numpy as np
@@ -17,13 +25,26 @@ Example:
 
 from __future__ import annotations
 
+import logging
+import math
+import random
+import time
 import warnings
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
-from asif_qdrant.errors import CollectionNotFoundError, InvalidParameterError, StoreError
+from asif_qdrant.errors import (
+    CollectionNotFoundError,
+    InvalidParameterError,
+    StoreError,
+    check_int,
+    check_real,
+)
 from asif_qdrant.store.base import (
     CollectionSpec,
     PayloadFilter,
@@ -36,9 +57,231 @@ from asif_qdrant.store.base import (
 )
 from asif_qdrant.types import SparseVector
 
-__all__ = ["ClientStore"]
+__all__ = [
+    "QDRANT_IMAGE",
+    "ClientStore",
+    "CollectionOptions",
+    "RetriesExhaustedError",
+    "RetryPolicy",
+]
 
-_BATCH = 256
+logger = logging.getLogger(__name__)
+
+#: The Qdrant server image the server leg of the tests and ``docker/compose.yaml`` use.
+QDRANT_IMAGE = "qdrant/qdrant:v1.19.1"
+
+_E = TypeVar("_E", bound=Exception)
+WriteOrdering = Literal["weak", "medium", "strong"]
+ReadConsistency = int | Literal["all", "majority", "quorum"]
+_ORDERINGS = ("weak", "medium", "strong")
+_CONSISTENCIES = ("all", "majority", "quorum")
+
+
+class RetriesExhaustedError(StoreError):
+    """A transient server failure outlasted every retry.
+
+    Attributes:
+        attempts: How many times the operation was tried.
+    """
+
+    def __init__(self, message: str, *, attempts: int) -> None:
+        super().__init__(message)
+        self.attempts = attempts
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How :class:`ClientStore` retries transient failures.
+
+    A failure is transient when it is a connection error or timeout, an HTTP 5xx, an HTTP 429
+    or a gRPC ``UNAVAILABLE`` / ``DEADLINE_EXCEEDED`` / ``RESOURCE_EXHAUSTED`` / ``ABORTED``.
+    Other errors (a 400 for a wrong vector size, a 401 for a wrong API key, a 404) are raised
+    at once. Retry ``n`` (0-based) waits ``min(max_backoff, initial_backoff * multiplier**n)``
+    seconds, spread by +/- ``jitter`` (a fraction); a ``Retry-After`` from the server is
+    honoured when it is longer, and ends the retries when it exceeds ``max_retry_after``.
+
+    Attributes:
+        max_retries: Retries after the first try (0 disables retrying).
+        initial_backoff: Seconds before the first retry.
+        multiplier: Growth of the wait per retry.
+        max_backoff: Longest wait between two tries, in seconds.
+        jitter: Random spread of each wait, as a fraction in [0, 1).
+        max_retry_after: Longest ``Retry-After`` the store waits for, in seconds.
+
+    Example:
+        >>> policy = RetryPolicy(initial_backoff=0.5, multiplier=2.0, max_backoff=3.0, jitter=0)
+        >>> [policy.delay(n) for n in range(4)]
+        [0.5, 1.0, 2.0, 3.0]
+        >>> policy.delay(0, retry_after=5.0)
+        5.0
+    """
+
+    max_retries: int = 5
+    initial_backoff: float = 0.2
+    multiplier: float = 2.0
+    max_backoff: float = 10.0
+    jitter: float = 0.1
+    max_retry_after: float = 60.0
+
+    def __post_init__(self) -> None:
+        check_int("max_retries", "RetryPolicy", self.max_retries, minimum=0)
+        check_real("initial_backoff", "RetryPolicy", self.initial_backoff, greater_than=0)
+        check_real("multiplier", "RetryPolicy", self.multiplier, greater_than=0)
+        check_real("max_backoff", "RetryPolicy", self.max_backoff, greater_than=0)
+        check_real("max_retry_after", "RetryPolicy", self.max_retry_after, greater_than=0)
+        jitter = check_real("jitter", "RetryPolicy", self.jitter)
+        if not 0 <= jitter < 1:
+            raise InvalidParameterError(
+                "The 'jitter' parameter of RetryPolicy must be a float in [0, 1). "
+                f"Got {self.jitter!r} instead."
+            )
+
+    def delay(self, retry: int, *, retry_after: float | None = None) -> float:
+        """Seconds to wait before retry number ``retry`` (0-based)."""
+        base = min(self.max_backoff, self.initial_backoff * self.multiplier**retry)
+        if self.jitter:
+            base *= random.uniform(1 - self.jitter, 1 + self.jitter)
+        return max(base, retry_after or 0.0)
+
+
+@dataclass(frozen=True)
+class CollectionOptions:
+    """How :class:`ClientStore` creates collections on a server or cluster.
+
+    ``None`` leaves the server's default. Local mode accepts and ignores the cluster options.
+
+    Attributes:
+        shard_number: Shards per collection (spread over the cluster's nodes).
+        replication_factor: Copies of each shard.
+        write_consistency_factor: Replicas that must apply a write before it is acknowledged
+            (at most ``replication_factor``). With ``replication_factor``, a written point
+            is searchable on every replica as soon as the write returns.
+        on_disk_payload: Keep payloads on disk instead of in RAM.
+        on_disk_vectors: Keep the original dense vectors on disk (memory-mapped).
+        on_disk_sparse_index: Keep the sparse (ASIF) inverted index on disk.
+
+    Example:
+        >>> CollectionOptions(shard_number=6, replication_factor=2).as_dict()["shard_number"]
+        6
+        >>> CollectionOptions(replication_factor=1, write_consistency_factor=2)
+        Traceback (most recent call last):
+        ...
+        asif_qdrant.errors.InvalidParameterError: The 'write_consistency_factor' parameter of CollectionOptions must be an int <= replication_factor (1). Got 2 instead.
+    """  # noqa: E501
+
+    shard_number: int | None = None
+    replication_factor: int | None = None
+    write_consistency_factor: int | None = None
+    on_disk_payload: bool | None = None
+    on_disk_vectors: bool | None = None
+    on_disk_sparse_index: bool | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("shard_number", "replication_factor", "write_consistency_factor"):
+            value = getattr(self, name)
+            if value is not None:
+                check_int(name, "CollectionOptions", value, minimum=1)
+        for name in ("on_disk_payload", "on_disk_vectors", "on_disk_sparse_index"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, bool):
+                raise InvalidParameterError(
+                    f"The '{name}' parameter of CollectionOptions must be a bool or None. "
+                    f"Got {value!r} instead."
+                )
+        rf, wcf = self.replication_factor, self.write_consistency_factor
+        if rf is not None and wcf is not None and wcf > rf:
+            raise InvalidParameterError(
+                "The 'write_consistency_factor' parameter of CollectionOptions must be an int "
+                f"<= replication_factor ({rf}). Got {wcf} instead."
+            )
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain-Python form."""
+        return {
+            "shard_number": self.shard_number,
+            "replication_factor": self.replication_factor,
+            "write_consistency_factor": self.write_consistency_factor,
+            "on_disk_payload": self.on_disk_payload,
+            "on_disk_vectors": self.on_disk_vectors,
+            "on_disk_sparse_index": self.on_disk_sparse_index,
+        }
+
+
+class _Secret:
+    """Holds the API key; its repr and str never show it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str | None) -> None:
+        self._value = value or None
+
+    def __repr__(self) -> str:
+        return "'***'" if self._value else "None"
+
+    __str__ = __repr__
+
+    def redact(self, text: str) -> str:
+        return text.replace(self._value, "***") if self._value else text
+
+    def __bool__(self) -> bool:
+        return self._value is not None
+
+
+def _public_url(url: str) -> str:
+    """The URL without user name, password or query (they may hold credentials)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable url>"
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def _transient(exc: BaseException) -> tuple[bool, float | None]:
+    """Whether a qdrant-client failure is worth retrying, and the server's Retry-After."""
+    import httpx
+    from qdrant_client.common.client_exceptions import ResourceExhaustedResponse
+    from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+
+    if isinstance(exc, ResourceExhaustedResponse):  # 429 (REST) or RESOURCE_EXHAUSTED (gRPC)
+        return True, float(exc.retry_after_s)
+    if isinstance(exc, UnexpectedResponse):
+        code = exc.status_code or 0
+        if code == 429 or 500 <= code < 600:
+            return True, _retry_after(exc.headers)
+        return False, None
+    if isinstance(exc, ResponseHandlingException):
+        return isinstance(exc.source, (httpx.TransportError, OSError)), None
+    if isinstance(exc, (httpx.TransportError, ConnectionError, TimeoutError)):
+        return True, None
+    try:
+        import grpc
+    except ImportError:  # pragma: no cover - grpcio is a dependency of qdrant-client
+        return False, None
+    if isinstance(exc, grpc.RpcError) and callable(getattr(exc, "code", None)):
+        retryable = {
+            grpc.StatusCode.UNAVAILABLE,
+            grpc.StatusCode.DEADLINE_EXCEEDED,
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            grpc.StatusCode.ABORTED,
+        }
+        return exc.code() in retryable, None
+    return False, None
+
+
+def _retry_after(headers: Any) -> float | None:
+    value = (headers or {}).get("retry-after")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:  # an HTTP date: not worth parsing, the backoff applies
+        return None
+
+
+def _short(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 class ClientStore(Store):
@@ -47,11 +290,37 @@ class ClientStore(Store):
     Args:
         client: The client. The store does not close it unless ``close_client`` is True.
         close_client: Close the client in :meth:`close`.
+        collection_options: Shards, replicas and on-disk storage of new collections.
+        retry: Retries on transient failures (default :class:`RetryPolicy`).
+        batch_size: Points per upsert request.
+        parallel: Upsert requests in flight at once against a server (threads; local mode
+            always uses 1).
+        write_ordering: ``"weak"`` (the server's default), ``"medium"`` or ``"strong"``.
+        read_consistency: Replicas a read asks on a cluster: an int, ``"majority"``,
+            ``"quorum"`` or ``"all"`` (``None``: the server's default, one replica).
+        collection_prefix: Prepended to every collection name on the server, to share one
+            server between several users or test runs (``list_collections`` shows only the
+            store's own collections, without the prefix).
+
+    Raises:
+        InvalidParameterError: On a bad argument.
     """
 
     kind = "client"
 
-    def __init__(self, client: Any, *, close_client: bool = False) -> None:
+    def __init__(
+        self,
+        client: Any,
+        *,
+        close_client: bool = False,
+        collection_options: CollectionOptions | None = None,
+        retry: RetryPolicy | None = None,
+        batch_size: int = 256,
+        parallel: int = 1,
+        write_ordering: WriteOrdering | None = None,
+        read_consistency: ReadConsistency | None = None,
+        collection_prefix: str = "",
+    ) -> None:
         from qdrant_client import QdrantClient
 
         if not isinstance(client, QdrantClient):
@@ -59,52 +328,338 @@ class ClientStore(Store):
                 "The 'client' parameter of ClientStore must be a qdrant_client.QdrantClient. "
                 f"Got {type(client).__name__} instead."
             )
+        if collection_options is not None and not isinstance(collection_options, CollectionOptions):
+            raise InvalidParameterError(
+                "The 'collection_options' parameter of ClientStore must be a CollectionOptions "
+                f"or None. Got {type(collection_options).__name__} instead."
+            )
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise InvalidParameterError(
+                "The 'retry' parameter of ClientStore must be a RetryPolicy or None. "
+                f"Got {type(retry).__name__} instead."
+            )
+        if write_ordering is not None and write_ordering not in _ORDERINGS:
+            raise InvalidParameterError(
+                "The 'write_ordering' parameter of ClientStore must be one of "
+                f"{list(_ORDERINGS)} or None. Got {write_ordering!r} instead."
+            )
+        if read_consistency is not None and not (
+            read_consistency in _CONSISTENCIES
+            or (
+                isinstance(read_consistency, int)
+                and not isinstance(read_consistency, bool)
+                and read_consistency >= 1
+            )
+        ):
+            raise InvalidParameterError(
+                "The 'read_consistency' parameter of ClientStore must be an int >= 1, one of "
+                f"{list(_CONSISTENCIES)} or None. Got {read_consistency!r} instead."
+            )
+        if collection_prefix:
+            check_collection_name(collection_prefix)
         self.client = client
+        self.collection_options = collection_options or CollectionOptions()
+        self.retry = retry or RetryPolicy()
+        self.batch_size = check_int("batch_size", "ClientStore", batch_size, minimum=1)
+        self.parallel = check_int("parallel", "ClientStore", parallel, minimum=1)
+        self.write_ordering = write_ordering
+        self.read_consistency = read_consistency
+        self.collection_prefix = collection_prefix
         self._close_client = close_client
         self._closed = False
+        inner = getattr(client, "_client", None)
+        self._remote = type(inner).__name__ == "QdrantRemote"
+        options = getattr(client, "_init_options", None) or {}
+        self._api_key = _Secret(options.get("api_key"))
 
-    def _call(self, name: str, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        if self._closed:
-            raise StoreError("The store is closed.")
-        try:
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        api_key: str | None = None,
+        prefer_grpc: bool = True,
+        grpc_port: int = 6334,
+        timeout: float = 30.0,
+        check_compatibility: bool = True,
+        collection_options: CollectionOptions | None = None,
+        retry: RetryPolicy | None = None,
+        batch_size: int = 256,
+        parallel: int = 4,
+        write_ordering: WriteOrdering | None = None,
+        read_consistency: ReadConsistency | None = None,
+        collection_prefix: str = "",
+    ) -> ClientStore:
+        """A store on the Qdrant server (or cluster node) at ``url``.
+
+        With ``prefer_grpc`` the store asks the server's gRPC port once (listing the
+        collections); when that port does not answer it logs a warning and speaks REST.
+
+        Args:
+            url: The server's REST URL, e.g. ``http://localhost:6333``.
+            api_key: The server's API key (never logged, shown or put in error messages).
+            prefer_grpc: Use gRPC (port ``grpc_port``) when it answers; False: REST only.
+            grpc_port: The server's gRPC port.
+            timeout: Seconds per request.
+            check_compatibility: Let qdrant-client compare its version with the server's.
+            collection_options: See :class:`ClientStore`.
+            retry: See :class:`ClientStore`.
+            batch_size: See :class:`ClientStore`.
+            parallel: See :class:`ClientStore`.
+            write_ordering: See :class:`ClientStore`.
+            read_consistency: See :class:`ClientStore`.
+            collection_prefix: See :class:`ClientStore`.
+
+        Returns:
+            The store; closing it closes its client.
+
+        Raises:
+            InvalidParameterError: On a bad argument.
+        """
+        from qdrant_client import QdrantClient
+
+        if not isinstance(url, str) or not url.strip():
+            raise InvalidParameterError(
+                "The 'url' parameter of ClientStore.from_url must be a non-empty str such as "
+                f"'http://localhost:6333'. Got {url!r} instead."
+            )
+        if api_key is not None and not isinstance(api_key, str):
+            raise InvalidParameterError(
+                "The 'api_key' parameter of ClientStore.from_url must be a str or None. "
+                f"Got a {type(api_key).__name__} instead."
+            )
+        check_int("grpc_port", "ClientStore.from_url", grpc_port, minimum=1)
+        check_real("timeout", "ClientStore.from_url", timeout, greater_than=0)
+        secret = _Secret(api_key)
+
+        def build(grpc: bool) -> Any:
             with warnings.catch_warnings():
-                # Local mode warns that search params are ignored: it is always exact.
-                warnings.filterwarnings("ignore", message="Local mode performs exact")
-                return fn(*args, **kwargs)
-        except CollectionNotFoundError:
+                # The key over plain http is the user's choice (e.g. a local container).
+                warnings.filterwarnings("ignore", message="Api key is used with an insecure")
+                try:
+                    return QdrantClient(
+                        url=url,
+                        api_key=api_key or None,
+                        prefer_grpc=grpc,
+                        grpc_port=grpc_port,
+                        timeout=math.ceil(timeout),
+                        check_compatibility=check_compatibility,
+                    )
+                except Exception as e:
+                    raise InvalidParameterError(
+                        "The 'url' parameter of ClientStore.from_url must be a Qdrant URL such "
+                        f"as 'http://localhost:6333'. Got {_public_url(url)!r} instead "
+                        f"({secret.redact(_short(e))})."
+                    ) from None
+
+        client = build(prefer_grpc)
+        if prefer_grpc:
+            try:
+                client.get_collections()
+            except Exception as e:
+                transient, _ = _transient(e)
+                if transient:
+                    logger.warning(
+                        "The gRPC port %d of the Qdrant server at %s does not answer (%s); "
+                        "using REST.",
+                        grpc_port,
+                        _public_url(url),
+                        secret.redact(_short(e)),
+                    )
+                    client.close()
+                    client = build(False)
+        return cls(
+            client,
+            close_client=True,
+            collection_options=collection_options,
+            retry=retry,
+            batch_size=batch_size,
+            parallel=parallel,
+            write_ordering=write_ordering,
+            read_consistency=read_consistency,
+            collection_prefix=collection_prefix,
+        )
+
+    # -- helpers -------------------------------------------------------------------------
+    @property
+    def transport(self) -> Literal["grpc", "rest", "local"]:
+        """How the store talks to Qdrant."""
+        if not self._remote:
+            return "local"
+        return "grpc" if getattr(self.client._client, "_prefer_grpc", False) else "rest"
+
+    @property
+    def url(self) -> str | None:
+        """The server's REST URL without credentials (None in local mode)."""
+        if not self._remote:
+            return None
+        return _public_url(str(getattr(self.client._client, "rest_uri", "")))
+
+    def qdrant_name(self, name: str) -> str:
+        """The collection's name on the server (with :attr:`collection_prefix`)."""
+        return self.collection_prefix + check_collection_name(name)
+
+    def _retrying(
+        self, what: str, name: str | None, fn: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> Any:
+        """Call ``fn``, retrying transient failures; RetriesExhaustedError when they persist.
+
+        Other failures are raised as they are (see :meth:`_call`).
+        """
+        where = f" in collection '{name}'" if name is not None else ""
+        for attempt in range(self.retry.max_retries + 1):
+            if self._closed:
+                raise StoreError("The store is closed.")
+            try:
+                with warnings.catch_warnings():
+                    # Local mode warns that search params are ignored: it is always exact.
+                    warnings.filterwarnings("ignore", message="Local mode performs exact")
+                    return fn(*args, **kwargs)
+            except Exception as e:
+                transient, retry_after = _transient(e)
+                if not transient:
+                    raise
+                reason = self._api_key.redact(_short(e))
+                too_long = retry_after is not None and retry_after > self.retry.max_retry_after
+                if attempt < self.retry.max_retries and not too_long:
+                    wait = self.retry.delay(attempt, retry_after=retry_after)
+                    logger.info(
+                        "Qdrant failed to %s%s (%s); retry %d of %d in %.2f s",
+                        what,
+                        where,
+                        reason,
+                        attempt + 1,
+                        self.retry.max_retries,
+                        wait,
+                    )
+                    time.sleep(wait)
+                    continue
+                tries = f"{attempt + 1} attempt{'s' if attempt else ''}"
+                why = (
+                    f"the server asks to retry after {retry_after:g} s, more than "
+                    f"max_retry_after={self.retry.max_retry_after:g} s"
+                    if too_long
+                    else "the failure persisted"
+                )
+                failure = self._chain(
+                    RetriesExhaustedError(
+                        f"Qdrant failed to {what}{where} after {tries} ({why}): {reason}",
+                        attempts=attempt + 1,
+                    ),
+                    e,
+                )
+            raise failure  # outside the except block: no implicit context to leak
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _chain(self, err: _E, cause: BaseException) -> _E:
+        """Chain ``cause`` to ``err`` unless its text holds the API key (then drop it)."""
+        if self._api_key and self._api_key.redact(str(cause)) != str(cause):
+            err.__cause__ = None
+        else:
+            err.__cause__ = cause
+        err.__suppress_context__ = True
+        return err
+
+    def _call(self, name: str | None, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """Call ``fn`` with retries; every failure becomes a StoreError naming the collection."""
+        try:
+            return self._retrying(what, name, fn, *args, **kwargs)
+        except (CollectionNotFoundError, StoreError):
             raise
         except Exception as e:
-            if "not found" in str(e).lower() and not self.has_collection(name):
-                raise CollectionNotFoundError(f"Collection '{name}' does not exist.") from e
-            raise StoreError(f"Qdrant failed to {what} in collection '{name}': {e}") from e
+            missing = (
+                name is not None
+                and fn != self.client.collection_exists  # (bound methods: == not is)
+                and "not found" in str(e).lower()
+            )
+            cause = e
+            where = f" in collection '{name}'" if name is not None else ""
+            failure: Exception = self._chain(
+                StoreError(f"Qdrant failed to {what}{where}: {self._api_key.redact(_short(e))}"),
+                e,
+            )
+        if missing and not self.has_collection(name):  # type: ignore[arg-type]
+            failure = self._chain(
+                CollectionNotFoundError(f"Collection '{name}' does not exist."),
+                cause,
+            )
+        raise failure
+
+    def _read_kwargs(self) -> dict[str, Any]:
+        from qdrant_client import models
+
+        rc = self.read_consistency
+        if rc is None:
+            return {}
+        # The gRPC conversion wants the enum, not its string.
+        return {"consistency": rc if isinstance(rc, int) else models.ReadConsistencyType(rc)}
+
+    def _write_kwargs(self) -> dict[str, Any]:
+        from qdrant_client import models
+
+        out: dict[str, Any] = {"wait": True}
+        if self.write_ordering is not None:
+            out["ordering"] = models.WriteOrdering(self.write_ordering)
+        return out
 
     # -- collections ---------------------------------------------------------------------
     def has_collection(self, name: str) -> bool:  # noqa: D102
-        return bool(self.client.collection_exists(check_collection_name(name)))
+        full = self.qdrant_name(name)
+        return bool(self._call(name, "check the collection", self.client.collection_exists, full))
 
     def create_collection(self, name: str, spec: CollectionSpec) -> None:  # noqa: D102
         from qdrant_client import models
 
         if self.has_collection(name):
             raise StoreError(f"Collection '{name}' already exists.")
-        self._call(
-            name,
-            "create the collection",
-            self.client.create_collection,
-            collection_name=name,
-            vectors_config={
-                vn: models.VectorParams(size=int(dim), distance=models.Distance.DOT)
-                for vn, dim in spec.dense.items()
-            },
-            sparse_vectors_config={
-                vn: models.SparseVectorParams(modifier=models.Modifier.NONE) for vn in spec.sparse
-            },
+        opts = self.collection_options
+        full = self.qdrant_name(name)
+        sparse_index = (
+            None
+            if opts.on_disk_sparse_index is None
+            else models.SparseIndexParams(on_disk=opts.on_disk_sparse_index)
         )
+        extra = {
+            k: v
+            for k, v in (
+                ("shard_number", opts.shard_number),
+                ("replication_factor", opts.replication_factor),
+                ("write_consistency_factor", opts.write_consistency_factor),
+                ("on_disk_payload", opts.on_disk_payload),
+            )
+            if v is not None
+        }
+        tries = 0
+
+        def create() -> None:
+            nonlocal tries
+            tries += 1
+            # A retried create whose first try reached the server finds the collection.
+            if tries > 1 and self.client.collection_exists(full):
+                return
+            self.client.create_collection(
+                collection_name=full,
+                vectors_config={
+                    vn: models.VectorParams(
+                        size=int(dim), distance=models.Distance.DOT, on_disk=opts.on_disk_vectors
+                    )
+                    for vn, dim in spec.dense.items()
+                },
+                sparse_vectors_config={
+                    vn: models.SparseVectorParams(modifier=models.Modifier.NONE, index=sparse_index)
+                    for vn in spec.sparse
+                },
+                **extra,
+            )
+
+        self._call(name, "create the collection", create)
 
     def collection_spec(self, name: str) -> CollectionSpec:  # noqa: D102
         if not self.has_collection(name):
             raise CollectionNotFoundError(f"Collection '{name}' does not exist.")
-        info = self._call(name, "read the collection", self.client.get_collection, name)
+        info = self._call(
+            name, "read the collection", self.client.get_collection, self.qdrant_name(name)
+        )
         vectors = info.config.params.vectors or {}
         if not isinstance(vectors, dict):  # a single unnamed vector: not one of ours
             vectors = {"": vectors}
@@ -115,18 +670,32 @@ class ClientStore(Store):
 
     def delete_collection(self, name: str) -> None:  # noqa: D102
         if self.has_collection(name):
-            self._call(name, "delete the collection", self.client.delete_collection, name)
+            self._call(
+                name, "delete the collection", self.client.delete_collection, self.qdrant_name(name)
+            )
 
     def list_collections(self) -> list[str]:  # noqa: D102
-        return sorted(c.name for c in self.client.get_collections().collections)
+        res = self._call(None, "list the collections", self.client.get_collections)
+        p = self.collection_prefix
+        return sorted(c.name[len(p) :] for c in res.collections if c.name.startswith(p))
 
     # -- points --------------------------------------------------------------------------
-    def upsert(self, name: str, records: Sequence[Record]) -> None:  # noqa: D102
+    def upsert(self, name: str, records: Sequence[Record]) -> None:
+        """Insert or replace points; durable and searchable when this returns.
+
+        Points go in requests of :attr:`batch_size`; against a server, up to :attr:`parallel`
+        requests are in flight at once. Each request waits until the server applied it.
+        """
         from qdrant_client import models
 
-        for start in range(0, len(records), _BATCH):
+        full = self.qdrant_name(name)
+        batches = [
+            records[i : i + self.batch_size] for i in range(0, len(records), self.batch_size)
+        ]
+
+        def send(batch: Sequence[Record]) -> None:
             points = []
-            for r in records[start : start + _BATCH]:
+            for r in batch:
                 vector: dict[str, Any] = {
                     vn: np.asarray(v, dtype=np.float32).tolist() for vn, v in r.dense.items()
                 }
@@ -139,10 +708,20 @@ class ClientStore(Store):
                 name,
                 "upsert points",
                 self.client.upsert,
-                collection_name=name,
+                collection_name=full,
                 points=points,
-                wait=True,
+                **self._write_kwargs(),
             )
+
+        workers = min(self.parallel, len(batches)) if self._remote else 1
+        # Parallel requests may land in any order: only when no id repeats across them.
+        if workers > 1 and len({r.id for r in records}) == len(records):
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="asif-upsert") as ex:
+                for _ in ex.map(send, batches):
+                    pass
+        else:
+            for batch in batches:
+                send(batch)
 
     def delete(self, name: str, ids: Sequence[PointId]) -> None:  # noqa: D102
         from qdrant_client import models
@@ -151,9 +730,9 @@ class ClientStore(Store):
             name,
             "delete points",
             self.client.delete,
-            collection_name=name,
+            collection_name=self.qdrant_name(name),
             points_selector=models.PointIdsList(points=list(ids)),
-            wait=True,
+            **self._write_kwargs(),
         )
 
     def retrieve(  # noqa: D102
@@ -164,10 +743,11 @@ class ClientStore(Store):
             name,
             "retrieve points",
             self.client.retrieve,
-            collection_name=name,
+            collection_name=self.qdrant_name(name),
             ids=list(ids),
             with_payload=True,
             with_vectors=wv,
+            **self._read_kwargs(),
         )
         by_id = {rec.id: rec for rec in map(_record, found)}
         return [by_id[i] for i in ids if i in by_id]
@@ -182,11 +762,12 @@ class ClientStore(Store):
                 name,
                 "scroll",
                 self.client.scroll,
-                collection_name=name,
+                collection_name=self.qdrant_name(name),
                 limit=batch_size,
                 offset=offset,
                 with_payload=True,
                 with_vectors=wv,
+                **self._read_kwargs(),
             )
             for r in page:
                 yield _record(r)
@@ -194,7 +775,13 @@ class ClientStore(Store):
                 return
 
     def count(self, name: str) -> int:  # noqa: D102
-        res = self._call(name, "count points", self.client.count, collection_name=name, exact=True)
+        res = self._call(
+            name,
+            "count points",
+            self.client.count,
+            collection_name=self.qdrant_name(name),
+            exact=True,
+        )
         return int(res.count)
 
     # -- queries -------------------------------------------------------------------------
@@ -219,11 +806,72 @@ class ClientStore(Store):
                 name,
                 "query dense vectors",
                 self.client.query_batch_points,
-                collection_name=name,
+                collection_name=self.qdrant_name(name),
                 requests=reqs,
+                **self._read_kwargs(),
             )
             out.extend([[(p.id, float(p.score)) for p in r.points] for r in res])
         return out
+
+    def query_dense_above(  # noqa: D102
+        self, name: str, vector_name: str, queries: np.ndarray, threshold: float
+    ) -> list[list[tuple[PointId, float]]]:
+        from qdrant_client import models
+
+        q = np.asarray(queries, dtype=np.float32)
+        n = self.count(name)
+        if n == 0:
+            return [[] for _ in range(len(q))]
+        out: list[list[tuple[PointId, float]]] = []
+        for start in range(0, len(q), 64):
+            reqs = [
+                models.QueryRequest(
+                    query=row.tolist(),
+                    using=vector_name,
+                    limit=n,
+                    params=models.SearchParams(exact=True),
+                    score_threshold=float(threshold),
+                )
+                for row in q[start : start + 64]
+            ]
+            res = self._call(
+                name,
+                "query dense vectors above a score",
+                self.client.query_batch_points,
+                collection_name=self.qdrant_name(name),
+                requests=reqs,
+                **self._read_kwargs(),
+            )
+            out.extend(
+                [[(p.id, float(p.score)) for p in r.points if p.score > threshold] for r in res]
+            )
+        return out
+
+    def update_vectors(self, name: str, records: Sequence[Record]) -> None:  # noqa: D102
+        from qdrant_client import models
+
+        # Qdrant refuses unknown ids in an update: keep the ones that exist (no vectors read).
+        present = {r.id for r in self.retrieve(name, [r.id for r in records])}
+        todo = [r for r in records if r.id in present]
+        for start in range(0, len(todo), self.batch_size):
+            points = []
+            for r in todo[start : start + self.batch_size]:
+                vector: dict[str, Any] = {
+                    vn: np.asarray(v, dtype=np.float32).tolist() for vn, v in r.dense.items()
+                }
+                for vn, sv in r.sparse.items():
+                    vector[vn] = models.SparseVector(
+                        indices=sv.indices.tolist(), values=sv.values.tolist()
+                    )
+                points.append(models.PointVectors(id=r.id, vector=vector))
+            self._call(
+                name,
+                "update vectors",
+                self.client.update_vectors,
+                collection_name=self.qdrant_name(name),
+                points=points,
+                **self._write_kwargs(),
+            )
 
     def query_sparse(  # noqa: D102
         self,
@@ -248,7 +896,7 @@ class ClientStore(Store):
                 name,
                 "query sparse vectors",
                 self.client.query_points,
-                collection_name=name,
+                collection_name=self.qdrant_name(name),
                 query=models.SparseVector(
                     indices=sv.indices[keep].tolist(), values=sv.values[keep].tolist()
                 ),
@@ -256,6 +904,7 @@ class ClientStore(Store):
                 limit=limit,
                 query_filter=flt,
                 with_payload=with_payload,
+                **self._read_kwargs(),
             )
             out.append(
                 [ScoredPoint(p.id, float(p.score), dict(p.payload or {})) for p in res.points]
@@ -269,11 +918,16 @@ class ClientStore(Store):
         self._closed = True
 
     def describe(self) -> str:  # noqa: D102
-        inner = getattr(self.client, "_client", None)
-        where = type(inner).__name__ if inner is not None else "QdrantClient"
-        if where == "QdrantLocal":
+        if self.transport == "local":
             return "qdrant-client local mode (pure-Python emulation; for small tests)"
-        return f"Qdrant server via qdrant-client ({where})"
+        return f"Qdrant server at {self.url} via {self.transport} (qdrant-client)"
+
+    def __repr__(self) -> str:
+        return (
+            f"ClientStore(transport={self.transport!r}, url={self.url!r}, "
+            f"api_key={self._api_key!r}, collection_prefix={self.collection_prefix!r}, "
+            f"parallel={self.parallel}, batch_size={self.batch_size})"
+        )
 
 
 def _record(r: Any) -> Record:

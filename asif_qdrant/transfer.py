@@ -1,0 +1,662 @@
+"""Moving a whole ASIF model between stores: embedded engine, Qdrant server, a file.
+
+A model named ``name`` is its two anchor collections (``{name}_image_anchors``,
+``{name}_text_anchors``: vectors and payloads), its fingerprint (``{name}_meta``) and every
+catalog its fingerprint lists. The zero-shot label caches (``{name}_labels_<hash>``) are left
+out: :meth:`~asif_qdrant.ASIF.classify` rebuilds them on first use.
+
+* :func:`copy_model` copies store to store (for example an :class:`~asif_qdrant.store.EdgeStore`
+  folder to a :class:`~asif_qdrant.store.ClientStore` on a server, and back);
+* :func:`export_model` writes one file, :func:`import_model` reads it into any store.
+
+Points stream in batches: memory stays flat whatever the model's size. Vectors keep their exact
+float32 bits and payloads round-trip through JSON. Catalogs are written first, then the anchors,
+and the fingerprint last: an interrupted import leaves no fingerprint behind, and running it
+again with ``overwrite=True`` completes it.
+
+The file is an uncompressed tar (gzip-compressed when its name ends in ``.gz`` or ``.tgz``):
+``manifest.json`` (format, model name, fingerprint, and each collection's role, vectors and
+point count), then per collection ``data/<nnn>-<collection>/<batch>.npz`` (ids and payloads as
+JSON, dense vectors as float32 matrices, sparse vectors as CSR arrays), then ``end.json``
+(the counts written, so a truncated file is detected).
+
+Example:
+    >>> import tempfile, numpy as np
+    >>> from qdrant_client import QdrantClient
+    >>> from asif_qdrant import ASIF
+    >>> from asif_qdrant.store import ClientStore, EdgeStore
+    >>> rng = np.random.default_rng(0)
+    >>> edge = EdgeStore(tempfile.mkdtemp())
+    >>> asif = ASIF(store=edge, k=3, image_encoder="precomputed/image",
+    ...             text_encoder="precomputed/text")
+    >>> _ = asif.add_anchor_embeddings(rng.random((6, 8)), rng.random((6, 4)))
+    >>> _ = asif.index_embeddings("photos", rng.random((5, 8)), "image")
+    >>> q = asif.relative_from_embeddings(rng.random((1, 4)), "text")[0]
+    >>> server = ClientStore(QdrantClient(":memory:"))  # stands in for ClientStore.from_url(...)
+    >>> report = copy_model(edge, "asif", server, show_progress_bar=False)
+    >>> report.collections
+    {'photos': 5, 'asif_image_anchors': 6, 'asif_text_anchors': 6, 'asif_meta': 1}
+    >>> copied = ASIF(store=server)
+    >>> [h.id for h in copied.search("photos", q)] == [h.id for h in asif.search("photos", q)]
+    True
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+import tarfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from asif_qdrant.errors import (
+    CollectionNotFoundError,
+    InvalidInputError,
+    InvalidParameterError,
+    StoreError,
+    check_int,
+)
+from asif_qdrant.fingerprint import Fingerprint
+from asif_qdrant.store.base import CollectionSpec, Record, Store, check_collection_name
+from asif_qdrant.types import SparseVector
+
+__all__ = [
+    "EXPORT_FORMAT",
+    "EXPORT_VERSION",
+    "TransferReport",
+    "copy_model",
+    "export_model",
+    "import_model",
+    "model_collections",
+    "read_manifest",
+]
+
+logger = logging.getLogger(__name__)
+
+#: The ``format`` field of an export's manifest.
+EXPORT_FORMAT = "asif-qdrant-export"
+#: Version of the export layout; readers refuse newer ones.
+EXPORT_VERSION = 1
+
+_ROLES = ("image_anchors", "text_anchors", "meta")
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """One collection to move."""
+
+    name: str
+    role: str  # "catalog", "image_anchors", "text_anchors" or "meta"
+    spec: CollectionSpec
+    count: int
+
+    def dest(self, model: str) -> str:
+        return self.name if self.role == "catalog" else f"{model}_{self.role}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "role": self.role,
+            "spec": self.spec.as_dict(),
+            "count": self.count,
+        }
+
+
+@dataclass
+class TransferReport:
+    """What a copy, export or import moved.
+
+    Attributes:
+        model: The source model's name.
+        dest_model: The model's name at the destination.
+        collections: Points written per destination collection (or per collection in a file).
+        points: All points written.
+        seconds: Wall time.
+        path: The export file, if one was written or read.
+        bytes: Its size.
+    """
+
+    model: str
+    dest_model: str
+    collections: dict[str, int] = field(default_factory=dict)
+    points: int = 0
+    seconds: float = 0.0
+    path: str | None = None
+    bytes: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain-Python form (JSON-serialisable)."""
+        return asdict(self)
+
+
+def _show(show_progress_bar: bool | None) -> bool:
+    if show_progress_bar is None:
+        return logger.getEffectiveLevel() <= logging.INFO
+    return bool(show_progress_bar)
+
+
+def _fingerprint(store: Store, name: str) -> Fingerprint:
+    meta = f"{check_collection_name(name)}_meta"
+    if not store.has_collection(meta):
+        raise CollectionNotFoundError(
+            f"There is no ASIF model named '{name}' in {store.describe()}: the collection "
+            f"'{meta}' does not exist. Collections there: {store.list_collections()}."
+        )
+    recs = store.retrieve(meta, [0])
+    if not recs:
+        raise CollectionNotFoundError(
+            f"The ASIF model '{name}' in {store.describe()} has no fingerprint (point 0 of "
+            f"'{meta}' is missing): it was never written, or an import was interrupted."
+        )
+    return Fingerprint.from_payload(recs[0].payload)
+
+
+def model_collections(store: Store, name: str = "asif") -> list[tuple[str, str]]:
+    """The collections of a model, in the order a transfer writes them: ``(role, name)``.
+
+    Catalogs (role ``"catalog"``) come first, then ``"image_anchors"``, ``"text_anchors"``
+    and ``"meta"``. A catalog that the fingerprint lists but the store lacks is left out with
+    a warning.
+
+    Args:
+        store: The store holding the model.
+        name: The model's name.
+
+    Returns:
+        ``(role, collection)`` pairs.
+
+    Raises:
+        CollectionNotFoundError: If the store holds no model of that name.
+
+    Example:
+        >>> import tempfile, numpy as np
+        >>> from asif_qdrant import ASIF
+        >>> from asif_qdrant.store import EdgeStore
+        >>> with ASIF(path=tempfile.mkdtemp(), k=2, image_encoder="precomputed/image",
+        ...           text_encoder="precomputed/text") as asif:
+        ...     _ = asif.add_anchor_embeddings(np.eye(3), np.eye(3))
+        ...     model_collections(asif.store)
+        [('image_anchors', 'asif_image_anchors'), ('text_anchors', 'asif_text_anchors'), ('meta', 'asif_meta')]
+    """  # noqa: E501
+    fp = _fingerprint(store, name)
+    out: list[tuple[str, str]] = []
+    for catalog in sorted(fp.catalogs):
+        if store.has_collection(catalog):
+            out.append(("catalog", catalog))
+        else:
+            logger.warning(
+                "The fingerprint of '%s' lists the catalog '%s', which does not exist: skipped.",
+                name,
+                catalog,
+            )
+    for role in _ROLES:
+        coll = f"{name}_{role}"
+        if role == "meta" or store.has_collection(coll):
+            out.append((role, coll))
+    return out
+
+
+# -- sources -------------------------------------------------------------------------------------
+class _StoreSource:
+    """Reads a model from a store."""
+
+    def __init__(self, store: Store, name: str, batch_size: int) -> None:
+        self.store, self.name, self.batch_size = store, name, batch_size
+        fp = _fingerprint(store, name)
+        plans = [
+            _Plan(coll, role, store.collection_spec(coll), store.count(coll))
+            for role, coll in model_collections(store, name)
+        ]
+        self.manifest = _manifest(name, fp, plans)
+        self.plans = plans
+
+    def batches(self, plan: _Plan) -> Iterator[list[Record]]:
+        batch: list[Record] = []
+        seen = 0
+        for rec in self.store.scroll(plan.name, with_vectors=True, batch_size=self.batch_size):
+            batch.append(rec)
+            if len(batch) == self.batch_size:
+                seen += len(batch)
+                yield batch
+                batch = []
+        seen += len(batch)
+        if batch:
+            yield batch
+        if seen != plan.count:
+            raise StoreError(
+                f"The collection '{plan.name}' changed while it was read ({plan.count} points "
+                f"counted, {seen} read): stop writing to the model '{self.name}' and try again."
+            )
+
+
+def _manifest(name: str, fp: Fingerprint, plans: Sequence[_Plan]) -> dict[str, Any]:
+    from asif_qdrant import __version__
+
+    return {
+        "format": EXPORT_FORMAT,
+        "version": EXPORT_VERSION,
+        "library": f"asif-qdrant {__version__}",
+        "model": name,
+        "fingerprint": fp.as_payload(),
+        "collections": [p.as_dict() for p in plans],
+    }
+
+
+class _FileSource:
+    """Reads a model from an export file, member by member (a tar stream)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self._tar = tarfile.open(str(path), mode="r|*")  # noqa: SIM115 - closed by close()
+        except (OSError, tarfile.TarError) as e:
+            raise InvalidInputError(f"Cannot read the export file {path}: {e}") from e
+        self._pending: tarfile.TarInfo | None = None
+        first = self._next()
+        if first is None or first.name != "manifest.json":
+            self.close()
+            raise InvalidInputError(
+                f"{path} is not an asif-qdrant export: its first member is "
+                f"{first.name if first else 'missing'!r}, not 'manifest.json'."
+            )
+        self.manifest = _check_manifest(json.loads(self._read(first)), path)
+        self.plans = [
+            _Plan(c["name"], c["role"], CollectionSpec.from_dict(c["spec"]), int(c["count"]))
+            for c in self.manifest["collections"]
+        ]
+
+    def _next(self) -> tarfile.TarInfo | None:
+        if self._pending is not None:
+            member, self._pending = self._pending, None
+            return member
+        try:
+            return self._tar.next()
+        except (OSError, EOFError, tarfile.TarError) as e:
+            raise InvalidInputError(f"The export file {self.path} is damaged: {e}") from e
+
+    def _read(self, member: tarfile.TarInfo) -> bytes:
+        f = self._tar.extractfile(member)
+        if f is None:
+            raise InvalidInputError(f"{self.path}: member {member.name!r} is not a file.")
+        try:
+            return f.read()
+        except (OSError, EOFError, tarfile.TarError) as e:
+            raise InvalidInputError(f"The export file {self.path} is damaged: {e}") from e
+
+    def batches(self, plan: _Plan) -> Iterator[list[Record]]:
+        index = self.plans.index(plan)
+        prefix = f"data/{index:03d}-"
+        while True:
+            member = self._next()
+            if member is None or not member.name.startswith(prefix):
+                self._pending = member
+                return
+            yield _decode_batch(self._read(member), plan, self.path)
+
+    def finish(self) -> dict[str, int]:
+        member = self._next()
+        if member is None or member.name != "end.json":
+            raise InvalidInputError(
+                f"The export file {self.path} is truncated or damaged: expected 'end.json', "
+                f"found {member.name if member else 'the end of the file'!r}."
+            )
+        return dict(json.loads(self._read(member))["counts"])
+
+    def close(self) -> None:
+        self._tar.close()
+
+
+def _check_manifest(data: Any, path: Path) -> dict[str, Any]:
+    if not isinstance(data, dict) or data.get("format") != EXPORT_FORMAT:
+        raise InvalidInputError(f"{path} is not an asif-qdrant export (no '{EXPORT_FORMAT}').")
+    version = data.get("version")
+    if not isinstance(version, int) or version > EXPORT_VERSION:
+        raise InvalidInputError(
+            f"{path} has export version {version!r}; this asif-qdrant reads versions up to "
+            f"{EXPORT_VERSION}. Upgrade asif-qdrant to import it."
+        )
+    Fingerprint.from_payload(data["fingerprint"])
+    return data
+
+
+# -- sinks ---------------------------------------------------------------------------------------
+class _StoreSink:
+    """Writes a model into a store under ``dest_model``."""
+
+    def __init__(self, store: Store, dest_model: str, overwrite: bool) -> None:
+        self.store, self.dest_model, self.overwrite = store, dest_model, overwrite
+        self.counts: dict[str, int] = {}
+        per_call = getattr(store, "batch_size", 256) * getattr(store, "parallel", 1)
+        self.chunk = max(256, int(per_call))
+
+    def begin(self, plans: Sequence[_Plan]) -> None:
+        targets = [p.dest(self.dest_model) for p in plans]
+        caches = [
+            c for c in self.store.list_collections() if c.startswith(f"{self.dest_model}_labels_")
+        ]
+        existing = [t for t in targets if self.store.has_collection(t)]
+        if existing and not self.overwrite:
+            raise StoreError(
+                f"{self.store.describe()} already holds {existing}. Pass overwrite=True "
+                "(asif-qdrant import/migrate --overwrite) to replace them, or give the model "
+                "another name at the destination."
+            )
+        for coll in [*existing, *caches]:
+            self.store.delete_collection(coll)
+
+    def write(self, plan: _Plan, batches: Iterator[list[Record]], bar: Any) -> None:
+        dest = plan.dest(self.dest_model)
+        self.store.create_collection(dest, plan.spec)
+        buffer: list[Record] = []
+        written = 0
+        for batch in batches:
+            buffer.extend(batch)
+            if len(buffer) >= self.chunk:
+                self.store.upsert(dest, buffer)
+                written += len(buffer)
+                bar.update(len(buffer))
+                buffer = []
+        if buffer:
+            self.store.upsert(dest, buffer)
+            written += len(buffer)
+            bar.update(len(buffer))
+        stored = self.store.count(dest)
+        if stored != plan.count or written != plan.count:
+            raise StoreError(
+                f"Copying '{plan.name}' into '{dest}' wrote {written} points and the "
+                f"destination holds {stored}, but the source had {plan.count}."
+            )
+        self.counts[dest] = written
+
+    def end(self) -> None:
+        pass
+
+
+class _FileSink:
+    """Writes a model into an export file (written beside it, then renamed into place)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.partial = path.with_name(path.name + ".partial")
+        gz = path.name.endswith((".gz", ".tgz"))
+        try:
+            self._tar = tarfile.open(str(self.partial), mode="w|gz" if gz else "w|")  # noqa: SIM115
+        except OSError as e:
+            raise InvalidParameterError(
+                f"The 'out' parameter of export_model must be a writable file path. Got "
+                f"{str(path)!r} instead ({e})."
+            ) from e
+        self.counts: dict[str, int] = {}
+        self._plans: list[_Plan] = []
+
+    def _add(self, name: str, data: bytes) -> None:
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        info.mtime = int(time.time())
+        self._tar.addfile(info, io.BytesIO(data))
+
+    def begin_manifest(self, manifest: Mapping[str, Any], plans: Sequence[_Plan]) -> None:
+        self._plans = list(plans)
+        self._add("manifest.json", json.dumps(manifest, indent=1).encode())
+
+    def write(self, plan: _Plan, batches: Iterator[list[Record]], bar: Any) -> None:
+        index = self._plans.index(plan)
+        written = 0
+        for n, batch in enumerate(batches):
+            self._add(f"data/{index:03d}-{plan.name}/{n:06d}.npz", _encode_batch(batch, plan))
+            written += len(batch)
+            bar.update(len(batch))
+        self.counts[plan.name] = written
+
+    def end(self) -> None:
+        self._add("end.json", json.dumps({"counts": self.counts}).encode())
+        self._tar.close()
+        os.replace(self.partial, self.path)
+
+    def abort(self) -> None:
+        with contextlib.suppress(Exception):  # already failing: the partial file goes anyway
+            self._tar.close()
+        self.partial.unlink(missing_ok=True)
+
+
+# -- batch encoding ------------------------------------------------------------------------------
+def _encode_batch(records: Sequence[Record], plan: _Plan) -> bytes:
+    """One batch as an ``.npz``: ids and payloads as JSON, vectors as exact float32 arrays."""
+    n = len(records)
+    dense_names, sparse_names = sorted(plan.spec.dense), sorted(plan.spec.sparse)
+    meta = {
+        "ids": [r.id for r in records],
+        "payloads": [r.payload for r in records],
+        "dense": dense_names,
+        "sparse": sparse_names,
+    }
+    arrays: dict[str, np.ndarray] = {
+        "json": np.frombuffer(json.dumps(meta, ensure_ascii=False).encode(), dtype=np.uint8)
+    }
+    for j, vn in enumerate(dense_names):
+        dim = plan.spec.dense[vn]
+        mat = np.zeros((n, dim), np.float32)
+        mask = np.zeros(n, bool)
+        for i, r in enumerate(records):
+            v = r.dense.get(vn)
+            if v is not None:
+                v = np.asarray(v, dtype=np.float32).reshape(-1)
+                if v.size != dim:
+                    raise StoreError(
+                        f"Point {r.id!r} of '{plan.name}' has a '{vn}' vector of dim {v.size}; "
+                        f"the collection's is {dim}."
+                    )
+                mat[i], mask[i] = v, True
+        arrays[f"dense_{j}"], arrays[f"dense_{j}_mask"] = mat, mask
+    for j, vn in enumerate(sparse_names):
+        vecs = [r.sparse.get(vn) for r in records]
+        lengths = np.array([0 if v is None else len(v) for v in vecs], dtype=np.int64)
+        present = [v for v in vecs if v is not None]
+        arrays[f"sparse_{j}_indptr"] = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        arrays[f"sparse_{j}_indices"] = (
+            np.concatenate([v.indices for v in present]) if present else np.zeros(0, np.uint64)
+        ).astype(np.uint64)
+        arrays[f"sparse_{j}_values"] = (
+            np.concatenate([v.values for v in present]) if present else np.zeros(0, np.float32)
+        ).astype(np.float32)
+        arrays[f"sparse_{j}_mask"] = np.array([v is not None for v in vecs], dtype=bool)
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)  # type: ignore[arg-type]
+    return buf.getvalue()
+
+
+def _decode_batch(data: bytes, plan: _Plan, path: Path) -> list[Record]:
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            meta = json.loads(z["json"].tobytes().decode())
+            arrays = {k: z[k] for k in z.files}
+    except (OSError, ValueError, KeyError) as e:
+        raise InvalidInputError(f"A batch of '{plan.name}' in {path} is damaged: {e}") from e
+    records = [
+        Record(id=pid, payload=dict(payload))
+        for pid, payload in zip(meta["ids"], meta["payloads"], strict=True)
+    ]
+    for j, vn in enumerate(meta["dense"]):
+        mat, mask = arrays[f"dense_{j}"], arrays[f"dense_{j}_mask"]
+        for i, rec in enumerate(records):
+            if mask[i]:
+                rec.dense[vn] = mat[i]
+    for j, vn in enumerate(meta["sparse"]):
+        indptr = arrays[f"sparse_{j}_indptr"]
+        indices, values = arrays[f"sparse_{j}_indices"], arrays[f"sparse_{j}_values"]
+        mask = arrays[f"sparse_{j}_mask"]
+        for i, rec in enumerate(records):
+            if mask[i]:
+                lo, hi = int(indptr[i]), int(indptr[i + 1])
+                rec.sparse[vn] = SparseVector(indices=indices[lo:hi], values=values[lo:hi])
+    return records
+
+
+# -- public functions ----------------------------------------------------------------------------
+def _run(source: Any, sink: Any, report: TransferReport, desc: str, show: bool) -> TransferReport:
+    t0 = time.perf_counter()
+    total = sum(p.count for p in source.plans)
+    with tqdm(total=total, desc=desc, unit="point", disable=not show) as bar:
+        for plan in source.plans:
+            sink.write(plan, source.batches(plan), bar)
+    report.collections = dict(sink.counts)
+    report.points = sum(report.collections.values())
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _check_common(name: str, batch_size: int, owner: str) -> int:
+    check_collection_name(name)
+    return check_int("batch_size", owner, batch_size, minimum=1)
+
+
+def copy_model(
+    src: Store,
+    name: str,
+    dest: Store,
+    *,
+    dest_name: str | None = None,
+    overwrite: bool = False,
+    batch_size: int = 256,
+    show_progress_bar: bool | None = None,
+) -> TransferReport:
+    """Copy the ASIF model ``name`` from one store to another.
+
+    Args:
+        src: The store holding the model.
+        name: The model's name.
+        dest: The store to copy it into (a server, a cluster, an embedded folder...).
+        dest_name: The model's name in ``dest`` (default: the same). Catalogs keep their names.
+        overwrite: Replace collections of the same names in ``dest`` (else an error).
+        batch_size: Points per read batch.
+        show_progress_bar: A progress bar; ``None`` follows the logger level.
+
+    Returns:
+        What was copied.
+
+    Raises:
+        CollectionNotFoundError: If ``src`` holds no model ``name``.
+        StoreError: If ``dest`` already holds one of the collections and ``overwrite`` is
+            False, or if the source changed during the copy.
+    """
+    batch_size = _check_common(name, batch_size, "copy_model")
+    dest_name = check_collection_name(dest_name or name)
+    if src is dest and dest_name == name:
+        raise InvalidParameterError(
+            "The 'dest' parameter of copy_model must be another store, or 'dest_name' another "
+            f"name. Got the source store and the same name {name!r} instead."
+        )
+    source = _StoreSource(src, name, batch_size)
+    sink = _StoreSink(dest, dest_name, overwrite)
+    sink.begin(source.plans)
+    report = TransferReport(model=name, dest_model=dest_name)
+    desc = f"Copying model '{name}'"
+    return _run(source, sink, report, desc, _show(show_progress_bar))
+
+
+def export_model(
+    src: Store,
+    name: str,
+    out: str | os.PathLike[str],
+    *,
+    batch_size: int = 256,
+    show_progress_bar: bool | None = None,
+) -> TransferReport:
+    """Write the ASIF model ``name`` to one file (see the module docstring for its layout).
+
+    Args:
+        src: The store holding the model.
+        name: The model's name.
+        out: The file to write (``.tar``; ``.tar.gz`` / ``.tgz`` compress it). Written beside
+            as ``<out>.partial`` and renamed when complete.
+        batch_size: Points per batch in the file.
+        show_progress_bar: A progress bar; ``None`` follows the logger level.
+
+    Returns:
+        What was written, with the file's path and size.
+
+    Raises:
+        CollectionNotFoundError: If ``src`` holds no model ``name``.
+        StoreError: If the model changed during the export.
+    """
+    batch_size = _check_common(name, batch_size, "export_model")
+    path = Path(out).expanduser()
+    source = _StoreSource(src, name, batch_size)
+    sink = _FileSink(path)
+    try:
+        sink.begin_manifest(source.manifest, source.plans)
+        report = TransferReport(model=name, dest_model=name)
+        _run(source, sink, report, f"Exporting model '{name}'", _show(show_progress_bar))
+        sink.end()
+    except BaseException:
+        sink.abort()
+        raise
+    report.path, report.bytes = str(path), path.stat().st_size
+    return report
+
+
+def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The manifest of an export file: format, model name, fingerprint, collections.
+
+    Raises:
+        InvalidInputError: If the file is not an asif-qdrant export.
+    """
+    source = _FileSource(Path(path).expanduser())
+    source.close()
+    return source.manifest
+
+
+def import_model(
+    path: str | os.PathLike[str],
+    dest: Store,
+    *,
+    name: str | None = None,
+    overwrite: bool = False,
+    show_progress_bar: bool | None = None,
+) -> TransferReport:
+    """Read an export file into a store.
+
+    Args:
+        path: The file written by :func:`export_model` (or ``asif-qdrant export``).
+        dest: The store to write the model into.
+        name: The model's name in ``dest`` (default: the exported name).
+        overwrite: Replace collections of the same names in ``dest`` (else an error).
+        show_progress_bar: A progress bar; ``None`` follows the logger level.
+
+    Returns:
+        What was imported.
+
+    Raises:
+        InvalidInputError: If the file is not an export, is damaged or truncated.
+        StoreError: If ``dest`` already holds one of the collections and ``overwrite`` is
+            False.
+    """
+    p = Path(path).expanduser()
+    source = _FileSource(p)
+    try:
+        model = str(source.manifest["model"])
+        dest_name = check_collection_name(name or model)
+        sink = _StoreSink(dest, dest_name, overwrite)
+        sink.begin(source.plans)
+        report = TransferReport(model=model, dest_model=dest_name, path=str(p))
+        _run(source, sink, report, f"Importing model '{model}'", _show(show_progress_bar))
+        counts = source.finish()
+    finally:
+        source.close()
+    expected = {plan.name: plan.count for plan in source.plans}
+    if counts != expected:
+        raise InvalidInputError(
+            f"The export file {p} is inconsistent: its manifest counts {expected} points, "
+            f"its end record {counts}."
+        )
+    report.bytes = p.stat().st_size
+    return report
