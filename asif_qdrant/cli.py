@@ -174,17 +174,25 @@ def anchors_add(
             payloads=[x.metadata for x in pairs],
             source=pairs[0].source if pairs else None,
         )
+        edit = asif.last_edit if ids else None
         data = {
             "added": len(ids),
             "ids": ids,
             "anchor_count": asif.anchor_count,
             "anchor_version": asif.fingerprint.anchor_version,
+            "edit": edit.as_dict() if edit else None,
         }
         _emit(
             as_json,
             data,
             f"added {len(ids)} anchor pairs; the model '{name}' now has "
-            f"{asif.anchor_count} (version {asif.fingerprint.anchor_version})",
+            f"{asif.anchor_count} (version {asif.fingerprint.anchor_version})"
+            + (
+                f"\nre-computed {edit.items_touched} of {edit.items_total} catalog items in "
+                f"{edit.seconds:.2f} s"
+                if edit
+                else ""
+            ),
         )
 
 
@@ -198,10 +206,24 @@ def anchors_list(
     with _open(path, url, name, quiet) as asif:
         rows = asif.list_anchors(limit=limit)
         text = "\n".join(f"{r['id']:>8}  {r.get('caption', '')}" for r in rows)
+        last = asif.fingerprint.last_edit
         _emit(
             as_json,
-            {"anchor_count": asif.anchor_count, "anchors": rows},
-            f"{asif.anchor_count} anchor pairs\n{text}",
+            {
+                "anchor_count": asif.anchor_count,
+                "anchor_version": asif.fingerprint.anchor_version,
+                "last_edit": last,
+                "anchors": rows,
+            },
+            f"{asif.anchor_count} anchor pairs (version {asif.fingerprint.anchor_version})"
+            + (
+                f"; last edit: {last['operation']} {last['pairs']} pairs, re-computed "
+                f"{last['items_touched']} of {last['items_total']} catalog items in "
+                f"{last['seconds']:.2f} s"
+                if last
+                else ""
+            )
+            + f"\n{text}",
         )
 
 
@@ -214,10 +236,17 @@ def anchors_delete(
     """Delete anchor pairs by id."""
     with _open(path, url, name, quiet) as asif:
         n = asif.delete_anchors(ids)
+        edit = asif.last_edit if n else None
         _emit(
             as_json,
             {"deleted": n, "anchor_count": asif.anchor_count},
-            f"deleted {n} anchor pairs; {asif.anchor_count} left",
+            f"deleted {n} anchor pairs; {asif.anchor_count} left"
+            + (
+                f"\nre-computed {edit.items_touched} of {edit.items_total} catalog items in "
+                f"{edit.seconds:.2f} s (version {edit.anchor_version})"
+                if edit
+                else ""
+            ),
         )
 
 
@@ -405,6 +434,10 @@ def info(path: Path | None, url: str | None, name: str, as_json: bool, quiet: bo
         }
         _emit(as_json, data, "\n".join(f"{k}: {v}" for k, v in data.items()))
 
+
+from asif_qdrant import cli_edit as _cli_edit  # noqa: E402,F401
+from asif_qdrant import cli_evaluate as _cli_evaluate  # noqa: E402,F401
+from asif_qdrant import cli_transfer as _cli_transfer  # noqa: E402,F401
 
 if __name__ == "__main__":  # pragma: no cover
     main()

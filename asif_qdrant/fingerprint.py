@@ -42,6 +42,8 @@ class Fingerprint:
         anchor_version: Bumped on every edit of the anchor set.
         next_anchor_id: The next anchor id to hand out (ids are never reused).
         catalogs: Per catalog collection: the anchor version it was indexed with, next id.
+        last_edit: Summary of the last anchor edit (operation, pairs, catalog items
+            re-indexed and in total, seconds, version), or None before the first edit.
         format: Layout version.
     """
 
@@ -55,6 +57,7 @@ class Fingerprint:
     anchor_version: int = 0
     next_anchor_id: int = 0
     catalogs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    last_edit: dict[str, Any] | None = None
     format: int = FORMAT_VERSION
     library: str = "asif-qdrant"
 
@@ -64,7 +67,22 @@ class Fingerprint:
 
     @classmethod
     def from_payload(cls, data: dict[str, Any]) -> Fingerprint:
-        """Inverse of :meth:`as_payload` (unknown keys are ignored)."""
+        """Inverse of :meth:`as_payload` (unknown keys are ignored, missing ones default).
+
+        Raises:
+            FingerprintMismatchError: If ``data`` is not an asif-qdrant fingerprint (no
+                encoder names, or another library's).
+        """
+        if (
+            not isinstance(data, dict)
+            or not {"image_encoder", "text_encoder"} <= set(data)
+            or data.get("library", "asif-qdrant") != "asif-qdrant"
+        ):
+            raise FingerprintMismatchError(
+                "The meta collection holds something that is not an asif-qdrant model "
+                f"fingerprint (keys {sorted(data)[:8] if isinstance(data, dict) else data!r}). "
+                "Open the model under another name, or use another path."
+            )
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 

@@ -10,7 +10,13 @@ Collections of a model named ``name``:
 * ``{name}_meta``: the fingerprint (encoders, dims, k, p, anchor count and version);
 * ``{name}_labels_<hash>``: cached prompt vectors of zero-shot classification;
 * catalog collections, named by the user: a sparse vector ``asif`` (no modifier, so the score
-  is the ASIF dot product), the item's own embedding (dense ``image`` or ``text``) and payload.
+  is the ASIF dot product), the item's own embedding (dense ``image`` or ``text``), the same
+  with the item's k-th similarity appended (``image_kth`` / ``text_kth``, used by anchor edits
+  to find the items they affect, :mod:`asif_qdrant.editing`) and payload.
+
+Adding or deleting anchors re-computes exactly the catalog items the edit affects, so catalogs
+always equal a full re-index (:attr:`ASIF.last_edit` says what an edit did); :meth:`ASIF.explain`
+breaks any score down into the anchor pairs behind it.
 
 Typical use (the class docstring has an example that runs without any model)::
 
@@ -29,6 +35,7 @@ import hashlib
 import json
 import logging
 import os
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -57,7 +64,9 @@ from asif_qdrant.store.base import (
 from asif_qdrant.types import Hit, ImageInput, SparseVector
 
 if TYPE_CHECKING:
+    from asif_qdrant.editing import EditReport
     from asif_qdrant.encoders.base import Encoder
+    from asif_qdrant.explain import AuditReport, Explanation, LabelExplanation
 
 __all__ = ["ASIF", "DEFAULT_K", "DEFAULT_P", "DEFAULT_TEMPLATES"]
 
@@ -70,6 +79,13 @@ DEFAULT_TEMPLATES: tuple[str, ...] = ("a photo of a {}.",)
 SPARSE = "asif"
 Modality = Literal["image", "text"]
 _CHUNK = 256
+
+
+def _shared(a: SparseVector | None, b: SparseVector | None) -> int:
+    """How many anchors carry a positive weight in both vectors."""
+    if a is None or b is None:
+        return 0
+    return int(np.intersect1d(a.indices[a.values > 0], b.indices[b.values > 0]).size)
 
 
 def _show(show_progress_bar: bool | None) -> bool:
@@ -141,6 +157,10 @@ class ASIF:
         self.batch_size = check_int("batch_size", "ASIF", batch_size, minimum=1)
         self.device = device
         self.show_progress_bar = show_progress_bar
+        #: What the last anchor edit of this object did (an ``EditReport``), else None.
+        self.last_edit: EditReport | None = None
+        self._kth_ready: dict[str, bool] = {}
+        self._pending_next_id: dict[str, int | None] = {}
         if store is not None:
             if not isinstance(store, Store):
                 raise InvalidParameterError(
@@ -340,6 +360,10 @@ class ASIF:
                 raise InvalidInputError(
                     f"Caption {i} must be a str. Got {type(c).__name__} ({c!r:.60})."
                 )
+            if not c.strip():
+                raise InvalidInputError(
+                    f"Caption {i} is empty (or only whitespace): an anchor pair needs a caption."
+                )
         img = self.encode(images, "image")
         txt = self.encode(captions, "text")
         base = [
@@ -363,6 +387,11 @@ class ASIF:
     ) -> list[int]:
         """Add anchor pairs from precomputed embeddings.
 
+        Every catalog of the model is brought up to date in the same call: exactly the items
+        for which a new anchor reaches their k-th similarity are re-computed from their
+        stored embedding (see :mod:`asif_qdrant.editing`). What was done (items re-computed
+        per catalog, seconds) is in :attr:`last_edit`.
+
         Args:
             image_embeddings: ``(n, d_image)`` embeddings of the anchor images.
             text_embeddings: ``(n, d_text)`` embeddings of their captions.
@@ -371,6 +400,7 @@ class ASIF:
         Returns:
             The new anchor ids. Ids are never reused, also after deletions.
         """
+        t0 = time.perf_counter()
         img = self._check_embeddings("image_embeddings", image_embeddings, "image")
         txt = self._check_embeddings("text_embeddings", text_embeddings, "text")
         self._check_pairs(len(img), len(txt), payloads)
@@ -382,15 +412,15 @@ class ASIF:
             fp.image_dim = img.shape[1]
         if fp.text_dim is None:
             fp.text_dim = txt.shape[1]
+        ids = list(range(fp.next_anchor_id, fp.next_anchor_id + n))
+        if ids[-1] >= 2**32:
+            raise AnchorSetError("Anchor ids must fit in 32 bits (Qdrant sparse indices).")
         for coll, vn, dim in (
             (self.image_anchor_collection, "image", fp.image_dim),
             (self.text_anchor_collection, "text", fp.text_dim),
         ):
             if not self.store.has_collection(coll):
                 self.store.create_collection(coll, CollectionSpec(dense={vn: dim}))
-        ids = list(range(fp.next_anchor_id, fp.next_anchor_id + n))
-        if ids[-1] >= 2**32:
-            raise AnchorSetError("Anchor ids must fit in 32 bits (Qdrant sparse indices).")
         pl = [dict(x) for x in payloads] if payloads is not None else [{} for _ in range(n)]
         img, txt = l2_normalize(img), l2_normalize(txt)
         self.store.upsert(
@@ -402,34 +432,147 @@ class ASIF:
             [Record(i, pl[j], dense={"text": txt[j]}) for j, i in enumerate(ids)],
         )
         fp.next_anchor_id = ids[-1] + 1
-        fp.anchor_count = self.store.count(self.image_anchor_collection)
-        fp.anchor_version += 1
-        self._write_fingerprint()
-        self._drop_label_caches()
+        self._finish_edit("add", n, t0, new_units={"image": img, "text": txt})
         return ids
 
-    def delete_anchors(self, ids: Iterable[int]) -> int:
-        """Delete anchor pairs by id from both anchor collections.
+    def delete_anchors(self, ids: Iterable[int], *, purge: bool = False) -> int:
+        """Delete anchor pairs by id from both anchor collections, and from every catalog.
 
-        Catalog vectors indexed before the edit still mention the deleted anchors until the
-        catalog is indexed again; searches on such a catalog log a warning.
+        The catalog items whose vectors gave a deleted anchor a positive weight (found with
+        one sparse query per catalog) are re-computed from their stored embedding, so no
+        stored vector keeps a deleted anchor as a dimension, and every catalog vector equals
+        a full re-index. What was done is in :attr:`last_edit`.
+
+        Args:
+            ids: Anchor ids. Every id must exist: if any is unknown, nothing is deleted.
+            purge: Also rewrite the anchor collections and the touched catalogs, so that the
+                deleted pairs leave the engine's files on disk too (Qdrant keeps deleted
+                points in its write-ahead log until it vacuums them). Costs a full rewrite.
 
         Returns:
             How many pairs were deleted.
+
+        Raises:
+            AnchorSetError: If an id is not an anchor of this model (nothing is deleted then).
         """
-        ids = [check_int("ids", "ASIF.delete_anchors", i, minimum=0) for i in ids]
-        if not ids or not self.store.has_collection(self.image_anchor_collection):
+        t0 = time.perf_counter()
+        ids = list(
+            dict.fromkeys(check_int("ids", "ASIF.delete_anchors", i, minimum=0) for i in ids)
+        )
+        if not ids:
             return 0
-        present = [r.id for r in self.store.retrieve(self.image_anchor_collection, ids)]
-        if not present:
-            return 0
+        present = []
+        if self.store.has_collection(self.image_anchor_collection):
+            present = [int(r.id) for r in self.store.retrieve(self.image_anchor_collection, ids)]
+        unknown = sorted(set(ids) - set(present))
+        if unknown:
+            raise AnchorSetError(
+                f"Cannot delete anchors {unknown[:20]}{' ...' if len(unknown) > 20 else ''}: "
+                f"they are not anchors of the model '{self.name}' (deleted already, or never "
+                "added). Nothing was deleted; list the anchors with list_anchors()."
+            )
         self.store.delete(self.image_anchor_collection, present)
         self.store.delete(self.text_anchor_collection, present)
-        self.fingerprint.anchor_count = self.store.count(self.image_anchor_collection)
-        self.fingerprint.anchor_version += 1
+        report = self._finish_edit("delete", len(present), t0, deleted=present)
+        if purge:
+            from asif_qdrant.editing import compact_collection
+
+            touched = [c.collection for c in report.catalogs if c.items_touched]
+            for coll in [self.image_anchor_collection, self.text_anchor_collection, *touched]:
+                compact_collection(self.store, coll)
+        return len(present)
+
+    def reindex(self, collection: str | None = None) -> EditReport:
+        """Re-compute catalog vectors from the items' stored embeddings (no encoding).
+
+        Edits keep catalogs exact on their own; this is the full re-index they are checked
+        against, and the way to repair a catalog after an interrupted edit.
+
+        Args:
+            collection: One catalog; ``None``: every catalog of the model.
+
+        Returns:
+            What was done (also in :attr:`last_edit`).
+        """
+        from asif_qdrant.editing import CatalogEdit, EditReport, has_kth, recompute_all
+
+        t0 = time.perf_counter()
+        names = sorted(self.fingerprint.catalogs) if collection is None else [collection]
+        edits = []
+        for name in names:
+            if collection is None and not self.store.has_collection(name):
+                continue  # a catalog deleted outside the model
+            if not self.store.has_collection(name):
+                raise CollectionNotFoundError(
+                    f"The catalog collection '{name}' does not exist. Catalogs of this model: "
+                    f"{sorted(self.fingerprint.catalogs)}."
+                )
+            self._ensure_catalog(name)  # refuses collections that are not catalogs
+            t = time.perf_counter()
+            done = recompute_all(
+                self,
+                name,
+                with_kth=has_kth(self.store, name),
+                progress=_show(self.show_progress_bar),
+            )
+            self.fingerprint.catalogs.setdefault(name, {"next_id": 0})["anchor_version"] = (
+                self.fingerprint.anchor_version
+            )
+            edits.append(
+                CatalogEdit(
+                    name, len(done), len(done), time.perf_counter() - t, "full", tuple(done)
+                )
+            )
+        self._write_fingerprint()
+        self.last_edit = EditReport(
+            "reindex",
+            0,
+            self.anchor_count,
+            self.fingerprint.anchor_version,
+            time.perf_counter() - t0,
+            tuple(edits),
+        )
+        return self.last_edit
+
+    def _finish_edit(
+        self,
+        operation: Literal["add", "delete"],
+        pairs: int,
+        t0: float,
+        *,
+        new_units: dict[str, np.ndarray] | None = None,
+        deleted: Sequence[int] | None = None,
+    ) -> EditReport:
+        """Bump the version, update every catalog, record and return the report."""
+        from asif_qdrant.editing import EditReport, update_catalogs
+
+        fp = self.fingerprint
+        previous = fp.anchor_version
+        fp.anchor_count = self.store.count(self.image_anchor_collection)
+        fp.anchor_version += 1
+        # Written first: if the catalog update is interrupted, the catalogs stay marked with
+        # the old version (searches warn) and the next edit re-computes them in full.
         self._write_fingerprint()
         self._drop_label_caches()
-        return len(present)
+        edits = update_catalogs(
+            self,
+            previous_version=previous,
+            new_units=new_units,
+            deleted=deleted,
+            progress=_show(self.show_progress_bar),
+        )
+        report = EditReport(
+            operation,
+            pairs,
+            fp.anchor_count,
+            fp.anchor_version,
+            time.perf_counter() - t0,
+            edits,
+        )
+        fp.last_edit = {k: v for k, v in report.as_dict().items() if k != "catalogs"}
+        self._write_fingerprint()
+        self.last_edit = report
+        return report
 
     def list_anchors(self, *, limit: int | None = None) -> list[dict[str, Any]]:
         """The anchor pairs' ids and payloads, in id order."""
@@ -466,6 +609,12 @@ class ASIF:
             raise InvalidInputError(
                 "embed_texts takes a list of texts. Got one str: wrap it in a list."
             )
+        texts = list(texts)
+        for i, t in enumerate(texts):
+            if isinstance(t, str) and not t.strip():
+                raise InvalidInputError(
+                    f"Text {i} is empty (or only whitespace): an empty query matches nothing."
+                )
         emb = self.encode(list(texts), "text", show_progress_bar=show_progress_bar)
         return self.relative_from_embeddings(emb, "text")
 
@@ -477,7 +626,9 @@ class ASIF:
         Each embedding queries the anchor collection of its own modality for its ``k``
         nearest anchors (cosine); the similarities become weights with
         :func:`~asif_qdrant.relative.relative_weights`. Anchors of weight 0 (negative
-        similarity) are left out of the sparse vector.
+        similarity) are left out of the sparse vector. Anchors tied at the k-th place are
+        kept in id order (the lower id wins), so the result does not depend on the order in
+        which the engine returns ties (the same rule as :func:`~asif_qdrant.relative_topk`).
         """
         emb = self._check_embeddings("embeddings", embeddings, modality)
         if self.anchor_count == 0:
@@ -485,16 +636,47 @@ class ASIF:
                 f"The ASIF model '{self.name}' has no anchors: add anchor pairs with "
                 "add_anchors() or add_anchor_embeddings() first."
             )
+        return self._relative(l2_normalize(emb), modality)[0]
+
+    def _relative(
+        self, unit: np.ndarray, modality: Modality
+    ) -> tuple[list[SparseVector], np.ndarray]:
+        """Sparse vectors of unit embeddings, and each one's boundary (k-th similarity, >= 0).
+
+        The boundary is the similarity of the k-th kept anchor clamped at 0, or 0 when fewer
+        than k anchors exist: an anchor below it cannot change the vector
+        (:mod:`asif_qdrant.editing`).
+        """
         coll, vn = self._anchor_collection(modality)
-        results = self.store.query_dense(coll, vn, l2_normalize(emb), limit=self.k)
-        out = []
-        for hits in results:
+        k = self.k
+        out: list[SparseVector] = []
+        boundary = np.zeros(len(unit), np.float32)
+        if len(unit) == 0:
+            return out, boundary
+        results = self.store.query_dense(coll, vn, unit, limit=k + 1)
+        for row, hits in enumerate(results):
+            if len(hits) > k and hits[k][1] >= hits[k - 1][1]:
+                hits = self._widen_tie(coll, vn, unit[row], hits)
+            hits = sorted(hits, key=lambda h: (-h[1], h[0]))[:k]
             ids = np.array([h[0] for h in hits], dtype=np.uint64)
             sims = np.array([h[1] for h in hits], dtype=np.float32)
             w = relative_weights(sims, self.p) if len(sims) else sims
             keep = w > 0
             out.append(SparseVector(indices=ids[keep], values=w[keep]))
-        return out
+            if len(hits) == k:
+                boundary[row] = max(float(sims[-1]), 0.0)
+        return out, boundary
+
+    def _widen_tie(
+        self, coll: str, vn: str, row: np.ndarray, hits: list[tuple[PointId, float]]
+    ) -> list[tuple[PointId, float]]:
+        """Every anchor tied with the k-th one: ask for more until the tie group ends."""
+        k = self.k
+        limit = len(hits)
+        while len(hits) == limit and hits[-1][1] >= hits[k - 1][1]:
+            limit *= 2
+            (hits,) = self.store.query_dense(coll, vn, row[None, :], limit=limit)
+        return hits
 
     # -- catalog ---------------------------------------------------------------------------
     def index(
@@ -533,6 +715,10 @@ class ASIF:
             if not isinstance(t, str):
                 raise InvalidInputError(
                     f"Text {i} must be a str. Got {type(t).__name__} ({t!r:.60})."
+                )
+            if not t.strip():
+                raise InvalidInputError(
+                    f"Text {i} is empty (or only whitespace): there is nothing to index."
                 )
         items: list[tuple[Modality, Any]] = [("image", x) for x in images]
         items += [("text", t) for t in texts]
@@ -651,11 +837,13 @@ class ASIF:
         if n == 0:
             return []
         self._ensure_catalog(collection)
-        info = self.fingerprint.catalogs.setdefault(collection, {"next_id": 0})
+        # The fingerprint records the catalog (and the ids handed out) only once the items
+        # are written (_finish_catalog): a failed call leaves it as it was.
+        self._pending_next_id[collection] = None
         if ids is None:
-            start = int(info.get("next_id", 0))
+            start = int(self.fingerprint.catalogs.get(collection, {}).get("next_id", 0))
             ids = list(range(start, start + n))
-            info["next_id"] = start + n
+            self._pending_next_id[collection] = start + n
         return list(ids)
 
     def _write_items(
@@ -666,25 +854,54 @@ class ASIF:
         payloads: Sequence[dict[str, Any]],
         ids: Sequence[PointId],
     ) -> None:
-        vecs = self.relative_from_embeddings(embeddings, modality)
+        from asif_qdrant.editing import kth_name, kth_vectors
+
+        unit = l2_normalize(self._check_embeddings("embeddings", embeddings, modality))
+        if self.anchor_count == 0:
+            raise AnchorSetError(
+                f"The ASIF model '{self.name}' has no anchors: add anchor pairs before indexing."
+            )
+        vecs, boundary = self._relative(unit, modality)
+        kth = kth_vectors(unit, boundary) if self._has_kth(collection) else None
         self.store.upsert(
             collection,
             [
-                Record(pid, payload, dense={modality: e}, sparse={SPARSE: v})
-                for pid, payload, e, v in zip(
-                    ids, payloads, l2_normalize(embeddings), vecs, strict=True
+                Record(
+                    pid,
+                    payload,
+                    dense={modality: unit[j]}
+                    | ({kth_name(modality): kth[j]} if kth is not None else {}),
+                    sparse={SPARSE: v},
                 )
+                for j, (pid, payload, v) in enumerate(zip(ids, payloads, vecs, strict=True))
             ],
         )
 
+    def _has_kth(self, collection: str) -> bool:
+        """Whether a catalog stores the boundary vectors that incremental edits use."""
+        ready = self._kth_ready.get(collection)
+        if ready is None:
+            from asif_qdrant.editing import has_kth
+
+            ready = self._kth_ready[collection] = has_kth(self.store, collection)
+        return ready
+
     def _finish_catalog(self, collection: str) -> None:
-        if collection in self.fingerprint.catalogs:
-            self.fingerprint.catalogs[collection]["anchor_version"] = (
-                self.fingerprint.anchor_version
-            )
+        written = collection in self._pending_next_id
+        pending = self._pending_next_id.pop(collection, None)
+        if written or collection in self.fingerprint.catalogs:
+            info = self.fingerprint.catalogs.setdefault(collection, {"next_id": 0})
+            if pending is not None:
+                info["next_id"] = max(int(info.get("next_id", 0)), pending)
+            # A catalog left at an older version (an interrupted edit) stays marked so: its
+            # older items are still stale, and the next edit re-computes it in full.
+            if info.get("anchor_version") in (None, self.fingerprint.anchor_version):
+                info["anchor_version"] = self.fingerprint.anchor_version
             self._write_fingerprint()
 
     def _ensure_catalog(self, collection: str) -> None:
+        from asif_qdrant.editing import kth_name
+
         fp = self.fingerprint
         if self.store.has_collection(collection):
             spec = self.store.collection_spec(collection)
@@ -697,8 +914,17 @@ class ASIF:
         assert fp.image_dim is not None and fp.text_dim is not None  # anchors exist
         self.store.create_collection(
             collection,
-            CollectionSpec(dense={"image": fp.image_dim, "text": fp.text_dim}, sparse=(SPARSE,)),
+            CollectionSpec(
+                dense={
+                    "image": fp.image_dim,
+                    "text": fp.text_dim,
+                    kth_name("image"): fp.image_dim + 1,
+                    kth_name("text"): fp.text_dim + 1,
+                },
+                sparse=(SPARSE,),
+            ),
         )
+        self._kth_ready[collection] = True
 
     def search(
         self,
@@ -708,6 +934,8 @@ class ASIF:
         limit: int = 10,
         modality: Modality | None = None,
         filter: PayloadFilter | None = None,
+        min_score: float | None = None,
+        min_shared_anchors: int | None = None,
     ) -> list[Hit]:
         """Search a catalog with a text, an image or a sparse vector.
 
@@ -720,13 +948,23 @@ class ASIF:
             limit: How many hits, >= 1.
             modality: Only return catalog items of this modality ("image" or "text").
             filter: Exact-match payload filter, e.g. ``{"category": "animals"}``.
+            min_score: Drop hits scoring below this (a score floor).
+            min_shared_anchors: Drop hits sharing fewer anchors with the query. An empty
+                result is the "no match" outcome: the query shares too little with
+                anything in the catalog (a gibberish or unrelated query).
 
         Returns:
             Hits best first; a hit's score is the ASIF dot product (0 when nothing is shared,
-            and such items are not returned).
+            and such items are not returned). :meth:`explain` breaks a score down.
         """
         return self.search_batch(
-            collection, [query], limit=limit, modality=modality, filter=filter
+            collection,
+            [query],
+            limit=limit,
+            modality=modality,
+            filter=filter,
+            min_score=min_score,
+            min_shared_anchors=min_shared_anchors,
         )[0]
 
     def search_batch(
@@ -737,9 +975,12 @@ class ASIF:
         limit: int = 10,
         modality: Modality | None = None,
         filter: PayloadFilter | None = None,
+        min_score: float | None = None,
+        min_shared_anchors: int | None = None,
     ) -> list[list[Hit]]:
         """Like :meth:`search` for many queries (texts and images are encoded in batches)."""
         limit = check_int("limit", "ASIF.search", limit, minimum=1)
+        floor, shared = self._check_floors("ASIF.search", min_score, min_shared_anchors)
         if modality not in (None, "image", "text"):
             raise InvalidParameterError(
                 "The 'modality' parameter of ASIF.search must be 'image', 'text' or None. "
@@ -756,7 +997,32 @@ class ASIF:
         if modality is not None:
             flt["modality"] = modality
         res = self.store.query_sparse(collection, SPARSE, vectors, limit, filter=flt or None)
-        return [[Hit(h.id, h.score, h.payload) for h in hits] for hits in res]
+        out = [[Hit(h.id, h.score, h.payload) for h in hits] for hits in res]
+        if floor is not None:
+            out = [[h for h in hits if h.score >= floor] for hits in out]
+        if shared is not None:
+            ids = list({h.id: None for hits in out for h in hits})
+            stored = {
+                r.id: r.sparse.get(SPARSE)
+                for r in self.store.retrieve(collection, ids, with_vectors=[SPARSE])
+            }
+            out = [
+                [h for h in hits if _shared(q, stored.get(h.id)) >= shared]
+                for q, hits in zip(vectors, out, strict=True)
+            ]
+        return out
+
+    @staticmethod
+    def _check_floors(
+        owner: str, min_score: float | None, min_shared_anchors: int | None
+    ) -> tuple[float | None, int | None]:
+        floor = None if min_score is None else check_real("min_score", owner, min_score)
+        shared = (
+            None
+            if min_shared_anchors is None
+            else check_int("min_shared_anchors", owner, min_shared_anchors, minimum=0)
+        )
+        return floor, shared
 
     def _query_vectors(self, queries: list[Any]) -> list[SparseVector]:
         out: list[SparseVector | None] = [None] * len(queries)
@@ -792,6 +1058,9 @@ class ASIF:
         *,
         templates: Sequence[str] | None = None,
         return_scores: bool = False,
+        min_score: float | None = None,
+        min_shared_anchors: int | None = None,
+        unknown_label: str = "unknown",
     ) -> list[str] | tuple[list[str], np.ndarray]:
         """Zero-shot classification: the label whose prompt best matches each image.
 
@@ -805,13 +1074,67 @@ class ASIF:
             templates: Prompt templates with ``{}`` for the label; default
                 ``("a photo of a {}.",)``.
             return_scores: Also return the ``(n_images, n_labels)`` score matrix.
+            min_score: An image whose best score is below this gets ``unknown_label``.
+            min_shared_anchors: An image sharing fewer anchors with its best prompt gets
+                ``unknown_label`` (``1``: only images sharing nothing with every prompt).
+            unknown_label: The "does not know" outcome.
 
         Returns:
             The predicted label per image (and the scores if asked).
+            :meth:`explain_label` says why a label won.
         """
         labels = list(labels)
         templates = list(templates or DEFAULT_TEMPLATES)
-        if len(labels) < 1 or len(set(labels)) != len(labels):
+        self._check_labels(labels, templates)
+        floor, shared = self._check_floors("ASIF.classify", min_score, min_shared_anchors)
+        if not isinstance(unknown_label, str):
+            raise InvalidParameterError(
+                "The 'unknown_label' parameter of ASIF.classify must be a str. Got "
+                f"{unknown_label!r:.100} instead."
+            )
+        coll = self._label_collection(labels, templates)
+        items = list(images)
+        if all(isinstance(x, SparseVector) for x in items):
+            vecs: list[SparseVector] = list(items)  # type: ignore[arg-type]
+        else:
+            vecs = self.embed_images(items)  # type: ignore[arg-type]
+        n_prompts = len(labels) * len(templates)
+        res = self.store.query_sparse(coll, SPARSE, vecs, n_prompts, with_payload=True)
+        scores = np.zeros((len(vecs), len(labels)), dtype=np.float32)
+        best_prompt: list[dict[int, PointId]] = [{} for _ in vecs]
+        for row, hits in enumerate(res):
+            for h in hits:
+                j = int(h.payload["label_index"])
+                if j not in best_prompt[row] or h.score > scores[row, j]:
+                    scores[row, j] = h.score
+                    best_prompt[row][j] = h.id
+        winners = [int(j) for j in np.argmax(scores, axis=1)] if len(vecs) else []
+        predicted = [labels[j] for j in winners]
+        if floor is not None:
+            predicted = [
+                unknown_label if scores[row, j] < floor else lab
+                for row, (j, lab) in enumerate(zip(winners, predicted, strict=True))
+            ]
+        if shared is not None:
+            prompt_ids = list({p: None for bp in best_prompt for p in bp.values()})
+            stored = {
+                r.id: r.sparse.get(SPARSE)
+                for r in self.store.retrieve(coll, prompt_ids, with_vectors=[SPARSE])
+            }
+            predicted = [
+                unknown_label
+                if _shared(vec, stored.get(best_prompt[row].get(j, -1))) < shared
+                else lab
+                for row, (vec, j, lab) in enumerate(zip(vecs, winners, predicted, strict=True))
+            ]
+        return (predicted, scores) if return_scores else predicted
+
+    def _check_labels(self, labels: list[str], templates: list[str]) -> None:
+        if (
+            len(labels) < 1
+            or len(set(labels)) != len(labels)
+            or not all(isinstance(x, str) for x in labels)
+        ):
             raise InvalidParameterError(
                 "The 'labels' parameter of ASIF.classify must be a non-empty list of distinct "
                 f"str. Got {labels!r:.200} instead."
@@ -822,21 +1145,92 @@ class ASIF:
                     "Each template of ASIF.classify must be a str containing '{}' (or "
                     f"'{{label}}') where the label goes. Got {t!r} instead."
                 )
-        coll = self._label_collection(labels, templates)
-        items = list(images)
-        if all(isinstance(x, SparseVector) for x in items):
-            vecs: list[SparseVector] = list(items)  # type: ignore[arg-type]
-        else:
-            vecs = self.embed_images(items)  # type: ignore[arg-type]
-        n_prompts = len(labels) * len(templates)
-        res = self.store.query_sparse(coll, SPARSE, vecs, n_prompts, with_payload=True)
-        scores = np.zeros((len(vecs), len(labels)), dtype=np.float32)
-        for row, hits in enumerate(res):
-            for h in hits:
-                j = int(h.payload["label_index"])
-                scores[row, j] = max(scores[row, j], h.score)
-        predicted = [labels[j] for j in np.argmax(scores, axis=1)]
-        return (predicted, scores) if return_scores else predicted
+
+    # -- explanations ---------------------------------------------------------------------
+    def explain(
+        self,
+        query: str | ImageInput | SparseVector,
+        item: Any,
+        collection: str | None = None,
+    ) -> Explanation:
+        """The anchor pairs behind a score: why ``item`` matches ``query``.
+
+        The ASIF score is the dot product of two sparse vectors over anchor ids, so it is
+        exactly the sum, over the anchors both share, of query weight x item weight. Each
+        shared anchor comes with its id, caption, image reference, both weights and its
+        contribution; the contributions sum to the search score.
+
+        Args:
+            query: A text, an image or a sparse vector (as for :meth:`search`).
+            item: A catalog item's id when ``collection`` is given; otherwise a second input
+                (text, image or sparse vector) to compare the query with.
+            collection: The catalog holding ``item``.
+
+        Returns:
+            An :class:`~asif_qdrant.explain.Explanation` (``.table()``, ``.as_dict()``;
+            :func:`asif_qdrant.plotting.explain_figure` draws it).
+
+        Example:
+            >>> import tempfile, numpy as np
+            >>> rng = np.random.default_rng(0)
+            >>> with ASIF(path=tempfile.mkdtemp(), k=4, image_encoder="precomputed/image",
+            ...           text_encoder="precomputed/text", show_progress_bar=False) as asif:
+            ...     _ = asif.add_anchor_embeddings(rng.random((9, 8)), rng.random((9, 4)))
+            ...     _ = asif.index_embeddings("items", rng.random((3, 8)), "image")
+            ...     q = asif.relative_from_embeddings(rng.random((1, 4)), "text")[0]
+            ...     hit = asif.search("items", q, limit=1)[0]
+            ...     why = asif.explain(q, hit.id, "items")
+            ...     abs(why.score - hit.score) < 1e-5, why.shared <= 4
+            (True, True)
+        """
+        from asif_qdrant.explain import explain_match
+
+        return explain_match(self, query, item, collection)
+
+    def explain_label(
+        self,
+        image: ImageInput | SparseVector,
+        labels: Sequence[str],
+        *,
+        templates: Sequence[str] | None = None,
+        label: str | None = None,
+        versus: str | None = None,
+    ) -> LabelExplanation:
+        """Why an image got ``label`` rather than ``versus`` in zero-shot classification.
+
+        Each label scores with its best prompt (as in :meth:`classify`); the difference of
+        the two scores is split over anchors (``w_image * (w_label - w_versus)``).
+
+        Args:
+            image: The image (or its sparse vector).
+            labels: The class names.
+            templates: Prompt templates (as in :meth:`classify`).
+            label: Label A; default: the predicted label.
+            versus: Label B; default: the runner-up.
+
+        Returns:
+            A :class:`~asif_qdrant.explain.LabelExplanation`.
+        """
+        from asif_qdrant.explain import explain_label
+
+        return explain_label(self, image, labels, templates=templates, label=label, versus=versus)
+
+    def audit_anchors(
+        self,
+        images: Sequence[ImageInput] | Sequence[SparseVector],
+        truth: Sequence[str],
+        labels: Sequence[str],
+        *,
+        templates: Sequence[str] | None = None,
+    ) -> AuditReport:
+        """Rank anchors by how much they push a labeled set's images towards wrong labels.
+
+        See :func:`asif_qdrant.explain.audit_anchors`. Deleting the top ones
+        (:meth:`delete_anchors`) is the paper's "remove the broken samples" edit.
+        """
+        from asif_qdrant.explain import audit_anchors
+
+        return audit_anchors(self, images, truth, labels, templates=templates)
 
     def _label_collection(self, labels: list[str], templates: list[str]) -> str:
         key = json.dumps([labels, templates, self.fingerprint.anchor_version])

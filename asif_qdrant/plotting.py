@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     import numpy as np
     from PIL.Image import Image as PILImage
 
-__all__ = ["ImageLike", "contact_sheet"]
+__all__ = ["ImageLike", "contact_sheet", "explain_figure"]
 
 #: An image for a contact sheet: a file path, a PIL image, or an (H, W[, C]) uint8 array.
 ImageLike: TypeAlias = Union[str, "os.PathLike[str]", "PILImage", "np.ndarray"]
@@ -378,3 +378,472 @@ def contact_sheet(
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, format="png", dpi=_DPI, facecolor="white")
     return out
+
+
+# -- explanations (paper, Fig. 6/7) ---------------------------------------------------------------
+_BAR_COLORS = (
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#17becf",
+    "#bcbd22",
+    "#7f7f7f",
+)
+_REST_COLOR = "#c8c8c8"
+_PANEL_KEY = "asif:panels"
+
+
+def explain_figure(
+    explanation: Any,
+    out_path: str | os.PathLike[str],
+    *,
+    top: int = 6,
+    title: str | None = None,
+    thumb_size: float = 1.7,
+) -> Path:
+    """Draw why an item matches a query: the anchor pairs behind the score (paper, Fig. 6/7).
+
+    The top row shows the query and the matched item side by side, and a bar chart that
+    splits the score into the contributions of the anchor pairs both share (the largest
+    ``top`` ones, and one grey bar for all the others): the bars add up to the score. The
+    bottom row shows those anchor pairs, each with its image, its caption and
+    ``query weight x item weight = contribution``; a bar and its anchor share a colour.
+
+    Works for an :class:`~asif_qdrant.explain.Explanation` (a search match) and for a
+    :class:`~asif_qdrant.explain.LabelExplanation` (why label A beat label B: the bars are
+    the per-anchor differences, and may be negative).
+
+    The PNG carries its layout as text metadata ``asif:panels``: a JSON list of
+    ``{"kind": "query" | "item" | "bars" | "anchor", "box": [x0, y0, x1, y1]}`` in pixels
+    (origin top left), so a program can find each panel.
+
+    Args:
+        explanation: What to draw.
+        out_path: Where to write the PNG (must end in ``.png``); parent folders are created.
+        top: How many anchor pairs to show (>= 1).
+        title: A title; default: one that states the score and the number of shared anchors.
+        thumb_size: The side of each anchor thumbnail, in inches.
+
+    Returns:
+        The path of the written PNG.
+
+    Example:
+        >>> import tempfile, pathlib, numpy as np
+        >>> from PIL import Image
+        >>> from asif_qdrant.explain import explain_vectors
+        >>> from asif_qdrant.types import SparseVector
+        >>> q = SparseVector(np.array([1, 2]), np.array([0.8, 0.6]))
+        >>> item = SparseVector(np.array([1, 2]), np.array([0.6, 0.8]))
+        >>> anchors = {1: {"caption": "A red square."}, 2: {"caption": "A blue one."}}
+        >>> e = explain_vectors(q, item, anchors, query="red", item="a red thing")
+        >>> out = pathlib.Path(tempfile.mkdtemp()) / "why.png"
+        >>> Image.open(explain_figure(e, out, top=2)).format
+        'PNG'
+    """
+    import json
+
+    top = int(top)
+    if top < 1:
+        raise InvalidParameterError(
+            f"The 'top' parameter of explain_figure must be an int >= 1. Got {top!r} instead."
+        )
+    size = check_real("thumb_size", "explain_figure", thumb_size, greater_than=0)
+    out = Path(out_path).expanduser()
+    if out.suffix.lower() != ".png":
+        raise InvalidParameterError(
+            "The 'out_path' parameter of explain_figure must be a path ending in '.png'. "
+            f"Got {str(out_path)!r} instead."
+        )
+    spec = _explain_spec(explanation, top, title)
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    rows = spec["rows"]
+    n = max(1, len(rows))
+    margin, gap = 0.25, 0.18
+    panel = 2.3  # query and item panels
+    anchors_w = n * size + (n - 1) * gap
+    bars_w = max(4.6, anchors_w - 2 * (panel + gap) - 0.4)
+    fig_w = 2 * margin + max(anchors_w, 2 * (panel + gap) + 0.4 + bars_w)
+    title_h = 0.95
+    label_h = 0.3
+    top_h = label_h + panel + 0.3  # the item's caption under its panel
+    text_h = 0.75
+    bottom_h = label_h + size + text_h if rows else 0.0
+    fig_h = 2 * margin + title_h + top_h + (0.35 + bottom_h if rows else 0.0)
+    fig = Figure(figsize=(fig_w, fig_h), dpi=_DPI, facecolor="white")
+    FigureCanvasAgg(fig)
+    panels: list[dict[str, Any]] = []
+
+    def box(x: float, y_top: float, w: float, h: float) -> list[float]:
+        return [x / fig_w, 1 - (y_top + h) / fig_h, w / fig_w, h / fig_h]
+
+    def record(kind: str, x: float, y_top: float, w: float, h: float) -> None:
+        panels.append(
+            {
+                "kind": kind,
+                "box": [
+                    round(x * _DPI),
+                    round(y_top * _DPI),
+                    round((x + w) * _DPI),
+                    round((y_top + h) * _DPI),
+                ],
+            }
+        )
+
+    subtitle = fig.text(
+        0.5,
+        1 - (margin + title_h - 0.2) / fig_h,
+        "",
+        ha="center",
+        va="center",
+        fontsize=9,
+        style="italic",
+        color=_MUTED_COLOR,
+    )
+    _fit_text(
+        subtitle, spec["subtitle"], int(fig_w * 72 / (9 * 0.5)), 2, (fig_w - 2 * margin) * _DPI
+    )
+    title_artist = fig.text(
+        0.5,
+        1 - (margin + (title_h - 0.35) / 2) / fig_h,
+        "",
+        ha="center",
+        va="center",
+        fontsize=12,
+        fontweight="bold",
+        color=_TEXT_COLOR,
+        linespacing=1.3,
+    )
+    _fit_text(
+        title_artist, spec["title"], int(fig_w * 72 / (12 * 0.55)), 1, (fig_w - 2 * margin) * _DPI
+    )
+
+    y0 = margin + title_h
+    pixels = max(16, round(panel * _THUMB_PIXELS_PER_INCH))
+    for j, (kind, heading, obj, text) in enumerate(
+        (
+            ("query", spec["query_heading"], spec["query_image"], spec["query_text"]),
+            ("item", spec["item_heading"], spec["item_image"], spec["item_text"]),
+        )
+    ):
+        x = margin + j * (panel + gap)
+        fig.text(
+            (x + panel / 2) / fig_w,
+            1 - (y0 + label_h / 2) / fig_h,
+            heading,
+            ha="center",
+            va="center",
+            fontsize=10,
+            fontweight="bold",
+            color=_MUTED_COLOR,
+        )
+        ax = fig.add_axes(box(x, y0 + label_h, panel, panel))
+        _draw_panel(ax, obj, text, pixels)
+        record(kind, x, y0 + label_h, panel, panel)
+        if obj is not None and text:
+            under = ax.text(
+                0.5,
+                -0.03,
+                "",
+                ha="center",
+                va="top",
+                fontsize=_CAPTION_PT + 1,
+                color=_TEXT_COLOR,
+                transform=ax.transAxes,
+            )
+            shown = Path(text).name if isinstance(obj, str) and text == obj else text
+            _fit_text(under, shown, 40, 1, panel * _DPI)
+
+    # Bars: one per shown anchor (its colour), and the rest in grey.
+    bx = margin + 2 * (panel + gap) + 0.35
+    bw = fig_w - margin - bx
+    bar_ax = fig.add_axes(box(bx + 1.9, y0 + label_h, bw - 1.9, panel - 0.35))
+    record("bars", bx, y0 + label_h, bw, panel)
+    bars_heading = fig.text(
+        (bx + bw / 2) / fig_w,
+        1 - (y0 + label_h / 2) / fig_h,
+        "",
+        ha="center",
+        va="center",
+        fontsize=10,
+        fontweight="bold",
+        color=_MUTED_COLOR,
+    )
+    _fit_text(bars_heading, spec["bars_heading"], int(bw * 72 / (10 * 0.55)), 1, bw * _DPI)
+    values = [r["value"] for r in rows]
+    labels = [f"#{i + 1} {_shorten(r['caption'], 24, 1)}" for i, r in enumerate(rows)]
+    colors = [_BAR_COLORS[i % len(_BAR_COLORS)] for i in range(len(rows))]
+    if spec["rest_count"]:
+        values.append(spec["rest"])
+        labels.append(f"{spec['rest_count']} other anchors")
+        colors.append(_REST_COLOR)
+    ypos = list(range(len(values)))[::-1]
+    if values:
+        bar_ax.barh(ypos, values, color=colors, height=0.7)
+        span = max(abs(v) for v in values) or 1.0
+        for yv, v in zip(ypos, values, strict=True):
+            bar_ax.text(
+                v + (0.02 * span if v >= 0 else -0.02 * span),
+                yv,
+                _num(v),
+                va="center",
+                ha="left" if v >= 0 else "right",
+                fontsize=8,
+                color=_TEXT_COLOR,
+            )
+        lo = min(0.0, min(values))
+        hi = max(0.0, max(values))
+        pad = 0.22 * (hi - lo or 1.0)
+        bar_ax.set_xlim(lo - (pad if lo < 0 else 0), hi + pad)
+    bar_ax.set_yticks(ypos)
+    bar_ax.set_yticklabels(labels, fontsize=8)
+    bar_ax.axvline(0, color=_MUTED_COLOR, linewidth=0.8)
+    bar_ax.tick_params(axis="x", labelsize=7)
+    xlabel = bar_ax.set_xlabel("", fontsize=8, color=_MUTED_COLOR)
+    _fit_text(xlabel, spec["bars_xlabel"], 90, 2, (bw - 1.9) * _DPI)
+    for side in ("top", "right"):
+        bar_ax.spines[side].set_visible(False)
+    if not values:
+        bar_ax.text(
+            0.5,
+            0.5,
+            "no shared anchor: no match",
+            ha="center",
+            va="center",
+            fontsize=10,
+            style="italic",
+            color=_MUTED_COLOR,
+            transform=bar_ax.transAxes,
+        )
+
+    # The anchor pairs behind the bars.
+    if rows:
+        ya = y0 + top_h + 0.35
+        fig.text(
+            margin / fig_w,
+            1 - (ya + label_h / 2) / fig_h,
+            spec["anchors_heading"],
+            ha="left",
+            va="center",
+            fontsize=10,
+            fontweight="bold",
+            color=_MUTED_COLOR,
+        )
+        thumb_px = max(16, round(size * _THUMB_PIXELS_PER_INCH))
+        caption_chars = max(8, int(size * 72 / (_CAPTION_PT * 0.56)))
+        for i, r in enumerate(rows):
+            x = margin + i * (size + gap)
+            ax = fig.add_axes(box(x, ya + label_h, size, size))
+            _draw_panel(ax, r["image"], "(no image)", thumb_px)
+            for spine in ax.spines.values():
+                spine.set_edgecolor(colors[i])
+                spine.set_linewidth(3.0)
+            record("anchor", x, ya + label_h, size, size)
+            head = ax.text(
+                0.5,
+                -0.04,
+                "",
+                ha="center",
+                va="top",
+                fontsize=_SCORE_PT,
+                fontweight="bold",
+                color=colors[i],
+                transform=ax.transAxes,
+            )
+            choices = [f"#{i + 1}  {r['detail']}", f"#{i + 1}  {_num(r['value'])}"]
+            _fit_choice(head, choices, size * _DPI)
+            cap = ax.text(
+                0.5,
+                -0.04 - (_SCORE_PT * 1.45 / 72) / size,
+                "",
+                ha="center",
+                va="top",
+                fontsize=_CAPTION_PT,
+                color=_TEXT_COLOR,
+                linespacing=1.15,
+                transform=ax.transAxes,
+            )
+            _fit_text(cap, r["caption"] or "(no caption)", caption_chars, 3, size * _DPI)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(
+        out,
+        format="png",
+        dpi=_DPI,
+        facecolor="white",
+        metadata={_PANEL_KEY: json.dumps(panels)},
+    )
+    return out
+
+
+def _num(v: float, digits: int = 3) -> str:
+    """A short number: fixed point, or scientific when it would print as zero.
+
+    Example:
+        >>> _num(0.3121), _num(0.000262), _num(0.0), _num(0.456, 2)
+        ('0.312', '2.6e-04', '0', '0.46')
+    """
+    if v == 0:
+        return "0"
+    if abs(v) >= 10**-digits:
+        return f"{v:.{digits}f}"
+    return f"{v:.1e}"
+
+
+def _filled_thumbnail(image: Any, pixels: int) -> Any:
+    """Like ``_square_thumbnail``, but cropped to the content and scaled up to fill the square.
+
+    Stamps and cut-outs often sit small in a wide transparent canvas; scaled to the square
+    they can be recognised at a glance.
+    """
+    import numpy as np
+    from PIL import Image
+
+    rgb = _to_rgb(image)
+    arr = np.asarray(rgb)
+    content = np.argwhere((arr < 245).any(axis=-1))
+    if content.size:
+        (y0, x0), (y1, x1) = content.min(axis=0), content.max(axis=0) + 1
+        rgb = rgb.crop((int(x0), int(y0), int(x1), int(y1)))
+    inner = max(1, round(pixels * 0.9))
+    scale = inner / max(rgb.width, rgb.height)
+    size = (max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale)))
+    rgb = rgb.resize(size, Image.Resampling.LANCZOS)
+    canvas = Image.new("RGB", (pixels, pixels), (255, 255, 255))
+    canvas.paste(rgb, ((pixels - rgb.width) // 2, (pixels - rgb.height) // 2))
+    return np.asarray(canvas)
+
+
+def _draw_panel(ax: Any, image: Any, text: str, pixels: int) -> None:
+    """An image thumbnail, or (no image) the text in a framed box."""
+    ax.set_xticks([])
+    ax.set_yticks([])
+    thumb = None
+    if image is not None:
+        try:
+            thumb = _filled_thumbnail(image, pixels)
+        except (ImageDecodeError, InvalidInputError, OSError):
+            thumb = None
+    if thumb is not None:
+        ax.imshow(thumb, interpolation="antialiased")
+        for spine in ax.spines.values():
+            spine.set_edgecolor(_NEUTRAL_COLOR)
+            spine.set_linewidth(0.8)
+        return
+    ax.set_facecolor("#f4f4f4")
+    for spine in ax.spines.values():
+        spine.set_edgecolor(_NEUTRAL_COLOR)
+        spine.set_linewidth(0.8)
+    artist = ax.text(
+        0.5,
+        0.5,
+        "",
+        ha="center",
+        va="center",
+        fontsize=_QUERY_PT,
+        color=_TEXT_COLOR,
+        style="italic",
+        transform=ax.transAxes,
+        linespacing=1.25,
+    )
+    width_px = ax.get_position().width * ax.figure.get_figwidth() * _DPI * 0.9
+    if "\n" in text:  # paragraphs (label A / label B): each wrapped on its own
+        artist.set_text("\n\n".join(_shorten(part, 24, 3) for part in text.split("\n")))
+        return
+    _fit_text(artist, f"“{text}”" if text and not text.startswith("(") else text, 22, 7, width_px)
+
+
+def _explain_spec(explanation: Any, top: int, title: str | None) -> dict[str, Any]:
+    """What to draw, from an Explanation or a LabelExplanation."""
+    from .explain import Explanation, LabelExplanation
+
+    if isinstance(explanation, LabelExplanation):
+        e = explanation.explanation
+        shown = explanation.margins[:top]
+        rest = explanation.margins[top:]
+        rows = [
+            {
+                "image": m.image,
+                "caption": m.caption or "",
+                "value": m.difference,
+                "detail": f"{_num(m.label_contribution)} − {_num(m.versus_contribution)}",
+            }
+            for m in shown
+        ]
+        versus = explanation.versus
+        scores = explanation.scores
+        if versus is None:
+            return _explain_spec(e, top, title)
+        return {
+            "title": title
+            or (
+                f"Why '{explanation.label}' ({scores[explanation.label]:.3f}) beat '{versus}' "
+                f"({scores[versus]:.3f}): the anchor pairs behind the margin "
+                f"{explanation.margin:.3f}"
+            ),
+            "query_heading": "IMAGE",
+            "query_image": e.query_image,
+            "query_text": e.query,
+            "item_heading": "LABEL A vs LABEL B (best prompts)",
+            "item_image": None,
+            "item_text": f"A: “{e.item}”\nB: “"
+            f"{explanation.versus_explanation.item if explanation.versus_explanation else ''}”",
+            "subtitle": "The image and both label prompts are described by their similarity to "
+            "the same anchor pairs (image + caption); each pair adds image weight × (A weight "
+            "− B weight) to the margin.",
+            "bars_heading": "what each anchor pair adds to the margin A − B",
+            "bars_xlabel": "image weight × (A weight − B weight); the bars add up to the margin",
+            "anchors_heading": "anchor pairs that decided it (contribution to A − to B)",
+            "rows": rows,
+            "rest": float(sum(m.difference for m in rest)),
+            "rest_count": len(rest),
+        }
+    if not isinstance(explanation, Explanation):
+        raise InvalidInputError(
+            "explain_figure draws an Explanation (ASIF.explain) or a LabelExplanation "
+            f"(ASIF.explain_label). Got {type(explanation).__name__} instead."
+        )
+    shown = explanation.anchors[:top]
+    rest = explanation.anchors[top:]
+    rows = [
+        {
+            "image": a.image,
+            "caption": a.caption or "",
+            "value": a.contribution,
+            "detail": f"{_num(a.query_weight, 2)} × {_num(a.item_weight, 2)} = "
+            f"{_num(a.contribution)}",
+        }
+        for a in shown
+    ]
+    share = sum(a.contribution for a in shown) / explanation.score if explanation.score else 0.0
+    default_title = (
+        f"Why this match? score {explanation.score:.3f} = sum over the "
+        f"{explanation.shared} anchor pairs shared by query and item"
+        + (f" (top {len(shown)}: {share:.0%} of it)" if shown else "")
+        if explanation.shared
+        else "No match: the query and the item share no anchor pair (score 0)"
+    )
+    return {
+        "title": title or default_title,
+        "query_heading": "QUERY",
+        "query_image": explanation.query_image,
+        "query_text": explanation.query,
+        "item_heading": "MATCHED ITEM" if explanation.shared else "ITEM",
+        "item_image": explanation.item_image,
+        "item_text": explanation.item,
+        "subtitle": "Query and item are each described by their similarity to the same anchor "
+        "pairs (image + caption); a pair shared by both adds query weight × item weight to "
+        "the score.",
+        "bars_heading": "what each shared anchor pair adds to the score",
+        "bars_xlabel": "query weight × item weight; the bars add up to the score",
+        "anchors_heading": "the anchor pairs behind the score (query weight × item weight)",
+        "rows": rows,
+        "rest": float(sum(a.contribution for a in rest)),
+        "rest_count": len(rest),
+    }

@@ -188,6 +188,43 @@ class Store(ABC):
     ) -> list[list[ScoredPoint]]:
         """Top ``limit`` points by sparse dot product for each query, best first."""
 
+    # -- edits (default implementations on top of the methods above) ----------------------
+    def query_dense_above(
+        self, name: str, vector_name: str, queries: np.ndarray, threshold: float
+    ) -> list[list[tuple[PointId, float]]]:
+        """Every point whose exact Dot score with each query row is > ``threshold``.
+
+        Points without the named vector are never returned. The default asks
+        :meth:`query_dense` for every point and filters; backends override it with the
+        engine's own ``score_threshold``.
+        """
+        n = self.count(name)
+        if n == 0:
+            return [[] for _ in range(len(queries))]
+        res = self.query_dense(name, vector_name, queries, n)
+        return [[(i, s) for i, s in hits if s > threshold] for hits in res]
+
+    def update_vectors(self, name: str, records: Sequence[Record]) -> None:
+        """Replace the named vectors given in each record, keeping payload and other vectors.
+
+        The points must exist (unknown ids are skipped); ``payload`` of the records is
+        ignored. The default reads the points back and upserts them whole.
+        """
+        by_id = {r.id: r for r in self.retrieve(name, [r.id for r in records], with_vectors=True)}
+        merged = []
+        for r in records:
+            old = by_id.get(r.id)
+            if old is not None:
+                merged.append(
+                    Record(
+                        r.id,
+                        old.payload,
+                        dense={**old.dense, **r.dense},
+                        sparse={**old.sparse, **r.sparse},
+                    )
+                )
+        self.upsert(name, merged)
+
     # -- lifecycle -----------------------------------------------------------------------
     @abstractmethod
     def close(self) -> None:

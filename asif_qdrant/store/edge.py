@@ -269,6 +269,70 @@ class EdgeStore(Store):
             )
         return out
 
+    def query_dense_above(  # noqa: D102
+        self, name: str, vector_name: str, queries: np.ndarray, threshold: float
+    ) -> list[list[tuple[PointId, float]]]:
+        qe = _edge()
+        q = np.asarray(queries, dtype=np.float32)
+        n = self.count(name)
+        out: list[list[tuple[PointId, float]]] = [[] for _ in range(len(q))]
+        if n == 0:
+            return out
+        params = qe.SearchParams(exact=True)
+        # A large limit costs the engine (a top-n heap per query) even when few points pass
+        # the threshold: start small and ask again, with a larger limit, only for the queries
+        # that filled it.
+        limit = min(n, 256)
+        pending = list(range(len(q)))
+        while pending:
+            again = []
+            for start in range(0, len(pending), 64):
+                rows = pending[start : start + 64]
+                reqs = [
+                    qe.QueryRequest(
+                        limit=limit,
+                        query=qe.Query.Nearest(q[row].tolist(), using=vector_name),
+                        params=params,
+                        score_threshold=float(threshold),
+                    )
+                    for row in rows
+                ]
+                res = self._call(
+                    name,
+                    "query dense vectors above a score",
+                    lambda s, r: s.query_batch(qe.QueryBatchRequest(r)),
+                    reqs,
+                )
+                for row, hits in zip(rows, res, strict=True):
+                    if len(hits) >= limit and limit < n:
+                        again.append(row)
+                    else:
+                        out[row] = [
+                            (_pid(p.id), float(p.score)) for p in hits if p.score > threshold
+                        ]
+            pending = again
+            limit = min(n, limit * 8)
+        return out
+
+    def update_vectors(self, name: str, records: Sequence[Record]) -> None:  # noqa: D102
+        qe = _edge()
+        # The engine refuses unknown ids in an update: keep the ones that exist.
+        present = {r.id for r in self.retrieve(name, [r.id for r in records])}
+        records = [r for r in records if r.id in present]
+        for start in range(0, len(records), _BATCH):
+            points = []
+            for r in records[start : start + _BATCH]:
+                vector: dict[str, Any] = {
+                    vn: np.asarray(v, dtype=np.float32).tolist() for vn, v in r.dense.items()
+                }
+                for vn, sv in r.sparse.items():
+                    vector[vn] = qe.SparseVector(
+                        indices=sv.indices.tolist(), values=sv.values.tolist()
+                    )
+                points.append(qe.PointVectors(r.id, vector))
+            op = qe.UpdateOperation.update_vectors(points)
+            self._call(name, "update vectors", lambda s, o: s.update(o), op)
+
     # -- lifecycle -----------------------------------------------------------------------
     def flush(self) -> None:
         """Flush every open collection to disk."""

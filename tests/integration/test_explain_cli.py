@@ -1,0 +1,197 @@
+"""explain, explain-label, anchors audit and edit reports through the CLI: real stamps,
+real encoders, the embedded engine."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from asif_qdrant import ASIF
+from asif_qdrant.cli import main
+from asif_qdrant.loaders import load_tuxpaint_stamps
+
+pytestmark = pytest.mark.integration
+
+CATEGORIES = ("animals", "food", "vehicles")
+
+
+@pytest.fixture(scope="module")
+def stamps(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Anchor folder (image + caption), catalog folder, and a labeled folder per category."""
+    try:
+        pairs = load_tuxpaint_stamps()
+    except Exception as e:  # pragma: no cover - the setup script installs them
+        pytest.skip(str(e))
+    root = tmp_path_factory.mktemp("explain-cli")
+    anchors, catalog, labeled = root / "anchors", root / "catalog", root / "labeled"
+    anchors.mkdir()
+    catalog.mkdir()
+    chosen = [p for p in pairs if p.metadata["category"] in CATEGORIES][::9]
+    captions = {}
+    for i, pair in enumerate(chosen):
+        if i % 3:
+            shutil.copy(pair.image, anchors / f"{i:03d}.png")
+            (anchors / f"{i:03d}.txt").write_text(pair.caption + "\n")
+        else:
+            shutil.copy(pair.image, catalog / f"{i:03d}.png")
+            captions[str(catalog / f"{i:03d}.png")] = pair.caption
+            target = labeled / pair.metadata["category"]
+            target.mkdir(parents=True, exist_ok=True)
+            shutil.copy(pair.image, target / f"{i:03d}.png")
+    return {"anchors": anchors, "catalog": catalog, "labeled": labeled, "captions": captions}
+
+
+def run(*args: str) -> dict:
+    result = CliRunner().invoke(main, [*args, "--json", "-q"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+@pytest.fixture(scope="module")
+def db(stamps: dict, tmp_path_factory: pytest.TempPathFactory) -> str:
+    path = str(tmp_path_factory.mktemp("db") / "model")
+    run("anchors", "add", "--folder", str(stamps["anchors"]), "--k", "40", "--path", path)
+    run("index", "cat", "--image-folder", str(stamps["catalog"]), "--path", path)
+    return path
+
+
+def panels(png: Path) -> list[dict]:
+    with Image.open(png) as im:
+        return json.loads(im.info["asif:panels"])
+
+
+def test_explain_prints_the_anchors_behind_a_score_and_draws_them(
+    db: str, stamps: dict, tmp_path: Path
+) -> None:
+    caption = next(iter(stamps["captions"].values()))
+    found = run("search", "cat", caption, "--limit", "3", "--path", db)
+    top = found["hits"][0]
+    png = tmp_path / "why.png"
+    why = run("explain", "cat", caption, "--top", "5", "--png", str(png), "--path", db)
+    assert why["item_id"] == top["id"] and why["query"] == caption
+    # The entries add up to the search score (the rest: the anchors beyond --top).
+    total = sum(a["contribution"] for a in why["anchors"]) + why["rest"]
+    assert abs(total - top["score"]) < 1e-5 and abs(why["score"] - top["score"]) < 1e-5
+    assert len(why["anchors"]) == min(5, why["shared_anchors"])
+    for a in why["anchors"]:
+        assert set(a) == {"id", "caption", "image", "query_weight", "item_weight", "contribution"}
+        assert a["caption"] and Path(a["image"]).is_file()
+        assert a["contribution"] == pytest.approx(a["query_weight"] * a["item_weight"])
+    # The picture: query, item, bars, and one framed panel per anchor showing its image.
+    assert why["png"] == str(png)
+    with Image.open(png) as im:
+        assert im.format == "PNG" and im.width > 1200 and 700 < im.height < 1400
+        arr = np.asarray(im.convert("RGB")).astype(int)
+    layout = panels(png)
+    kinds = [p["kind"] for p in layout]
+    assert kinds.count("query") == kinds.count("item") == kinds.count("bars") == 1
+    assert kinds.count("anchor") == len(why["anchors"]) == 5
+    for p in layout:
+        x0, y0, x1, y1 = p["box"]
+        inner = arr[y0 + 6 : y1 - 6, x0 + 6 : x1 - 6]
+        non_white = (inner < 235).any(axis=-1).mean()
+        if p["kind"] in ("anchor", "item", "bars"):
+            assert non_white > 0.03, p  # a stamp (or the bars) is drawn there
+    # The query was a text: its panel holds the words, on a light background.
+    text_mode = run("explain", "cat", caption, "--item", str(top["id"]), "--no-png", "--path", db)
+    assert text_mode["item_id"] == top["id"] and "png" not in text_mode
+    result = CliRunner().invoke(main, ["explain", "cat", caption, "--no-png", "--path", db, "-q"])
+    assert result.exit_code == 0 and "shared anchors" in result.output and "score" in result.output
+
+
+def test_explain_an_image_query(db: str, stamps: dict, tmp_path: Path) -> None:
+    image = next(iter(stamps["captions"]))
+    why = run("explain", "cat", "--image", image, "--png", str(tmp_path / "i.png"), "--path", db)
+    hit = run("search", "cat", "--image", image, "--limit", "1", "--path", db)["hits"][0]
+    assert why["item_id"] == hit["id"] and abs(why["score"] - hit["score"]) < 1e-5
+    assert why["query"] == image
+    query_box = next(p["box"] for p in panels(tmp_path / "i.png") if p["kind"] == "query")
+    with Image.open(tmp_path / "i.png") as im:
+        x0, y0, x1, y1 = query_box
+        inner = np.asarray(im.convert("RGB"))[y0 + 6 : y1 - 6, x0 + 6 : x1 - 6]
+    assert (inner < 235).any(axis=-1).mean() > 0.03  # the query image is drawn
+
+
+def test_explain_label(db: str, stamps: dict, tmp_path: Path) -> None:
+    image = next(iter(stamps["captions"]))
+    labels = "an animal,food,a vehicle"
+    out = run(
+        "explain-label", image, "--labels", labels, "--png", str(tmp_path / "l.png"), "--path", db
+    )
+    classified = run("classify", image, "--labels", labels, "--path", db)["predictions"][0]
+    assert out["label"] == classified["label"]
+    for name, score in classified["scores"].items():
+        assert out["scores"][name] == pytest.approx(score, abs=1e-5)
+    assert out["margin"] == pytest.approx(
+        out["scores"][out["label"]] - out["scores"][out["versus"]]
+    )
+    kinds = [p["kind"] for p in panels(tmp_path / "l.png")]
+    assert kinds.count("anchor") == min(6, len(out["anchors"]))
+
+
+def test_anchors_audit_then_delete_reports_and_removes(
+    stamps: dict, tmp_path: Path, image_encoder, text_encoder
+) -> None:
+    path = str(tmp_path / "model")
+    run("anchors", "add", "--folder", str(stamps["anchors"]), "--k", "40", "--path", path)
+    run("index", "cat", "--image-folder", str(stamps["catalog"]), "--path", path)
+    report = run(
+        "anchors",
+        "audit",
+        "--folder",
+        str(stamps["labeled"]),
+        "--template",
+        "a picture of {}.",
+        "--top",
+        "5",
+        "--delete",
+        "2",
+        "--path",
+        path,
+    )
+    assert report["labels"] == sorted(CATEGORIES)
+    assert report["audit_images"] + report["check_images"] == report["images"]
+    ranked = report["audit_anchors"]
+    assert ranked and all(a["net"] > 0 for a in ranked)
+    assert [a["net"] for a in ranked] == sorted((a["net"] for a in ranked), reverse=True)
+    assert report["deleted"] == [a["id"] for a in ranked[:2]]
+    assert 0 <= report["audit_accuracy_after"] <= 1 and 0 <= report["check_accuracy_after"] <= 1
+    edit = report["edit"]
+    assert edit["operation"] == "delete" and edit["items_total"] == len(stamps["captions"])
+    assert 0 <= edit["items_touched"] <= edit["items_total"] and edit["seconds"] >= 0
+    # The deleted pairs left no trace: not in the anchors, not in any catalog vector.
+    listed = run("anchors", "list", "--limit", "1000", "--path", path)
+    assert not {a["id"] for a in listed["anchors"]} & set(report["deleted"])
+    assert listed["last_edit"]["operation"] == "delete"
+    with ASIF(path=path, image_encoder=image_encoder, text_encoder=text_encoder) as asif:
+        for rec in asif.store.scroll("cat", with_vectors=["asif"]):
+            assert not set(rec.sparse["asif"].to_dict_weights()) & set(report["deleted"])
+
+
+def test_edit_commands_report_items_and_seconds(stamps: dict, tmp_path: Path) -> None:
+    path = str(tmp_path / "model")
+    run("anchors", "add", "--folder", str(stamps["anchors"]), "--k", "10", "--path", path)
+    run("index", "cat", "--image-folder", str(stamps["catalog"]), "--path", path)
+    n = len(stamps["captions"])
+    runner = CliRunner()
+    added = runner.invoke(
+        main, ["anchors", "add", "--folder", str(stamps["anchors"]), "--path", path, "-q"]
+    )
+    assert added.exit_code == 0, added.output
+    assert f"of {n} catalog items in" in added.output
+    deleted = runner.invoke(main, ["anchors", "delete", "0", "1", "--path", path, "-q"])
+    assert deleted.exit_code == 0 and f"of {n} catalog items in" in deleted.output
+    listed = runner.invoke(main, ["anchors", "list", "--path", path, "-q"])
+    assert "last edit: delete 2 pairs" in listed.output
+
+
+@pytest.mark.parametrize("command", [["explain"], ["explain-label"], ["anchors", "audit"]])
+def test_help(command: list[str]) -> None:
+    result = CliRunner().invoke(main, [*command, "--help"])
+    assert result.exit_code == 0 and "Usage:" in result.output
