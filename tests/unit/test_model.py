@@ -101,7 +101,10 @@ def test_search_scores_are_sparse_dot_products(precomputed: ASIF) -> None:
 def test_delete_anchors_never_reuses_ids(precomputed: ASIF) -> None:
     rng = np.random.default_rng(2)
     precomputed.add_anchor_embeddings(clustered(rng, 10, 8), clustered(rng, 10, 4))
-    assert precomputed.delete_anchors([3, 4, 999]) == 2
+    with pytest.raises(AnchorSetError, match=r"\[999\]"):
+        precomputed.delete_anchors([3, 4, 999])
+    assert precomputed.anchor_count == 10  # nothing deleted
+    assert precomputed.delete_anchors([3, 4, 4]) == 2
     assert precomputed.anchor_count == 8
     assert [a["id"] for a in precomputed.list_anchors()] == [0, 1, 2, 5, 6, 7, 8, 9]
     new = precomputed.add_anchor_embeddings(clustered(rng, 2, 8), clustered(rng, 2, 4))
