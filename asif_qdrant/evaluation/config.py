@@ -1,0 +1,144 @@
+"""Settings of an evaluation run: encoders, k, p, pools, sizes, sweeps.
+
+:meth:`EvalConfig.smoke` is the seconds-long smoke version (60 Tux Paint stamps, 100
+Fashion-MNIST images, the Tux Paint pool only, tiny sweeps).
+
+Example:
+    >>> from asif_qdrant.evaluation.config import EvalConfig
+    >>> EvalConfig().k, EvalConfig.smoke().tuxpaint_limit
+    (800, 60)
+    >>> EvalConfig(k=0)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    asif_qdrant.errors.InvalidParameterError: The 'k' parameter of EvalConfig must be an int ...
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from asif_qdrant.errors import InvalidParameterError, check_int, check_real
+
+__all__ = ["EvalConfig"]
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """What an evaluation run measures and on how much data.
+
+    Attributes:
+        image_encoder: Short name of the image encoder (``lite0``, ``lite2``).
+        text_encoder: Short name of the text encoder (``minilm``, ``mpnet``).
+        k: Anchors kept per relative vector.
+        p: Exponent of the relative weights.
+        pools: Anchor pools to mix (``tuxpaint``, ``openclipart``, ``emoji``); missing ones
+            are left out and the report says which were used.
+        tuxpaint_limit: Use only this many Tux Paint stamps (spread evenly); ``None``: all.
+        openclipart_limit: At most this many openclipart images (spread evenly over folders).
+        emoji_limit: At most this many emoji.
+        folds: Folds of the Tux Paint stamps (anchors never contain the test fold).
+        fashion_per_class: Fashion-MNIST test images per class (drawn with ``seed``).
+        adjust_pairs: Training images added per trial in the "adjust" task.
+        adjust_trials: Trials of the "adjust" task.
+        methods: Methods compared (names in ``METHODS``); ``asif`` is the library path.
+        scaling_sizes: Anchor counts of the "scaling" task (the whole pool is added).
+        scaling_repeats: Random subsets per anchor count.
+        kp_ks: Values of k in the "kp" heatmap.
+        kp_ps: Values of p in the "kp" heatmap.
+        encoders_image: Image encoders compared by the "encoders" task.
+        encoders_text: Text encoders compared by the "encoders" task.
+        seed: Seed of every random draw.
+        quick: Marks the smoke version (``--quick``; reported).
+        scaling_plot: File name of the scaling plot.
+        kp_plot: File name of the k/p heatmap.
+    """
+
+    image_encoder: str = "lite0"
+    text_encoder: str = "minilm"
+    k: int = 800
+    p: float = 8.0
+    pools: tuple[str, ...] = ("tuxpaint", "openclipart", "emoji")
+    tuxpaint_limit: int | None = None
+    openclipart_limit: int | None = 1500
+    emoji_limit: int | None = None
+    folds: int = 5
+    fashion_per_class: int | None = 200
+    adjust_pairs: int = 100
+    adjust_trials: int = 5
+    methods: tuple[str, ...] = ("asif", "numpy", "numpy-noclamp", "dense")
+    scaling_sizes: tuple[int, ...] = (100, 250, 500, 1000, 2000)
+    scaling_repeats: int = 3
+    kp_ks: tuple[int, ...] = (5, 10, 25, 50, 100, 200, 400, 800)
+    kp_ps: tuple[float, ...] = (1, 2, 4, 6, 8, 10, 12)
+    encoders_image: tuple[str, ...] = ("lite0", "lite2")
+    encoders_text: tuple[str, ...] = ("minilm", "mpnet")
+    seed: int = 0
+    quick: bool = False
+    scaling_plot: str = "eval_scaling.png"
+    kp_plot: str = "eval_kp_heatmap.png"
+
+    def __post_init__(self) -> None:
+        check_int("k", "EvalConfig", self.k, minimum=1)
+        check_real("p", "EvalConfig", self.p, greater_than=0)
+        check_int("folds", "EvalConfig", self.folds, minimum=2)
+        check_int("adjust_pairs", "EvalConfig", self.adjust_pairs, minimum=1)
+        check_int("adjust_trials", "EvalConfig", self.adjust_trials, minimum=1)
+        check_int("scaling_repeats", "EvalConfig", self.scaling_repeats, minimum=1)
+        for name in ("tuxpaint_limit", "openclipart_limit", "emoji_limit", "fashion_per_class"):
+            value = getattr(self, name)
+            if value is not None:
+                check_int(name, "EvalConfig", value, minimum=1)
+        from asif_qdrant.evaluation.encoders import ENCODERS
+
+        for name, modality in (("image_encoder", "image"), ("text_encoder", "text")):
+            value = getattr(self, name)
+            if value not in ENCODERS or ENCODERS[value].modality != modality:
+                allowed = [s for s, e in ENCODERS.items() if e.modality == modality]
+                raise InvalidParameterError(
+                    f"The '{name}' parameter of EvalConfig must be one of {allowed}. "
+                    f"Got {value!r} instead."
+                )
+        from asif_qdrant.evaluation.methods import METHODS
+
+        unknown = [m for m in self.methods if m not in METHODS]
+        if unknown or not self.methods:
+            raise InvalidParameterError(
+                "The 'methods' parameter of EvalConfig must name methods among "
+                f"{', '.join(METHODS)}. Got {self.methods!r} instead."
+            )
+        if self.k not in self.kp_ks or self.p not in self.kp_ps:
+            object.__setattr__(self, "kp_ks", tuple(sorted({*self.kp_ks, self.k})))
+            object.__setattr__(self, "kp_ps", tuple(sorted({*self.kp_ps, self.p})))
+
+    @classmethod
+    def smoke(cls, **overrides: Any) -> EvalConfig:
+        """The smoke version: small data, Tux Paint pool only, tiny sweeps.
+
+        Example:
+            >>> EvalConfig.smoke(k=50).k
+            50
+        """
+        settings: dict[str, Any] = {
+            "pools": ("tuxpaint",),
+            "tuxpaint_limit": 60,
+            "folds": 3,
+            "fashion_per_class": 10,
+            "adjust_pairs": 20,
+            "adjust_trials": 2,
+            "scaling_sizes": (10, 20),
+            "scaling_repeats": 2,
+            "kp_ks": (5, 50, 800),
+            "kp_ps": (1, 8),
+            "quick": True,
+        }
+        settings.update(overrides)
+        return cls(**settings)
+
+    def replace(self, **changes: Any) -> EvalConfig:
+        """A copy with some settings changed."""
+        return replace(self, **changes)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain-Python form."""
+        return asdict(self)

@@ -1,0 +1,544 @@
+"""The evaluation's data: anchor pools of image-caption pairs and labelled test images.
+
+Anchor pools (all offline, see :mod:`asif_qdrant.evaluation.assets`):
+
+* ``tuxpaint``: the captioned Tux Paint stamps (cut-out photos). A caption used by several
+  stamps ("A frog.", twice) is kept for its first stamp only, so that every caption names one
+  image and no anchor duplicates a test caption (674 of the 785 stamps).
+* ``openclipart``: clip art whose title (and keywords) come from the SVG's RDF metadata. Junk
+  titles are filtered: empty ones, collection names used by more than 3 files ("gramastar",
+  1,375 times), and titles naming a collection or author ("Clipart by ...", "... theme").
+  One image per distinct title; the few PNGs too large for PIL's decompression-bomb guard
+  (rendered at up to 623 megapixels) are left out.
+* ``emoji``: Google's emoji PNGs (npm ``emoji-datasource-google``) captioned with their CLDR
+  English name and keywords ("grinning face (face, grin)").
+
+Test sets: the Tux Paint stamps themselves (caption retrieval, and zero-shot classification
+into their 16 top-level categories, in k folds so that anchors never contain a test stamp),
+and the Fashion-MNIST test set (zero-shot classification into 10 classes).
+
+Example:
+    >>> from asif_qdrant.evaluation.data import PairSet, kfold_groups
+    >>> pairs = PairSet("toy", ["a.png", "b.png", "c.png"], ["A.", "B.", "C."], ["x", "y", "x"])
+    >>> len(pairs), pairs.subset([2, 0]).captions
+    (3, ['C.', 'A.'])
+    >>> sorted(kfold_groups(["x", "y", "x", "y"], folds=2, seed=0).tolist())
+    [0, 0, 1, 1]
+"""
+
+from __future__ import annotations
+
+import gzip
+import html
+import json
+import os
+import re
+import warnings
+import xml.etree.ElementTree as ET
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from asif_qdrant.errors import InvalidInputError, check_int
+from asif_qdrant.evaluation.assets import Assets, MissingDataError
+
+__all__ = [
+    "FASHION_MNIST_CLASSES",
+    "POOLS",
+    "LabeledImages",
+    "PairSet",
+    "even_subset",
+    "kfold_groups",
+    "load_emoji",
+    "load_fashion_mnist",
+    "load_openclipart",
+    "load_pool",
+    "load_tuxpaint",
+]
+
+#: Fashion-MNIST class names as said in a prompt (index = label).
+FASHION_MNIST_CLASSES: tuple[str, ...] = (
+    "t-shirt",
+    "trouser",
+    "pullover",
+    "dress",
+    "coat",
+    "sandal",
+    "shirt",
+    "sneaker",
+    "bag",
+    "ankle boot",
+)
+
+
+@dataclass
+class PairSet:
+    """Image-caption pairs: a pool of anchors, or a test set of pairs.
+
+    Attributes:
+        name: What the set is (``"tuxpaint"``, ``"openclipart"``, ``"emoji"``, or a mix).
+        images: One image per pair: a file path, or a numpy array.
+        captions: One caption per pair.
+        categories: One category per pair (Tux Paint top-level folder, emoji group, ...).
+        sources: The pool each pair comes from (filled with ``name`` when not given).
+    """
+
+    name: str
+    images: list[Any]
+    captions: list[str]
+    categories: list[str]
+    sources: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.sources:
+            self.sources = [self.name] * len(self.images)
+        n = len(self.images)
+        if not (len(self.captions) == len(self.categories) == len(self.sources) == n):
+            raise InvalidInputError(
+                f"PairSet {self.name!r} needs one caption, category and source per image "
+                f"({n}). Got {len(self.captions)}, {len(self.categories)}, {len(self.sources)}."
+            )
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def subset(self, index: Sequence[int] | np.ndarray) -> PairSet:
+        """The pairs at ``index``, in that order."""
+        idx = [int(i) for i in index]
+        return PairSet(
+            self.name,
+            [self.images[i] for i in idx],
+            [self.captions[i] for i in idx],
+            [self.categories[i] for i in idx],
+            [self.sources[i] for i in idx],
+        )
+
+    def counts(self) -> dict[str, int]:
+        """Pairs per source pool."""
+        return dict(Counter(self.sources))
+
+    @staticmethod
+    def concat(sets: Sequence[PairSet]) -> PairSet:
+        """One set holding every pair of ``sets``, in order; named ``a+b+c``."""
+        return PairSet(
+            "+".join(s.name for s in sets),
+            [x for s in sets for x in s.images],
+            [x for s in sets for x in s.captions],
+            [x for s in sets for x in s.categories],
+            [x for s in sets for x in s.sources],
+        )
+
+
+@dataclass
+class LabeledImages:
+    """Images with class labels, for zero-shot classification.
+
+    Attributes:
+        name: The test set's name.
+        images: The images (file paths or arrays).
+        labels: ``int`` class index per image.
+        class_names: The class names, as said in prompts.
+    """
+
+    name: str
+    images: list[Any]
+    labels: np.ndarray
+    class_names: list[str]
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+
+def even_subset(n: int, limit: int | None) -> np.ndarray:
+    """``limit`` indices spread evenly over ``range(n)`` (all of them when ``limit`` is None).
+
+    Example:
+        >>> even_subset(10, 4).tolist()
+        [0, 2, 5, 7]
+    """
+    if limit is None or limit >= n:
+        return np.arange(n)
+    limit = check_int("limit", "even_subset", limit, minimum=0)
+    return (np.arange(limit) * n // limit).astype(np.int64)
+
+
+def kfold_groups(categories: Sequence[str], *, folds: int, seed: int = 0) -> np.ndarray:
+    """Assign each item to one of ``folds`` folds, stratified by category, deterministically.
+
+    Within each category (in sorted order) the items are shuffled with ``seed`` and dealt
+    round-robin, continuing where the previous category stopped, so folds differ in size by
+    at most one.
+
+    Args:
+        categories: One category per item.
+        folds: Number of folds, >= 2.
+        seed: Seed of the shuffle.
+
+    Returns:
+        The fold index of each item.
+
+    Example:
+        >>> kfold_groups(["a"] * 5, folds=2).tolist().count(0)
+        3
+    """
+    folds = check_int("folds", "kfold_groups", folds, minimum=2)
+    rng = np.random.default_rng(seed)
+    cats = list(categories)
+    out = np.zeros(len(cats), dtype=np.int64)
+    nxt = 0
+    for cat in sorted(set(cats)):
+        idx = np.array([i for i, c in enumerate(cats) if c == cat])
+        idx = idx[rng.permutation(len(idx))]
+        for j, i in enumerate(idx):
+            out[i] = (nxt + j) % folds
+        nxt = (nxt + len(idx)) % folds
+    return out
+
+
+# -------------------------------------------------------------------------------------------
+# Tux Paint
+# -------------------------------------------------------------------------------------------
+
+
+def load_tuxpaint(assets: Assets, *, limit: int | None = None) -> PairSet:
+    """The Tux Paint stamps, one stamp per distinct caption.
+
+    Args:
+        assets: Where the stamps are.
+        limit: Keep this many, spread evenly over the sorted stamps (quick runs).
+
+    Returns:
+        The pairs; categories are the 16 top-level folders.
+    """
+    from asif_qdrant.loaders import load_tuxpaint_stamps
+
+    seen: set[str] = set()
+    pairs = []
+    for p in load_tuxpaint_stamps(assets.tuxpaint_dir):
+        if p.caption in seen:
+            continue
+        seen.add(p.caption)
+        pairs.append(p)
+    pairs = [pairs[i] for i in even_subset(len(pairs), limit)]
+    return PairSet(
+        "tuxpaint",
+        [p.image for p in pairs],
+        [p.caption for p in pairs],
+        [str(p.metadata.get("category", "")) for p in pairs],
+    )
+
+
+# -------------------------------------------------------------------------------------------
+# openclipart
+# -------------------------------------------------------------------------------------------
+
+_TITLE = re.compile(rb"<dc:title>(.*?)</dc:title>", re.S)
+_SUBJECT = re.compile(rb"<dc:subject>(.*?)</dc:subject>", re.S)
+_LI = re.compile(rb"<rdf:li>(.*?)</rdf:li>", re.S)
+_JUNK_TITLE = re.compile(
+    r"clipart by|collection|theme|iconset|icon set|hash\(|submission|sibmission|untitled|"
+    r"^\W*$|^[\d\s_.-]+$",
+    re.I,
+)
+_HEX = re.compile(r"^(0x)?[0-9a-f]{6,}$")
+_GENERIC_KEYWORDS = frozenset(
+    {
+        "hash",
+        "sign",
+        "signs and symbols",
+        "icon",
+        "icons",
+        "computer",
+        "theme",
+        "special",
+        "signs_and_symbols",
+        "action",
+        "application",
+        "clip",
+        "art",
+        "clipart",
+        "image",
+        "media",
+        "png",
+        "svg",
+        "public",
+        "domain",
+        "externalsource",
+        "unsorted",
+    }
+)
+#: A title used by more files than this is a collection name, not a caption.
+OPENCLIPART_MAX_TITLE_USES = 3
+
+
+def _clean(text: str) -> str:
+    text = html.unescape(text).replace("_", " ")
+    return " ".join(text.split()).strip(" -")
+
+
+def _openclipart_records(svg_root: Path) -> list[tuple[str, str, list[str], str]]:
+    """``(relative svg path, title, keywords, category)`` of every SVG, sorted by path."""
+    out = []
+    for dirpath, dirnames, filenames in os.walk(svg_root):
+        dirnames.sort()
+        for name in sorted(filenames):
+            if not name.endswith(".svg"):
+                continue
+            path = Path(dirpath, name)
+            try:
+                raw = path.read_bytes()
+            except OSError:
+                continue
+            m = _TITLE.search(raw)
+            title = _clean(m.group(1).decode("utf-8", "replace")) if m else ""
+            subj = _SUBJECT.search(raw)
+            keywords = []
+            if subj:
+                for li in _LI.findall(subj.group(1)):
+                    kw = _clean(li.decode("utf-8", "replace")).lower()
+                    if kw and len(kw) > 2 and kw not in _GENERIC_KEYWORDS and not _HEX.match(kw):
+                        keywords.append(kw)
+            rel = path.relative_to(svg_root)
+            out.append(
+                (rel.as_posix(), title, keywords, rel.parts[0] if len(rel.parts) > 1 else "")
+            )
+    return out
+
+
+def _decodable(path: Path) -> bool:
+    """Whether PIL will decode the image: a readable header, within the decompression guard."""
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                w, h = im.size
+    except Exception:
+        return False
+    limit = Image.MAX_IMAGE_PIXELS
+    return limit is None or w * h <= limit
+
+
+def load_openclipart(assets: Assets, *, limit: int | None = None) -> PairSet:
+    """Openclipart images captioned by their RDF title (and up to 4 keywords).
+
+    Args:
+        assets: Where ``openclipart-svg`` and ``openclipart-png`` are installed.
+        limit: Keep this many, spread evenly over the sorted paths (so every folder is
+            represented).
+
+    Returns:
+        The pairs, one per distinct (case-insensitive) title; the image is the PNG at the same
+        relative path as the SVG; categories are the top-level folders.
+
+    Raises:
+        InvalidInputError: If the packages are not installed.
+    """
+    svg_root, png_root = assets.openclipart_dir / "svg", assets.openclipart_dir / "png"
+    if not svg_root.is_dir() or not png_root.is_dir():
+        raise MissingDataError(
+            f"openclipart is not installed ({svg_root}, {png_root}): apt-get install "
+            "openclipart-svg openclipart-png."
+        )
+    records = _openclipart_records(svg_root)
+    uses = Counter(r[1].lower() for r in records)
+    seen: set[str] = set()
+    images, captions, cats = [], [], []
+    for rel, title, keywords, cat in records:
+        key = title.lower()
+        if not title or _JUNK_TITLE.search(title) or uses[key] > OPENCLIPART_MAX_TITLE_USES:
+            continue
+        if key in seen:
+            continue
+        png = png_root / (rel[: -len(".svg")] + ".png")
+        if not png.is_file() or not _decodable(png):
+            continue
+        seen.add(key)
+        extra = [k for k in dict.fromkeys(keywords) if k not in key][:4]
+        caption = title[0].upper() + title[1:]
+        if extra:
+            caption += f" ({', '.join(extra)})"
+        images.append(str(png))
+        captions.append(caption)
+        cats.append(cat)
+    keep = even_subset(len(images), limit)
+    return PairSet(
+        "openclipart",
+        [images[i] for i in keep],
+        [captions[i] for i in keep],
+        [cats[i] for i in keep],
+    )
+
+
+# -------------------------------------------------------------------------------------------
+# emoji
+# -------------------------------------------------------------------------------------------
+
+
+def _cldr_annotations(paths: Sequence[Path]) -> dict[str, tuple[str, list[str]]]:
+    """``{emoji: (name, keywords)}`` from CLDR annotation files (later files fill gaps)."""
+    out: dict[str, tuple[str, list[str]]] = {}
+    for path in paths:
+        if not path.is_file():
+            continue
+        root = ET.parse(path).getroot()
+        names: dict[str, str] = {}
+        keywords: dict[str, list[str]] = {}
+        for node in root.iter("annotation"):
+            cp, text = node.get("cp"), (node.text or "").strip()
+            if not cp or not text:
+                continue
+            if node.get("type") == "tts":
+                names[cp] = text
+            else:
+                keywords[cp] = [k.strip() for k in text.split("|") if k.strip()]
+        for cp in set(names) | set(keywords):
+            if cp not in out:
+                out[cp] = (names.get(cp, ""), keywords.get(cp, []))
+    return out
+
+
+def load_emoji(assets: Assets, *, limit: int | None = None) -> PairSet:
+    """Google's emoji images captioned with their CLDR name and keywords.
+
+    Args:
+        assets: Where ``emoji-datasource-google`` was unpacked and CLDR is installed.
+        limit: Keep this many, spread evenly over the emoji order.
+
+    Returns:
+        The pairs (64 px RGBA PNGs); categories are the emoji groups ("Animals & Nature").
+
+    Raises:
+        InvalidInputError: If the emoji package is missing.
+    """
+    meta = assets.emoji_dir / "emoji.json"
+    if not meta.is_file():
+        raise MissingDataError(
+            f"emoji-datasource-google is not unpacked at {assets.emoji_dir}: run "
+            "`npm pack emoji-datasource-google` and unpack it there (scripts/evaluate.sh does)."
+        )
+    cldr_dir = assets.cldr_annotations.parent.parent
+    cldr = _cldr_annotations(
+        [assets.cldr_annotations, cldr_dir / "annotationsDerived" / assets.cldr_annotations.name]
+    )
+    entries = sorted(json.loads(meta.read_text("utf-8")), key=lambda e: e.get("sort_order", 0))
+    images, captions, cats = [], [], []
+    seen: set[str] = set()
+    for e in entries:
+        png = assets.emoji_dir / "img" / "google" / "64" / e["image"]
+        if not e.get("has_img_google", True) or not png.is_file():
+            continue
+        chars = "".join(chr(int(h, 16)) for h in e["unified"].split("-"))
+        name, keywords = cldr.get(chars) or cldr.get(chars.replace("\ufe0f", "")) or ("", [])
+        if not name:
+            name = (e.get("name") or e.get("short_name") or "").lower()
+        if not name or name.lower() in seen:
+            continue
+        seen.add(name.lower())
+        extra = [k for k in keywords if k.lower() not in name.lower()][:4]
+        captions.append(name + (f" ({', '.join(extra)})" if extra else ""))
+        images.append(str(png))
+        cats.append(str(e.get("category", "")))
+    keep = even_subset(len(images), limit)
+    return PairSet(
+        "emoji", [images[i] for i in keep], [captions[i] for i in keep], [cats[i] for i in keep]
+    )
+
+
+#: Anchor pool loaders by name.
+POOLS = {"tuxpaint": load_tuxpaint, "openclipart": load_openclipart, "emoji": load_emoji}
+
+
+def load_pool(
+    names: Sequence[str], assets: Assets, *, limits: dict[str, int | None] | None = None
+) -> PairSet:
+    """Several pools, concatenated in the given order.
+
+    Args:
+        names: Pool names (keys of :data:`POOLS`).
+        assets: Where the data is.
+        limits: Optional size cap per pool name.
+
+    Returns:
+        The concatenated pairs; ``sources`` says which pool each pair came from.
+
+    Raises:
+        InvalidInputError: On an unknown pool name.
+    """
+    sets = []
+    for name in names:
+        if name not in POOLS:
+            raise InvalidInputError(
+                f"Unknown anchor pool {name!r}; the pools are {', '.join(sorted(POOLS))}."
+            )
+        sets.append(POOLS[name](assets, limit=(limits or {}).get(name)))
+    return PairSet.concat(sets)
+
+
+# -------------------------------------------------------------------------------------------
+# Fashion-MNIST
+# -------------------------------------------------------------------------------------------
+
+
+def load_fashion_mnist(
+    assets: Assets,
+    *,
+    split: str = "test",
+    per_class: int | None = None,
+    seed: int = 0,
+    exclude: np.ndarray | None = None,
+) -> tuple[LabeledImages, np.ndarray]:
+    """Fashion-MNIST images (28x28 ``uint8`` arrays) with their labels.
+
+    Args:
+        assets: Where ``dataset-fashion-mnist`` is installed.
+        split: ``"test"`` (10,000 images) or ``"train"`` (60,000).
+        per_class: Keep this many per class, drawn with ``seed`` (all when ``None``).
+        seed: Seed of the draw.
+        exclude: Indices (into the split) never to draw.
+
+    Returns:
+        ``(images, indices)``: the images, and their indices in the split's files.
+
+    Raises:
+        InvalidInputError: If the dataset is not installed or ``split`` is unknown.
+    """
+    if split not in ("test", "train"):
+        raise InvalidInputError(f"Fashion-MNIST split must be 'test' or 'train'. Got {split!r}.")
+    prefix = "t10k" if split == "test" else "train"
+    img_file = assets.fashion_mnist_dir / f"{prefix}-images-idx3-ubyte.gz"
+    lab_file = assets.fashion_mnist_dir / f"{prefix}-labels-idx1-ubyte.gz"
+    if not img_file.is_file() or not lab_file.is_file():
+        raise MissingDataError(
+            f"Fashion-MNIST is not installed ({img_file}): apt-get install dataset-fashion-mnist."
+        )
+    with gzip.open(img_file) as f:
+        images = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 28, 28)
+    with gzip.open(lab_file) as f:
+        labels = np.frombuffer(f.read(), np.uint8, offset=8).astype(np.int64)
+    allowed = np.ones(len(labels), dtype=bool)
+    if exclude is not None:
+        allowed[np.asarray(exclude, dtype=np.int64)] = False
+    if per_class is None:
+        idx = np.flatnonzero(allowed)
+    else:
+        rng = np.random.default_rng(seed)
+        chosen = []
+        for c in range(len(FASHION_MNIST_CLASSES)):
+            pool = np.flatnonzero((labels == c) & allowed)
+            chosen.append(rng.choice(pool, size=min(per_class, len(pool)), replace=False))
+        idx = np.sort(np.concatenate(chosen))
+    return (
+        LabeledImages(
+            f"fashion-mnist-{split}",
+            [images[i] for i in idx],
+            labels[idx],
+            list(FASHION_MNIST_CLASSES),
+        ),
+        idx,
+    )

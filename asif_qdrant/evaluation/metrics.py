@@ -1,0 +1,252 @@
+"""Retrieval and classification metrics, from score matrices, with exact tie handling.
+
+Every metric takes a score matrix (one row per query, one column per catalog item or class)
+and the index of each query's one correct column. Ties are handled as if they were broken at
+random, and the *expected* value is returned, so that two implementations that give the same
+scores give the same numbers whatever order their search engine returns tied items in (a
+query that shares no anchor with anything scores 0 against every item, a large tie).
+
+With ``g`` items scoring strictly above the target and ``t`` items (the target included)
+scoring exactly the same as it:
+
+* the target's expected rank is ``g + (t + 1) / 2`` (1 = best);
+* the chance that it lands in the top ``k`` is ``clip((k - g) / t, 0, 1)``;
+* top-1 accuracy is the chance that it lands first: ``1 / t`` when ``g == 0``, else 0.
+
+Example:
+    >>> import numpy as np
+    >>> from asif_qdrant.evaluation.metrics import recall_at_k, mean_rank, accuracy
+    >>> scores = np.array([[0.9, 0.1, 0.0], [0.2, 0.2, 0.7], [0.0, 0.0, 0.0]])
+    >>> targets = [0, 1, 2]
+    >>> recall_at_k(scores, targets, 1)  # (1 + 0 + 1/3) / 3
+    0.4444444444444444
+    >>> mean_rank(scores, targets)  # (1 + 2.5 + 2) / 3
+    1.8333333333333333
+    >>> accuracy(scores, targets)
+    0.4444444444444444
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from asif_qdrant.errors import InvalidInputError, check_int
+
+__all__ = [
+    "accuracy",
+    "accuracy_from_counts",
+    "chance_mean_rank",
+    "chance_recall",
+    "majority_accuracy",
+    "mean_rank",
+    "mean_rank_from_counts",
+    "rank_counts",
+    "recall_at_k",
+    "recall_from_counts",
+    "recalls",
+]
+
+
+def _check(
+    scores: np.ndarray, targets: Sequence[int] | np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    s = np.asarray(scores, dtype=np.float64)
+    if s.ndim != 2:
+        raise InvalidInputError(
+            f"'scores' must be a 2-D array (queries, items). Got shape {s.shape}."
+        )
+    t = np.asarray(targets)
+    if t.ndim != 1 or len(t) != s.shape[0]:
+        raise InvalidInputError(
+            f"'targets' must hold one column index per query ({s.shape[0]}). Got shape {t.shape}."
+        )
+    if len(t) and (not np.issubdtype(t.dtype, np.integer) or t.min() < 0 or t.max() >= s.shape[1]):
+        raise InvalidInputError(
+            f"'targets' must be integer column indices in [0, {s.shape[1]}). Got {t[:5]!r}..."
+        )
+    if np.isnan(s).any():
+        row = int(np.argwhere(np.isnan(s))[0][0])
+        raise InvalidInputError(f"'scores' must not hold NaN. Row {row} does.")
+    return s, t.astype(np.int64)
+
+
+def rank_counts(
+    scores: np.ndarray, targets: Sequence[int] | np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per query: how many items score strictly above the target, and how many tie with it.
+
+    Args:
+        scores: ``(queries, items)`` scores, higher is better.
+        targets: The correct item's column for each query.
+
+    Returns:
+        ``(greater, tied)``: two ``int64`` arrays; ``tied`` counts the target itself, so it
+        is always >= 1.
+
+    Example:
+        >>> g, t = rank_counts(np.array([[0.5, 0.9, 0.5, 0.1]]), [0])
+        >>> int(g[0]), int(t[0])
+        (1, 2)
+    """
+    s, t = _check(scores, targets)
+    target_scores = s[np.arange(len(t)), t][:, None]
+    greater = (s > target_scores).sum(axis=1)
+    tied = (s == target_scores).sum(axis=1)
+    return greater.astype(np.int64), tied.astype(np.int64)
+
+
+def _counts(
+    greater: Sequence[int] | np.ndarray, tied: Sequence[int] | np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    g = np.asarray(greater, dtype=np.float64)
+    t = np.asarray(tied, dtype=np.float64)
+    if g.shape != t.shape or g.ndim != 1:
+        raise InvalidInputError(
+            f"'greater' and 'tied' must be 1-D of the same length. Got {g.shape} and {t.shape}."
+        )
+    if t.size and (t.min() < 1 or g.min() < 0):
+        raise InvalidInputError("'tied' must be >= 1 (it counts the target) and 'greater' >= 0.")
+    return g, t
+
+
+def recall_from_counts(
+    greater: Sequence[int] | np.ndarray, tied: Sequence[int] | np.ndarray, k: int
+) -> float:
+    """Expected recall@k from :func:`rank_counts` output (NaN without queries).
+
+    Example:
+        >>> recall_from_counts([0, 1, 0], [1, 2, 3], 1)  # (1 + 0 + 1/3) / 3
+        0.4444444444444444
+    """
+    k = check_int("k", "recall_from_counts", k, minimum=1)
+    g, t = _counts(greater, tied)
+    if g.size == 0:
+        return float("nan")
+    return float(np.mean(np.clip((k - g) / t, 0.0, 1.0)))
+
+
+def mean_rank_from_counts(
+    greater: Sequence[int] | np.ndarray, tied: Sequence[int] | np.ndarray
+) -> float:
+    """Mean expected rank (1 = best) from :func:`rank_counts` output.
+
+    Example:
+        >>> mean_rank_from_counts([0, 1, 0], [1, 2, 3])  # (1 + 2.5 + 2) / 3
+        1.8333333333333333
+    """
+    g, t = _counts(greater, tied)
+    if g.size == 0:
+        return float("nan")
+    return float(np.mean(g + (t + 1) / 2))
+
+
+def accuracy_from_counts(
+    greater: Sequence[int] | np.ndarray, tied: Sequence[int] | np.ndarray
+) -> float:
+    """Expected top-1 accuracy from :func:`rank_counts` output.
+
+    Example:
+        >>> accuracy_from_counts([0, 1, 0], [1, 1, 4])  # (1 + 0 + 1/4) / 3
+        0.4166666666666667
+    """
+    g, t = _counts(greater, tied)
+    if g.size == 0:
+        return float("nan")
+    return float(np.mean(np.where(g == 0, 1.0 / t, 0.0)))
+
+
+def recall_at_k(scores: np.ndarray, targets: Sequence[int] | np.ndarray, k: int) -> float:
+    """Expected share of queries whose target is among the top ``k`` (ties at random).
+
+    Args:
+        scores: ``(queries, items)`` scores.
+        targets: The correct column per query.
+        k: The cut-off, >= 1.
+
+    Returns:
+        The recall in ``[0, 1]`` (NaN without queries).
+
+    Example:
+        >>> recall_at_k(np.array([[0.1, 0.9], [0.8, 0.2]]), [1, 1], 1)
+        0.5
+    """
+    k = check_int("k", "recall_at_k", k, minimum=1)
+    return recall_from_counts(*rank_counts(scores, targets), k)
+
+
+def recalls(
+    scores: np.ndarray, targets: Sequence[int] | np.ndarray, ks: Sequence[int] = (1, 5, 10)
+) -> dict[str, float]:
+    """``{"R@1": ..., "R@5": ..., "R@10": ...}`` for the given cut-offs.
+
+    Example:
+        >>> recalls(np.array([[0.1, 0.9]]), [1], ks=(1,))
+        {'R@1': 1.0}
+    """
+    greater, tied = rank_counts(scores, targets)
+    return {f"R@{k}": recall_from_counts(greater, tied, k) for k in ks}
+
+
+def mean_rank(scores: np.ndarray, targets: Sequence[int] | np.ndarray) -> float:
+    """Mean expected rank of the target (1 = best; ties at random).
+
+    Example:
+        >>> mean_rank(np.array([[0.0, 0.0, 0.0, 0.0]]), [2])  # all tied: (4 + 1) / 2
+        2.5
+    """
+    return mean_rank_from_counts(*rank_counts(scores, targets))
+
+
+def accuracy(scores: np.ndarray, targets: Sequence[int] | np.ndarray) -> float:
+    """Expected top-1 accuracy (a tie for first place counts ``1 / t``).
+
+    Args:
+        scores: ``(samples, classes)`` scores.
+        targets: The true class index per sample.
+
+    Returns:
+        The accuracy in ``[0, 1]`` (NaN without samples).
+
+    Example:
+        >>> accuracy(np.array([[0.2, 0.7], [0.5, 0.5]]), [1, 0])
+        0.75
+    """
+    return accuracy_from_counts(*rank_counts(scores, targets))
+
+
+def chance_recall(n_items: int, k: int) -> float:
+    """Recall@k of a random ranking over ``n_items``: ``min(k, n) / n``.
+
+    Example:
+        >>> chance_recall(200, 5)
+        0.025
+    """
+    n_items = check_int("n_items", "chance_recall", n_items, minimum=1)
+    k = check_int("k", "chance_recall", k, minimum=1)
+    return min(k, n_items) / n_items
+
+
+def chance_mean_rank(n_items: int) -> float:
+    """Mean rank of a random ranking over ``n_items``: ``(n + 1) / 2``.
+
+    Example:
+        >>> chance_mean_rank(9)
+        5.0
+    """
+    n_items = check_int("n_items", "chance_mean_rank", n_items, minimum=1)
+    return (n_items + 1) / 2
+
+
+def majority_accuracy(targets: Sequence[int] | np.ndarray) -> float:
+    """Accuracy of always predicting the most frequent class.
+
+    Example:
+        >>> majority_accuracy([0, 0, 1, 2])
+        0.5
+    """
+    t = np.asarray(targets)
+    if t.size == 0:
+        return float("nan")
+    return float(np.bincount(t.astype(np.int64)).max() / t.size)
