@@ -1,0 +1,353 @@
+"""The :class:`AnchorIndex` interface, shared validation, and the quality metrics.
+
+An anchor index holds the L2-normalised anchor embeddings of one modality under their anchor
+ids and answers one question fast: the ``k`` anchors most similar (cosine) to each query, with
+their similarities. Everything ASIF needs on top of that (clamp, power ``p``, normalise) is
+:func:`relative_vectors`.
+
+Example:
+    >>> import numpy as np
+    >>> from asif_qdrant.fast import ExactIndex, relative_vectors
+    >>> rng = np.random.default_rng(0)
+    >>> index = ExactIndex().build(np.arange(100), rng.normal(size=(100, 8)))
+    >>> ids, sims = index.topk(rng.normal(size=(2, 8)), k=5)
+    >>> ids.shape, sims.dtype
+    ((2, 5), dtype('float32'))
+    >>> vec = relative_vectors(index, rng.normal(size=(1, 8)), k=5, p=8.0)[0]
+    >>> len(vec) <= 5, vec.indices.dtype
+    (True, dtype('uint64'))
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+import numpy as np
+
+from asif_qdrant.errors import AnchorSetError, InvalidInputError, check_int, check_real
+from asif_qdrant.relative import l2_normalize, relative_weights
+from asif_qdrant.types import SparseVector
+
+__all__ = [
+    "AnchorIndex",
+    "normalize_rows",
+    "recall_at_k",
+    "relative_vectors",
+    "segmented_topk",
+    "sparse_cosine",
+]
+
+
+def as_ids(ids: Any, owner: str) -> np.ndarray:
+    """Validate anchor ids: a 1-D array of distinct integers >= 0 (``int64``).
+
+    Example:
+        >>> as_ids([3, 1, 2], "demo").tolist()
+        [3, 1, 2]
+    """
+    try:
+        arr = np.asarray(ids)
+    except Exception as e:  # ragged lists and the like
+        raise InvalidInputError(f"The ids given to {owner} must be a 1-D integer array.") from e
+    if arr.size == 0:
+        return np.zeros(0, np.int64)
+    if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
+        raise InvalidInputError(
+            f"The ids given to {owner} must be a 1-D array of integers. "
+            f"Got shape {arr.shape} of dtype {arr.dtype}."
+        )
+    if (arr < 0).any():
+        raise InvalidInputError(
+            f"The ids given to {owner} must be >= 0. Got {int(arr[arr < 0][0])}."
+        )
+    arr = arr.astype(np.int64, copy=False)
+    if np.unique(arr).size != arr.size:
+        raise InvalidInputError(f"The ids given to {owner} must be distinct. Got duplicates.")
+    return arr
+
+
+def as_matrix(x: Any, what: str, owner: str, dim: int | None = None) -> np.ndarray:
+    """Validate a 2-D finite real matrix (optionally of a given width) and return ``float32``.
+
+    Example:
+        >>> as_matrix([[1, 2]], "queries", "demo", dim=2).dtype
+        dtype('float32')
+    """
+    try:
+        arr = np.asarray(x)
+    except Exception as e:
+        raise InvalidInputError(f"The {what} given to {owner} must be a 2-D array.") from e
+    if arr.dtype == object or not (
+        np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
+    ):
+        raise InvalidInputError(
+            f"The {what} given to {owner} must be real numbers. Got dtype {arr.dtype}."
+        )
+    if arr.ndim != 2:
+        raise InvalidInputError(
+            f"The {what} given to {owner} must be 2-D (rows, dim). Got shape {arr.shape}."
+        )
+    if dim is not None and arr.shape[0] and arr.shape[1] != dim:
+        raise InvalidInputError(
+            f"The {what} given to {owner} must have dim {dim} (the index's). Got shape {arr.shape}."
+        )
+    # Cheap test first (a row sum is not finite when a value is not), exact test if it fails.
+    if not np.isfinite(arr.sum(axis=1, dtype=np.float64)).all() and not np.isfinite(arr).all():
+        row = int(np.argwhere(~np.isfinite(arr))[0][0])
+        raise InvalidInputError(
+            f"The {what} given to {owner} must be finite. Row {row} holds NaN or inf."
+        )
+    return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+def normalize_rows(x: np.ndarray, *, chunk: int = 65536) -> np.ndarray:
+    """A unit-norm ``float32`` copy of ``x``, made in chunks (no full-size temporaries).
+
+    Example:
+        >>> normalize_rows(np.array([[3.0, 4.0]])).tolist()
+        [[0.6000000238418579, 0.800000011920929]]
+    """
+    out = np.empty(x.shape, dtype=np.float32)
+    for s in range(0, len(x), chunk):
+        out[s : s + chunk] = l2_normalize(x[s : s + chunk])
+    return out
+
+
+def segmented_topk(
+    group: np.ndarray,
+    key: np.ndarray,
+    score: np.ndarray,
+    m: int,
+    kk: int,
+    *,
+    tie: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-group top ``kk`` of scattered candidates, best first, ties by the lower ``tie``.
+
+    Args:
+        group: The query row of each candidate (``0 <= group < m``).
+        key: The candidate's id (or row): what is returned.
+        score: The candidate's similarity.
+        m: Number of groups (query rows).
+        kk: How many to keep per group.
+        tie: Breaks ties of equal scores (lower first); default ``key``.
+
+    Returns:
+        ``(keys, scores, counts)``: ``(m, kk)`` arrays padded with ``-1`` / ``-inf`` where a
+        group has fewer than ``kk`` candidates, and the number of candidates of each group.
+
+    Example:
+        >>> keys, scores, counts = segmented_topk(
+        ...     np.array([0, 0, 1, 0]), np.array([7, 8, 9, 6]),
+        ...     np.array([0.1, 0.9, 0.5, 0.9]), m=2, kk=2)
+        >>> keys.tolist(), counts.tolist()
+        ([[6, 8], [9, -1]], [3, 1])
+    """
+    out_k = np.full((m, kk), -1, dtype=np.int64)
+    out_s = np.full((m, kk), -np.inf, dtype=np.float32)
+    counts = np.bincount(group, minlength=m) if len(group) else np.zeros(m, np.int64)
+    if len(group) == 0:
+        return out_k, out_s, counts
+    order = np.lexsort((key if tie is None else tie, -score, group))
+    g = group[order]
+    starts = np.zeros(m + 1, dtype=np.int64)
+    np.cumsum(counts, out=starts[1:])
+    rank = np.arange(len(g)) - starts[g]
+    keep = rank < kk
+    sel = order[keep]
+    out_k[g[keep], rank[keep]] = key[sel]
+    out_s[g[keep], rank[keep]] = score[sel]
+    return out_k, out_s, counts
+
+
+class AnchorIndex(ABC):
+    """Anchor embeddings of one modality under their ids, with a fast top-k cosine search.
+
+    Implementations: :class:`~asif_qdrant.fast.ExactIndex` (numpy BLAS, exact),
+    :class:`~asif_qdrant.fast.IVFIndex` (coarse-then-exact two-stage search),
+    :class:`~asif_qdrant.fast.QuantizedIndex` (bf16 / int8 / binary scan + exact rescoring),
+    :class:`~asif_qdrant.fast.TorchIndex` (torch, GPU when present) and
+    :class:`~asif_qdrant.fast.QdrantIndex` (the embedded Qdrant engine).
+
+    Rows are L2-normalised on the way in, queries too, so similarities are cosines.
+    """
+
+    #: The method name accepted by :func:`~asif_qdrant.fast.make_index`.
+    method: str = "abstract"
+    #: Whether :meth:`topk` returns the exact top-k (ties aside).
+    exact: bool = False
+
+    def __init__(self) -> None:
+        self.dim: int | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def build(self, ids: Any, embeddings: Any) -> AnchorIndex:
+        """Replace the content with these anchors; returns ``self`` (for chaining).
+
+        Args:
+            ids: ``(n,)`` distinct anchor ids (integers >= 0).
+            embeddings: ``(n, d)`` anchor embeddings (any norms).
+        """
+        owner = f"{type(self).__name__}.build"
+        ids_ = as_ids(ids, owner)
+        emb = as_matrix(embeddings, "embeddings", owner)
+        if len(ids_) != len(emb):
+            raise InvalidInputError(
+                f"{owner} needs one id per embedding row. Got {len(ids_)} ids and {len(emb)} rows."
+            )
+        self.dim = int(emb.shape[1])
+        self._build(ids_, normalize_rows(emb))
+        return self
+
+    def add(self, ids: Any, embeddings: Any) -> None:
+        """Add anchors (ids must be new)."""
+        owner = f"{type(self).__name__}.add"
+        ids_ = as_ids(ids, owner)
+        emb = as_matrix(embeddings, "embeddings", owner, dim=self.dim)
+        if len(ids_) != len(emb):
+            raise InvalidInputError(
+                f"{owner} needs one id per embedding row. Got {len(ids_)} ids and {len(emb)} rows."
+            )
+        if len(ids_) == 0:
+            return
+        if self.dim is None:
+            self.dim = int(emb.shape[1])
+            self._build(ids_, normalize_rows(emb))
+            return
+        self._add(ids_, normalize_rows(emb))
+
+    def delete(self, ids: Any) -> int:
+        """Delete anchors by id (unknown ids are ignored); returns how many were deleted."""
+        ids_ = as_ids(np.unique(np.asarray(ids, dtype=np.int64)), f"{type(self).__name__}.delete")
+        if len(ids_) == 0 or len(self) == 0:
+            return 0
+        return int(self._delete(ids_))
+
+    def topk(self, queries: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` most similar anchors of each query.
+
+        Args:
+            queries: ``(m, d)`` query embeddings (any norms).
+            k: How many anchors per query, >= 1; ``min(k, len(self))`` are returned.
+
+        Returns:
+            ``(ids, sims)``: ``int64`` anchor ids and ``float32`` cosine similarities, both
+            ``(m, min(k, n))``, each row sorted by decreasing similarity.
+
+        Raises:
+            AnchorSetError: If the index is empty.
+        """
+        owner = f"{type(self).__name__}.topk"
+        k = check_int("k", owner, k, minimum=1)
+        if len(self) == 0:
+            raise AnchorSetError(f"{owner}: the index holds no anchors; add some first.")
+        q = as_matrix(queries, "queries", owner, dim=self.dim)
+        kk = min(k, len(self))
+        if len(q) == 0:
+            return np.zeros((0, kk), np.int64), np.zeros((0, kk), np.float32)
+        return self._topk(normalize_rows(q), kk)
+
+    def close(self) -> None:  # noqa: B027 - optional hook, most indexes hold only memory
+        """Release resources (files, devices); the index cannot be used afterwards."""
+
+    def __enter__(self) -> AnchorIndex:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def describe(self) -> dict[str, Any]:
+        """The method and its settings (for logs and benchmark tables)."""
+        return {"method": self.method, "n": len(self), "dim": self.dim}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.describe().items() if k != "method")
+        return f"{type(self).__name__}({args})"
+
+    # -- to implement --------------------------------------------------------------------
+    @abstractmethod
+    def __len__(self) -> int:
+        """Number of anchors held."""
+
+    @abstractmethod
+    def _build(self, ids: np.ndarray, emb: np.ndarray) -> None:
+        """Replace the content (``emb`` is normalised ``float32``)."""
+
+    @abstractmethod
+    def _add(self, ids: np.ndarray, emb: np.ndarray) -> None:
+        """Add normalised rows under new ids."""
+
+    @abstractmethod
+    def _delete(self, ids: np.ndarray) -> int:
+        """Delete by id; return how many were found."""
+
+    @abstractmethod
+    def _topk(self, q: np.ndarray, kk: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top ``kk`` of normalised queries (``1 <= kk <= len(self)``)."""
+
+
+def relative_vectors(
+    index: AnchorIndex, embeddings: Any, k: int, p: float = 8.0
+) -> list[SparseVector]:
+    """ASIF relative vectors of ``embeddings`` over the anchors of ``index``.
+
+    The same recipe as ``ASIF.relative_from_embeddings``: the top ``k`` similarities, clamped
+    at 0, raised to ``p``, L2-normalised; anchors of weight 0 are left out.
+
+    Example:
+        >>> from asif_qdrant.fast import ExactIndex
+        >>> index = ExactIndex().build([10, 11, 12], np.eye(3))
+        >>> v = relative_vectors(index, np.array([[1.0, 0.5, 0.0]]), k=2, p=1.0)[0]
+        >>> v.indices.tolist(), [round(float(x), 3) for x in v.values]
+        ([10, 11], [0.894, 0.447])
+    """
+    k = check_int("k", "relative_vectors", k, minimum=1)
+    p = check_real("p", "relative_vectors", p, greater_than=0)
+    ids, sims = index.topk(embeddings, k)
+    weights = relative_weights(sims, p) if sims.size else sims
+    out = []
+    for row_ids, row_w in zip(ids, weights, strict=True):
+        keep = row_w > 0
+        out.append(SparseVector(indices=row_ids[keep].astype(np.uint64), values=row_w[keep]))
+    return out
+
+
+def recall_at_k(true_ids: np.ndarray, found_ids: np.ndarray) -> np.ndarray:
+    """Per-query recall: the fraction of each row of ``true_ids`` found in ``found_ids``.
+
+    Example:
+        >>> recall_at_k(np.array([[1, 2, 3, 4]]), np.array([[4, 2, 9, 1]])).tolist()
+        [0.75]
+    """
+    true_ids = np.asarray(true_ids)
+    found_ids = np.asarray(found_ids)
+    out = np.empty(len(true_ids), dtype=np.float64)
+    for i, (t, f) in enumerate(zip(true_ids, found_ids, strict=True)):
+        t = t[t >= 0]
+        out[i] = np.isin(t, f).mean() if len(t) else 1.0
+    return out
+
+
+def sparse_cosine(
+    ids_a: np.ndarray, w_a: np.ndarray, ids_b: np.ndarray, w_b: np.ndarray
+) -> np.ndarray:
+    """Per-row cosine between two sets of sparse vectors given as ``(m, k)`` ids and weights.
+
+    Example:
+        >>> a_ids, a_w = np.array([[1, 2]]), np.array([[0.6, 0.8]])
+        >>> b_ids, b_w = np.array([[2, 3]]), np.array([[1.0, 0.0]])
+        >>> [round(float(c), 3) for c in sparse_cosine(a_ids, a_w, b_ids, b_w)]
+        [0.8]
+    """
+    out = np.empty(len(ids_a), dtype=np.float64)
+    for i in range(len(ids_a)):
+        a = np.asarray(w_a[i], np.float64)
+        b = np.asarray(w_b[i], np.float64)
+        common, ia, ib = np.intersect1d(ids_a[i], ids_b[i], return_indices=True)
+        na, nb = np.linalg.norm(a), np.linalg.norm(b)
+        if na == 0 or nb == 0:
+            out[i] = 1.0 if na == nb else 0.0
+            continue
+        out[i] = float(a[ia] @ b[ib]) / (na * nb) if len(common) else 0.0
+    return out
