@@ -44,15 +44,18 @@ def _task_command(ctx: click.Context) -> str:
         if name in _NOT_SETTINGS or not isinstance(param, click.Option):
             continue
         value = ctx.params.get(name)
-        if value == param.default or (value in (None, ()) and param.default in (None, ())):
-            continue
-        flag = param.opts[-1] if param.opts[-1].startswith("--") else param.opts[0]
+        flag = next((o for o in param.opts if o.startswith("--")), param.opts[0])
         if param.is_flag:
-            parts.append(flag)
-        elif isinstance(value, (tuple, list)):
+            if value:
+                parts.append(flag)
+            continue
+        if value in (None, ()) or value == param.default:
+            continue
+        if isinstance(value, (tuple, list)):
             parts += [f"{flag} {shlex.quote(str(v))}" for v in value]
         else:
-            parts.append(f"{flag} {shlex.quote(str(value))}")
+            text = value.as_posix() if isinstance(value, Path) else str(value)
+            parts.append(f"{flag} {shlex.quote(text)}")
     return " ".join(parts)
 
 

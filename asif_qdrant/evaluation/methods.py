@@ -34,6 +34,7 @@ Example:
 
 from __future__ import annotations
 
+import inspect
 import shutil
 import tempfile
 from abc import ABC, abstractmethod
@@ -498,47 +499,54 @@ class _AsifFitted(FittedMethod):
                 f"The strategy must be one of {', '.join(STRATEGIES)}. Got {strategy!r} instead."
             )
         img_vecs = self.asif.relative_from_embeddings(images, "image")
+        own = self._own_scores(img_vecs, prompts, strategy)
+        supports = "template_strategy" in inspect.signature(self.asif.classify).parameters
+        if strategy != "max" and not supports:
+            return own
+        # ASIF.classify itself: always for 'max'; for every strategy once it takes
+        # template_strategy= (passed explicitly, whatever its default is).
+        kwargs = {"template_strategy": strategy} if supports else {}
+        _, scores = self.asif.classify(
+            img_vecs, prompts.labels, templates=prompts.templates, return_scores=True, **kwargs
+        )
+        lib = np.asarray(scores, dtype=np.float64)
+        self.method.context.checks.append(
+            {
+                "check": f"own {strategy} scoring vs ASIF.classify",
+                "max_abs_diff": float(np.abs(own - lib).max()) if own.size else 0.0,
+                "same_argmax": bool((own.argmax(axis=1) == lib.argmax(axis=1)).all()),
+            }
+        )
+        return lib
+
+    def _own_scores(self, img_vecs: Sequence[Any], prompts: PromptSet, strategy: str) -> np.ndarray:
+        """Zero-shot scores from the model's relative vectors, combined here per strategy."""
         n_labels, n_templates, dim = prompts.embeddings.shape
-        if strategy == "max":
-            _, scores = self.asif.classify(
-                img_vecs, prompts.labels, templates=prompts.templates, return_scores=True
-            )
-            self._check_max(img_vecs, prompts, np.asarray(scores, dtype=np.float64))
-            return np.asarray(scores, dtype=np.float64)
         if strategy == "mean-embedding":
+            # The mean prompt embedding is indexed as a catalog and queried: all in Qdrant.
             coll = self._new_collection()
             mean = _unit(prompts.embeddings.mean(axis=1)).astype(np.float32)
             self.asif.index_embeddings(
                 coll, mean, "text", ids=list(range(n_labels)), show_progress_bar=False
             )
             results = self.asif.search_batch(coll, img_vecs, limit=n_labels)
-            out = np.zeros((len(images), n_labels))
+            out = np.zeros((len(img_vecs), n_labels))
             for row, hits in enumerate(results):
                 for h in hits:
                     out[row, int(h.id)] = h.score
             self.asif.store.delete_collection(coll)
             return out
-        # mean-relative: average the templates' sparse relative vectors, re-normalise
         txt = self._dense(
             self.asif.relative_from_embeddings(prompts.embeddings.reshape(-1, dim), "text")
         ).reshape(n_labels, n_templates, -1)
-        return self._dense(img_vecs) @ _unit(txt.mean(axis=1)).T
-
-    def _check_max(self, img_vecs: Sequence[Any], prompts: PromptSet, scores: np.ndarray) -> None:
-        """Record how the own max-over-templates scoring compares with ``ASIF.classify``."""
-        n_labels, n_templates, dim = prompts.embeddings.shape
-        txt = self._dense(
-            self.asif.relative_from_embeddings(prompts.embeddings.reshape(-1, dim), "text")
-        )
-        own = combine_templates(
-            (self._dense(img_vecs) @ txt.T).reshape(len(img_vecs), n_labels, n_templates)
-        )
-        self.method.context.checks.append(
-            {
-                "check": "own max-over-templates scoring vs ASIF.classify",
-                "max_abs_diff": float(np.abs(own - scores).max()) if own.size else 0.0,
-                "same_argmax": bool((own.argmax(axis=1) == scores.argmax(axis=1)).all()),
-            }
+        img = self._dense(img_vecs)
+        if strategy == "mean-relative":
+            # average the templates' sparse relative vectors, re-normalise
+            return img @ _unit(txt.mean(axis=1)).T
+        return combine_templates(
+            (img @ txt.reshape(n_labels * n_templates, -1).T).reshape(
+                len(img_vecs), n_labels, n_templates
+            )
         )
 
     def add_anchors(self, image: np.ndarray, text: np.ndarray) -> Any:

@@ -4,7 +4,9 @@ Every metric takes a score matrix (one row per query, one column per catalog ite
 and the index of each query's one correct column. Ties are handled as if they were broken at
 random, and the *expected* value is returned, so that two implementations that give the same
 scores give the same numbers whatever order their search engine returns tied items in (a
-query that shares no anchor with anything scores 0 against every item, a large tie).
+query that shares no anchor with anything scores 0 against every item, a large tie). The
+evaluation counts scores within :data:`SCORE_TOLERANCE` (1e-6) of each other as tied: below
+the float32 resolution at which Qdrant computes them.
 
 With ``g`` items scoring strictly above the target and ``t`` items (the target included)
 scoring exactly the same as it:
@@ -34,7 +36,11 @@ import numpy as np
 
 from asif_qdrant.errors import InvalidInputError, check_int
 
+#: Scores closer than this count as tied in the evaluation's tables (float32 resolution).
+SCORE_TOLERANCE = 1e-6
+
 __all__ = [
+    "SCORE_TOLERANCE",
     "accuracy",
     "accuracy_from_counts",
     "chance_mean_rank",
@@ -73,13 +79,17 @@ def _check(
 
 
 def rank_counts(
-    scores: np.ndarray, targets: Sequence[int] | np.ndarray
+    scores: np.ndarray, targets: Sequence[int] | np.ndarray, *, tolerance: float = 0.0
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per query: how many items score strictly above the target, and how many tie with it.
+    """Per query: how many items score above the target, and how many tie with it.
 
     Args:
         scores: ``(queries, items)`` scores, higher is better.
         targets: The correct item's column for each query.
+        tolerance: Scores within this distance of the target's count as tied with it. Two
+            implementations of the same scores in float32 (Qdrant) and float64 (numpy) differ
+            by ~1e-7; near-identical items ("The letter q." / "The letter Q.") then swap
+            places unless such differences count as ties.
 
     Returns:
         ``(greater, tied)``: two ``int64`` arrays; ``tied`` counts the target itself, so it
@@ -89,11 +99,16 @@ def rank_counts(
         >>> g, t = rank_counts(np.array([[0.5, 0.9, 0.5, 0.1]]), [0])
         >>> int(g[0]), int(t[0])
         (1, 2)
+        >>> g, t = rank_counts(np.array([[0.5, 0.5000001, 0.1]]), [0], tolerance=1e-6)
+        >>> int(g[0]), int(t[0])
+        (0, 2)
     """
     s, t = _check(scores, targets)
+    if not (isinstance(tolerance, (int, float)) and tolerance >= 0):
+        raise InvalidInputError(f"'tolerance' must be a number >= 0. Got {tolerance!r}.")
     target_scores = s[np.arange(len(t)), t][:, None]
-    greater = (s > target_scores).sum(axis=1)
-    tied = (s == target_scores).sum(axis=1)
+    greater = (s > target_scores + tolerance).sum(axis=1)
+    tied = (np.abs(s - target_scores) <= tolerance).sum(axis=1)
     return greater.astype(np.int64), tied.astype(np.int64)
 
 

@@ -154,3 +154,16 @@ def test_properties(m: int, n: int, seed: int) -> None:
     assert accuracy(scores, targets) == pytest.approx(values[0])
     # The expected rank equals the average of recall complements: E[rank] = 1 + sum(1 - R@k).
     assert mean_rank(scores, targets) == pytest.approx(1 + sum(1 - v for v in values[:-1]))
+
+
+def test_tolerance_turns_float_noise_into_ties() -> None:
+    # float32 (Qdrant) and float64 (numpy) give 'The letter q.' and 'The letter Q.' scores
+    # 1e-7 apart, in opposite orders; within the tolerance both orders give the same counts.
+    float32_path = np.array([[0.38780424, 0.38780418, 0.3861236]])
+    float64_path = np.array([[0.38780394, 0.38780411, 0.3861238]])
+    assert rank_counts(float32_path, [0])[0].tolist() != rank_counts(float64_path, [0])[0].tolist()
+    a = rank_counts(float32_path, [0], tolerance=1e-6)
+    b = rank_counts(float64_path, [0], tolerance=1e-6)
+    assert [x.tolist() for x in a] == [x.tolist() for x in b] == [[0], [2]]
+    with pytest.raises(InvalidInputError, match="'tolerance' must be a number >= 0"):
+        rank_counts(float32_path, [0], tolerance=-1.0)
