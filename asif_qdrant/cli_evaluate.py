@@ -113,6 +113,12 @@ def _task_command(ctx: click.Context) -> str:
     default=None,
     help="Fashion-MNIST test images per class [default: 200; --quick: 10].",
 )
+@click.option(
+    "--tuxpaint-limit",
+    type=int,
+    default=None,
+    help="Use only this many Tux Paint stamps [default: all; --quick: 60].",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of every draw.")
 @click.option("--report-command", default=None, hidden=True, help="Command shown in the report.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON document.")
@@ -134,6 +140,7 @@ def evaluate(
     methods: Sequence[str],
     folds: int | None,
     fashion_per_class: int | None,
+    tuxpaint_limit: int | None,
     seed: int,
     report_command: str | None,
     as_json: bool,
@@ -184,6 +191,8 @@ def evaluate(
         overrides["folds"] = folds
     if fashion_per_class is not None:
         overrides["fashion_per_class"] = fashion_per_class
+    if tuxpaint_limit is not None:
+        overrides["tuxpaint_limit"] = tuxpaint_limit
     from asif_qdrant.evaluation.runner import FULL_COMMAND, run_evaluation
 
     try:

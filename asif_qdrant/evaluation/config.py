@@ -41,6 +41,8 @@ class EvalConfig:
         fashion_per_class: Fashion-MNIST test images per class (drawn with ``seed``).
         adjust_pairs: Training images added per trial in the "adjust" task.
         adjust_trials: Trials of the "adjust" task.
+        adjust_time_encoding: Also time encoding the added images from scratch (the smoke
+            version skips it: it is the slowest part and measures the encoder, not ASIF).
         methods: Methods compared (names in ``METHODS``); ``asif`` is the library path.
         scaling_sizes: Anchor counts of the "scaling" task (the whole pool is added).
         scaling_repeats: Random subsets per anchor count.
@@ -66,6 +68,7 @@ class EvalConfig:
     fashion_per_class: int | None = 200
     adjust_pairs: int = 100
     adjust_trials: int = 5
+    adjust_time_encoding: bool = True
     methods: tuple[str, ...] = ("asif", "numpy", "numpy-noclamp", "dense")
     scaling_sizes: tuple[int, ...] = (100, 250, 500, 1000, 2000)
     scaling_repeats: int = 3
@@ -126,6 +129,7 @@ class EvalConfig:
             "fashion_per_class": 10,
             "adjust_pairs": 20,
             "adjust_trials": 2,
+            "adjust_time_encoding": False,
             "scaling_sizes": (10, 20),
             "scaling_repeats": 2,
             "kp_ks": (5, 50, 800),

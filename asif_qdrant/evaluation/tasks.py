@@ -844,7 +844,7 @@ def run_adjust(ctx: EvalContext) -> TaskResult:
             after_acc, restored_acc, edit_s, encode_s, classify_s = [], [], [], [], []
             ranks_after = []
             for _pick, images, captions in ctx.progress(trials, desc=f"adjust {name}"):
-                if METHODS[name].library:
+                if METHODS[name].library and cfg.adjust_time_encoding:
                     # What a user pays for the edit from raw images: encoding them (fresh, not
                     # from the cache) ...
                     t0 = time.perf_counter()
@@ -1066,9 +1066,10 @@ def run_scaling(ctx: EvalContext) -> TaskResult:
             if sweep.tux_ok:
                 for f in range(cfg.folds):
                     allowed = ctx.fold_anchor_index(names, f)
+                    # The last point is every anchor outside the fold (folds differ by one).
                     cols = (
                         allowed
-                        if size >= len(allowed)
+                        if size >= max_fold_pool
                         else np.sort(rng.choice(allowed, size=size, replace=False))
                     )
                     sweep.tux_measure(sweep.tux_tops(cols, f, cfg.k), cfg.k, cfg.p, acc)

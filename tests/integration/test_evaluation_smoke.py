@@ -1,6 +1,6 @@
 """The evaluation's smoke version on real encoders and data (the full one: scripts/evaluate.sh).
 
-60 Tux Paint stamps (3 folds) and 60 Fashion-MNIST test images, the embedded Qdrant engine, the
+48 Tux Paint stamps (3 folds) and 50 Fashion-MNIST test images, the embedded Qdrant engine, the
 offline EfficientNet-Lite0 and all-MiniLM-L6-v2. It checks that the library path and the direct
 numpy recipe give identical numbers on every task, that the model beats chance, that adding
 labelled anchors helps and deleting them restores the model, and that the report is written.
@@ -29,7 +29,8 @@ TASKS = ["retrieval", "zeroshot", "adjust", "scaling", "kp"]
 def _config() -> EvalConfig:
     return EvalConfig.smoke(
         methods=("asif", "numpy"),
-        fashion_per_class=6,
+        tuxpaint_limit=48,
+        fashion_per_class=5,
         adjust_pairs=20,
         adjust_trials=2,
     )
@@ -72,14 +73,14 @@ def test_library_path_and_numpy_recipe_give_identical_numbers(
     for name in ("retrieval", "zeroshot", "adjust"):
         same = report.result(name).figures["library_equals_numpy"]
         assert same and all(same.values()), (name, same)
-    ret = report.result("retrieval").figures["tuxpaint (60)"]
+    ret = report.result("retrieval").figures["tuxpaint (48)"]
     assert ret["asif"] == ret["numpy"]  # every figure, bit for bit
     zs = report.result("zeroshot").figures
     compared = 0
     for per_pool in zs.values():
-        if isinstance(per_pool, dict) and "tuxpaint (60)" in per_pool:
+        if isinstance(per_pool, dict) and "tuxpaint (48)" in per_pool:
             compared += 1
-            assert per_pool["tuxpaint (60)"]["asif"] == per_pool["tuxpaint (60)"]["numpy"]
+            assert per_pool["tuxpaint (48)"]["asif"] == per_pool["tuxpaint (48)"]["numpy"]
     assert compared == 2  # Tux Paint categories and Fashion-MNIST
     adj = report.result("adjust").figures
     assert adj["asif"]["before"] == adj["numpy"]["before"]
@@ -93,7 +94,7 @@ def test_better_than_chance_and_adjusting_helps(smoke: tuple[Report, Path, Path]
     report, _, _ = smoke
     ret = report.result("retrieval").figures
     for direction in ("image->text", "text->image"):
-        got = ret["tuxpaint (60)"]["asif"][direction]
+        got = ret["tuxpaint (48)"]["asif"][direction]
         chance = ret["chance"][direction]
         assert got["R@5"] > chance["R@5"] + 0.1, (direction, got, chance)
         assert got["mean_rank"] < chance["mean_rank"]
@@ -108,7 +109,7 @@ def test_report_files(smoke: tuple[Report, Path, Path]) -> None:
     md = (out / "RESULTS.md").read_text()
     data = json.loads((out / "results.json").read_text())
     assert "CPU cores" in md and "--task retrieval" in md and "wall time" in md
-    assert data["config"]["quick"] is True and data["data"]["tuxpaint_test"] == 60
+    assert data["config"]["quick"] is True and data["data"]["tuxpaint_test"] == 48
     assert data["encoders"]["lite0"]["name"] == "timm/tf_efficientnet_lite0"
     for png in ("eval_scaling.png", "eval_kp_heatmap.png"):
         assert (out / png).stat().st_size > 10_000
@@ -121,13 +122,13 @@ def test_cli_second_run_reads_the_cache(smoke: tuple[Report, Path, Path], tmp_pa
         main,
         [
             "evaluate", "--quick", "--task", "retrieval", "--method", "asif", "--method", "numpy",
-            "--fashion-per-class", "6", "--cache-dir", str(cache), "--out", str(tmp_path),
-            "--json",
+            "--fashion-per-class", "5", "--tuxpaint-limit", "48",
+            "--cache-dir", str(cache), "--out", str(tmp_path), "--json",
         ],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert all(e["encoded"] == 0 for e in data["encoders"].values()), data["encoders"]
-    again = data["tasks"]["retrieval"]["figures"]["tuxpaint (60)"]["asif"]
-    assert again == report.result("retrieval").figures["tuxpaint (60)"]["asif"]
+    again = data["tasks"]["retrieval"]["figures"]["tuxpaint (48)"]["asif"]
+    assert again == report.result("retrieval").figures["tuxpaint (48)"]["asif"]
     assert (tmp_path / "RESULTS.md").is_file()
