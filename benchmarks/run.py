@@ -556,7 +556,7 @@ def relative_table(rows: list[dict[str, Any]]) -> str:
         if "error" in r:
             out.append(
                 f"| {r.get('n')} | {r.get('d')} | {r.get('path')} | error: "
-                f"{r['error'].splitlines()[-1][:80] if r['error'] else ''} |||||||"
+                f"{(r['error'] or '?').strip().splitlines()[-1][:80]} |||||||"
             )
             continue
         b = base.get((r["n"], r["d"]))
@@ -598,7 +598,8 @@ def catalog_table(rows: list[dict[str, Any]]) -> str:
     ]
     for r in rows:
         if "error" in r:
-            out.append(f"| {r.get('items')} | error: {r['error'].splitlines()[-1][:80]} |||||||||")
+            last = (r["error"] or "?").strip().splitlines()[-1][:80]
+            out.append(f"| {r.get('items')} | error: {last} |||||||||")
             continue
         out.append(
             f"| {r['items']:,} ({r.get('unique_vectors', r['items']):,}) | {r['anchors']:,} | "
@@ -612,7 +613,7 @@ def catalog_table(rows: list[dict[str, Any]]) -> str:
 
 def e2e_table(r: dict[str, Any]) -> str:
     if "error" in r:
-        return f"e2e error: {r['error'].splitlines()[-1]}"
+        return f"e2e error: {(r['error'] or '?').strip().splitlines()[-1]}"
     enc = r["encoder_s_per_image"] * 1000
     lines = [
         f"Image encoder `{r['encoder']}` forward: {enc:.1f} ms per image (batch "
@@ -640,10 +641,12 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), sharey=False)
     ok = [r for r in rows if "error" not in r and r["d"] == 384]
     paths = [p for p in PATHS if any(r["path"] == p for r in ok)]
+    colors = dict(zip(PATHS, plt.get_cmap("tab20")(np.linspace(0, 1, 20))[::2], strict=False))
+    colors.update(baseline="black", exact="tab:orange", ivf="tab:green")
     for ax, key, title in ((axes[0], "b1_qps", "batch 1"), (axes[1], "b64_qps", "batch 64")):
         for p in paths:
             pts = sorted((r["n"], r[key], r["recall_mean"]) for r in ok if r["path"] == p)
-            style = "-" if p == "baseline" else "-" if p in ("exact", "ivf") else "--"
+            style = "-" if p in ("baseline", "exact", "ivf") else "--"
             width = 2.6 if p in ("baseline", "exact", "ivf") else 1.2
             ax.plot(
                 [x[0] for x in pts],
@@ -651,6 +654,7 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
                 style,
                 marker="o",
                 lw=width,
+                color=colors.get(p),
                 label=p if ax is axes[0] else None,
             )
         ax.set_xscale("log")
@@ -727,7 +731,8 @@ def main(argv: list[str] | None = None) -> int:
         for n, d in configs:
             data = prepare_data(work, n, d)
             for path in paths:
-                if n * d > MAX_N.get(path, n) * 384:
+                limit = MAX_N.get(path)
+                if limit is not None and n * d > limit * 384:
                     continue
                 if "relative" not in sections and path not in (
                     "baseline",
@@ -817,6 +822,7 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     (out_dir / "results.md").write_text(text + "\n")
     (out_dir / "results.json").write_text(json.dumps(report, indent=1, default=float) + "\n")
+    (out_dir / "results.partial.json").unlink(missing_ok=True)
     print(
         f"\nwrote {out_dir / 'results.json'}, {out_dir / 'results.md'}, {out_dir / 'scaling.png'}"
     )

@@ -8,7 +8,7 @@ fastest path whose recall bar is asserted by the tests (see ``docs/PERFORMANCE.m
 =================  ===========================================================================
 ``exact``          numpy BLAS over an in-memory float32 matrix, sampled-threshold selection
 ``ivf``            two-stage: centroid ranking, then exact scoring of the probed lists
-                   (``nprobe`` calibrated on held-out anchors: recall 0.995, cosine 0.999)
+                   (``nprobe`` calibrated on held-out anchors: recall 0.995, cosine 0.9993)
 ``int8-rescore``   int8 scan (``torch._int_mm``) + exact rescoring of 2k candidates
 ``bf16-rescore``   bfloat16 scan (torch) + exact rescoring
 ``binary-rescore`` Hamming scan of sign bits + exact rescoring of 16k candidates

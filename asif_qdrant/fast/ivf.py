@@ -12,7 +12,7 @@ How many lists to probe is not a guess: on first use with a given ``k`` the inde
 ``calibration_queries`` anchors that trained no centroid as queries (each one left out of its
 own neighbours), finds at which list rank each of their exact top-k neighbours lies, and takes
 the smallest ``nprobe`` whose recall@k reaches ``target_recall`` (0.995 by default) and whose
-estimated sparse-vector cosine reaches ``target_cosine`` (0.999), times a safety factor (1.1).
+estimated sparse-vector cosine reaches ``target_cosine`` (0.9993), times a safety factor (1.1).
 Adds go to the nearest list; when the anchor count has doubled or halved since training, the
 next search retrains.
 
@@ -158,8 +158,8 @@ class IVFIndex(AnchorIndex):
         n_lists: int | None = None,
         nprobe: int | None = None,
         target_recall: float = 0.995,
-        calibration_queries: int = 256,
-        target_cosine: float = 0.999,
+        calibration_queries: int = 384,
+        target_cosine: float = 0.9993,
         p: float = 8.0,
         safety: float = 1.1,
         kmeans_iters: int = 8,

@@ -272,7 +272,7 @@ def test_smoke_benchmark_default_paths_meet_the_bar():
 @pytest.mark.slow
 def test_ivf_recall_bar_at_300k_anchors():
     """The default large-n path at a size where it is the default (slow: ~1-2 minutes)."""
-    anchors, queries = clustered_embeddings(IVF_MIN_ANCHORS + 50_000, 384, n_queries=48, seed=9)
+    anchors, queries = clustered_embeddings(IVF_MIN_ANCHORS + 50_000, 384, n_queries=128, seed=9)
     true_ids, true_sims = exact_topk(queries, anchors, K)
     index = make_index("auto", n=len(anchors), device="cpu").build(np.arange(len(anchors)), anchors)
     assert index.method == "ivf"
