@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from asif_qdrant.demo import CATEGORY_PROMPTS
 from asif_qdrant.errors import InvalidInputError, InvalidParameterError
 from asif_qdrant.evaluation.assets import Assets
 from asif_qdrant.evaluation.cache import CachedEncoder, EmbeddingCache
@@ -82,25 +83,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: How each Tux Paint top-level category is said in a prompt (as in the demo).
-TUX_CATEGORY_PROMPTS: dict[str, str] = {
-    "animals": "an animal",
-    "clothes": "clothes",
-    "food": "food",
-    "hobbies": "a hobby",
-    "household": "a household object",
-    "medical": "a medical thing",
-    "military": "a military thing",
-    "naturalforces": "a force of nature",
-    "people": "a person",
-    "plants": "a plant",
-    "seasonal": "a holiday decoration",
-    "space": "outer space",
-    "sports": "a sport",
-    "symbols": "a symbol",
-    "town": "a building in a town",
-    "vehicles": "a vehicle",
-}
+#: How each Tux Paint top-level category is said in a prompt: the demo's table, shared.
+TUX_CATEGORY_PROMPTS: dict[str, str] = CATEGORY_PROMPTS
 #: Prompt templates for the Tux Paint categories (the first is the single-template baseline).
 TUX_TEMPLATES: tuple[str, ...] = (
     "a picture of {}.",
