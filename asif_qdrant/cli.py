@@ -65,6 +65,25 @@ def common_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def template_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The zero-shot prompt options (``--template``, ``--template-strategy``)."""
+    from asif_qdrant.model import DEFAULT_TEMPLATE_STRATEGY, TEMPLATE_STRATEGIES
+
+    fn = click.option(
+        "--template-strategy",
+        type=click.Choice(TEMPLATE_STRATEGIES),
+        default=DEFAULT_TEMPLATE_STRATEGY,
+        show_default=True,
+        help="How several templates of a label combine (see ASIF.classify).",
+    )(fn)
+    return click.option(
+        "--template",
+        "templates",
+        multiple=True,
+        help="Prompt template with {} for the label (repeatable) [default: 'a photo of a {}.'].",
+    )(fn)
+
+
 def _open(
     path: Path | None,
     url: str | None,
@@ -358,17 +377,13 @@ def search(
     "images", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
 )
 @click.option("--labels", required=True, help="Comma-separated class names, e.g. 'cat,dog'.")
-@click.option(
-    "--template",
-    "templates",
-    multiple=True,
-    help="Prompt template with {} for the label (repeatable) [default: 'a photo of a {}.'].",
-)
+@template_options
 @common_options
 def classify(
     images: Sequence[Path],
     labels: str,
     templates: Sequence[str],
+    template_strategy: str,
     path: Path | None,
     url: str | None,
     name: str,
@@ -379,7 +394,11 @@ def classify(
     names = [x.strip() for x in labels.split(",") if x.strip()]
     with _open(path, url, name, quiet) as asif:
         predicted, scores = asif.classify(
-            [str(x) for x in images], names, templates=list(templates) or None, return_scores=True
+            [str(x) for x in images],
+            names,
+            templates=list(templates) or None,
+            template_strategy=template_strategy,  # type: ignore[arg-type]
+            return_scores=True,
         )
         rows = [
             {

@@ -26,7 +26,7 @@ from typing import Any
 
 import click
 
-from asif_qdrant.cli import _emit, _open, anchors, common_options, main
+from asif_qdrant.cli import _emit, _open, anchors, common_options, main, template_options
 
 __all__ = ["audit", "explain", "explain_label_command", "load_labeled"]
 
@@ -106,12 +106,7 @@ def explain(
 @main.command("explain-label")
 @click.argument("image", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--labels", required=True, help="Comma-separated class names, e.g. 'cat,dog'.")
-@click.option(
-    "--template",
-    "templates",
-    multiple=True,
-    help="Prompt template with {} for the label (repeatable) [default: 'a photo of a {}.'].",
-)
+@template_options
 @click.option("--label", default=None, help="Label A [default: the predicted one].")
 @click.option("--versus", default=None, help="Label B [default: the runner-up].")
 @click.option("--top", type=int, default=6, show_default=True, help="Anchors to show.")
@@ -122,6 +117,7 @@ def explain_label_command(
     image: Path,
     labels: str,
     templates: Sequence[str],
+    template_strategy: str,
     label: str | None,
     versus: str | None,
     top: int,
@@ -139,7 +135,12 @@ def explain_label_command(
         raise click.UsageError(f"--top must be >= 1. Got {top}.")
     with _open(path, url, name, quiet) as asif:
         why = asif.explain_label(
-            image, names, templates=list(templates) or None, label=label, versus=versus
+            image,
+            names,
+            templates=list(templates) or None,
+            template_strategy=template_strategy,  # type: ignore[arg-type]
+            label=label,
+            versus=versus,
         )
         data = why.as_dict(top)
         text = why.table(top)
@@ -204,12 +205,7 @@ def _split(n: int, holdout: float, seed: int) -> tuple[list[int], list[int]]:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="A labeled set: a CSV with 'image' and 'label' columns.",
 )
-@click.option(
-    "--template",
-    "templates",
-    multiple=True,
-    help="Prompt template with {} for the label (repeatable) [default: 'a photo of a {}.'].",
-)
+@template_options
 @click.option("--top", type=int, default=10, show_default=True, help="Anchors to list.")
 @click.option(
     "--delete",
@@ -232,6 +228,7 @@ def audit(
     folder: Path | None,
     csv_file: Path | None,
     templates: Sequence[str],
+    template_strategy: str,
     top: int,
     delete_n: int,
     holdout: float,
@@ -266,13 +263,22 @@ def audit(
             if not idx:
                 return None
             vecs = asif.relative_from_embeddings(emb[idx], "image")
-            predicted = asif.classify(vecs, prompts, templates=tmpl)
+            predicted = asif.classify(
+                vecs,
+                prompts,
+                templates=tmpl,
+                template_strategy=template_strategy,  # type: ignore[arg-type]
+            )
             right = sum(p == words[rows[i][1]] for p, i in zip(predicted, idx, strict=True))
             return right / len(idx)
 
         vecs = asif.relative_from_embeddings(emb[audit_idx], "image")
         report = asif.audit_anchors(
-            vecs, [words[rows[i][1]] for i in audit_idx], prompts, templates=tmpl
+            vecs,
+            [words[rows[i][1]] for i in audit_idx],
+            prompts,
+            templates=tmpl,
+            template_strategy=template_strategy,  # type: ignore[arg-type]
         )
         data: dict[str, Any] = {
             "images": len(rows),

@@ -513,10 +513,13 @@ def explain_match(
 
 
 def _prompt_vectors(
-    asif: ASIF, labels: list[str], templates: list[str]
+    asif: ASIF, labels: list[str], templates: list[str], strategy: str = "max"
 ) -> list[tuple[int, str, SparseVector]]:
-    """``(label_index, prompt, vector)`` of every (label, template) prompt, via the cache."""
-    coll = asif._label_collection(labels, templates)
+    """``(label_index, prompt, vector)`` of every label prompt vector, via the cache.
+
+    One per (label, template) for the ``max`` strategy, one per label for the mean ones.
+    """
+    coll = asif._label_collection(labels, templates, strategy)  # type: ignore[arg-type]
     out = []
     for rec in asif.store.scroll(coll, with_vectors=[SPARSE]):
         vec = rec.sparse.get(SPARSE, SparseVector(np.zeros(0), np.zeros(0)))
@@ -543,15 +546,19 @@ def explain_label(
     labels: Sequence[str],
     *,
     templates: Sequence[str] | None = None,
+    template_strategy: str | None = None,
     label: str | None = None,
     versus: str | None = None,
 ) -> LabelExplanation:
     """Why ``image`` got ``label`` rather than ``versus`` (see :meth:`ASIF.explain_label`)."""
-    from asif_qdrant.model import DEFAULT_TEMPLATES
+    from asif_qdrant.model import DEFAULT_TEMPLATE_STRATEGY, DEFAULT_TEMPLATES
 
     labels = list(labels)
     templates = list(templates or DEFAULT_TEMPLATES)
     asif._check_labels(labels, templates)
+    strategy = asif._check_strategy(
+        "ASIF.explain_label", template_strategy or DEFAULT_TEMPLATE_STRATEGY
+    )
     for name, value in (("label", label), ("versus", versus)):
         if value is not None and value not in labels:
             raise InvalidParameterError(
@@ -562,7 +569,7 @@ def explain_label(
         ivec = image
     else:
         (ivec,) = asif.embed_images([image])
-    prompts = _prompt_vectors(asif, labels, templates)
+    prompts = _prompt_vectors(asif, labels, templates, strategy)
     scores, best = _best_prompts(ivec, prompts, len(labels))
     order = [int(j) for j in np.argsort(-scores, kind="stable")]
     a = labels.index(label) if label is not None else order[0]
@@ -619,6 +626,7 @@ def audit_anchors(
     labels: Sequence[str],
     *,
     templates: Sequence[str] | None = None,
+    template_strategy: str | None = None,
 ) -> AuditReport:
     """Rank anchors by how much they pushed labeled images to wrong labels.
 
@@ -635,15 +643,19 @@ def audit_anchors(
         truth: The true label of each image (one of ``labels``).
         labels: The class names, in the prompts' words.
         templates: Prompt templates (default ``("a photo of a {}.",)``).
+        template_strategy: How templates combine, as in :meth:`ASIF.classify`.
 
     Returns:
         The report.
     """
-    from asif_qdrant.model import DEFAULT_TEMPLATES
+    from asif_qdrant.model import DEFAULT_TEMPLATE_STRATEGY, DEFAULT_TEMPLATES
 
     labels = list(labels)
     templates = list(templates or DEFAULT_TEMPLATES)
     asif._check_labels(labels, templates)
+    strategy = asif._check_strategy(
+        "ASIF.audit_anchors", template_strategy or DEFAULT_TEMPLATE_STRATEGY
+    )
     items = list(images)
     truth = list(truth)
     if len(items) != len(truth):
@@ -660,7 +672,7 @@ def audit_anchors(
         vecs: list[SparseVector] = list(items)
     else:
         vecs = asif.embed_images(items)
-    prompts = _prompt_vectors(asif, labels, templates)
+    prompts = _prompt_vectors(asif, labels, templates, strategy)
     harm: dict[int, float] = {}
     helped: dict[int, float] = {}
     wrong_count: dict[int, int] = {}

@@ -68,7 +68,15 @@ if TYPE_CHECKING:
     from asif_qdrant.encoders.base import Encoder
     from asif_qdrant.explain import AuditReport, Explanation, LabelExplanation
 
-__all__ = ["ASIF", "DEFAULT_K", "DEFAULT_P", "DEFAULT_TEMPLATES"]
+__all__ = [
+    "ASIF",
+    "DEFAULT_K",
+    "DEFAULT_P",
+    "DEFAULT_TEMPLATES",
+    "DEFAULT_TEMPLATE_STRATEGY",
+    "TEMPLATE_STRATEGIES",
+    "TemplateStrategy",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +84,14 @@ DEFAULT_K = 800
 DEFAULT_P = 8.0
 #: The prompt template used by :meth:`ASIF.classify` unless others are given.
 DEFAULT_TEMPLATES: tuple[str, ...] = ("a photo of a {}.",)
+#: How several prompt templates of one label combine in :meth:`ASIF.classify`: ``max`` (each
+#: label scores its best template, as the ASIF reference), ``mean-relative`` (the mean of the
+#: templates' relative vectors) or ``mean-embedding`` (the mean of the templates' text
+#: embeddings, then one relative vector).
+TemplateStrategy = Literal["max", "mean-relative", "mean-embedding"]
+TEMPLATE_STRATEGIES: tuple[str, ...] = ("max", "mean-relative", "mean-embedding")
+#: The default strategy: the best on average in the evaluation (docs/RESULTS.md).
+DEFAULT_TEMPLATE_STRATEGY: TemplateStrategy = "mean-embedding"
 SPARSE = "asif"
 Modality = Literal["image", "text"]
 _CHUNK = 256
@@ -86,6 +102,20 @@ def _shared(a: SparseVector | None, b: SparseVector | None) -> int:
     if a is None or b is None:
         return 0
     return int(np.intersect1d(a.indices[a.values > 0], b.indices[b.values > 0]).size)
+
+
+def _mean_sparse(vectors: Sequence[SparseVector]) -> SparseVector:
+    """The mean of sparse vectors, re-normalised to unit length (ids in decreasing weight)."""
+    weights: dict[int, float] = {}
+    for v in vectors:
+        for i, w in zip(v.indices.tolist(), v.values.tolist(), strict=True):
+            weights[i] = weights.get(i, 0.0) + w / len(vectors)
+    ids = sorted(weights, key=lambda i: (-weights[i], i))
+    values = np.array([weights[i] for i in ids], dtype=np.float64)
+    norm = float(np.linalg.norm(values))
+    if norm > 0:
+        values = values / norm
+    return SparseVector(indices=np.array(ids, dtype=np.uint64), values=values)
 
 
 def _show(show_progress_bar: bool | None) -> bool:
@@ -1057,22 +1087,28 @@ class ASIF:
         labels: Sequence[str],
         *,
         templates: Sequence[str] | None = None,
+        template_strategy: TemplateStrategy = DEFAULT_TEMPLATE_STRATEGY,
         return_scores: bool = False,
         min_score: float | None = None,
         min_shared_anchors: int | None = None,
         unknown_label: str = "unknown",
     ) -> list[str] | tuple[list[str], np.ndarray]:
-        """Zero-shot classification: the label whose prompt best matches each image.
+        """Zero-shot classification: the label whose prompts best match each image.
 
-        Every (label, template) prompt gets a relative vector, stored once in a cached label
-        collection; each image's sparse vector queries it, and the image takes the label of
-        its single best prompt (max over templates, as the ASIF reference does).
+        Each label's prompts become relative vectors, stored once in a cached label
+        collection; each image's sparse vector queries it. With one template every strategy
+        gives the same answer; with several, ``template_strategy`` says how they combine:
+        ``"mean-embedding"`` (the default: the mean of the prompts' text embeddings, then one
+        relative vector per label; the best on average in docs/RESULTS.md),
+        ``"mean-relative"`` (the mean of the prompts' relative vectors, re-normalised) or
+        ``"max"`` (each label scores its single best prompt, as the ASIF reference does).
 
         Args:
             images: Images (or their sparse vectors from :meth:`embed_images`).
             labels: Class names, e.g. ``["cat", "dog"]``.
             templates: Prompt templates with ``{}`` for the label; default
                 ``("a photo of a {}.",)``.
+            template_strategy: How several templates combine (see above).
             return_scores: Also return the ``(n_images, n_labels)`` score matrix.
             min_score: An image whose best score is below this gets ``unknown_label``.
             min_shared_anchors: An image sharing fewer anchors with its best prompt gets
@@ -1086,19 +1122,20 @@ class ASIF:
         labels = list(labels)
         templates = list(templates or DEFAULT_TEMPLATES)
         self._check_labels(labels, templates)
+        strategy = self._check_strategy("ASIF.classify", template_strategy)
         floor, shared = self._check_floors("ASIF.classify", min_score, min_shared_anchors)
         if not isinstance(unknown_label, str):
             raise InvalidParameterError(
                 "The 'unknown_label' parameter of ASIF.classify must be a str. Got "
                 f"{unknown_label!r:.100} instead."
             )
-        coll = self._label_collection(labels, templates)
+        coll = self._label_collection(labels, templates, strategy)
         items = list(images)
         if all(isinstance(x, SparseVector) for x in items):
             vecs: list[SparseVector] = list(items)  # type: ignore[arg-type]
         else:
             vecs = self.embed_images(items)  # type: ignore[arg-type]
-        n_prompts = len(labels) * len(templates)
+        n_prompts = self.store.count(coll)
         res = self.store.query_sparse(coll, SPARSE, vecs, n_prompts, with_payload=True)
         scores = np.zeros((len(vecs), len(labels)), dtype=np.float32)
         best_prompt: list[dict[int, PointId]] = [{} for _ in vecs]
@@ -1193,18 +1230,21 @@ class ASIF:
         labels: Sequence[str],
         *,
         templates: Sequence[str] | None = None,
+        template_strategy: TemplateStrategy = DEFAULT_TEMPLATE_STRATEGY,
         label: str | None = None,
         versus: str | None = None,
     ) -> LabelExplanation:
         """Why an image got ``label`` rather than ``versus`` in zero-shot classification.
 
-        Each label scores with its best prompt (as in :meth:`classify`); the difference of
-        the two scores is split over anchors (``w_image * (w_label - w_versus)``).
+        Each label scores as in :meth:`classify` (its combined prompt vector, or its best
+        prompt for ``"max"``); the difference of the two scores is split over anchors
+        (``w_image * (w_label - w_versus)``).
 
         Args:
             image: The image (or its sparse vector).
             labels: The class names.
             templates: Prompt templates (as in :meth:`classify`).
+            template_strategy: How templates combine (as in :meth:`classify`).
             label: Label A; default: the predicted label.
             versus: Label B; default: the runner-up.
 
@@ -1213,7 +1253,15 @@ class ASIF:
         """
         from asif_qdrant.explain import explain_label
 
-        return explain_label(self, image, labels, templates=templates, label=label, versus=versus)
+        return explain_label(
+            self,
+            image,
+            labels,
+            templates=templates,
+            template_strategy=template_strategy,
+            label=label,
+            versus=versus,
+        )
 
     def audit_anchors(
         self,
@@ -1222,6 +1270,7 @@ class ASIF:
         labels: Sequence[str],
         *,
         templates: Sequence[str] | None = None,
+        template_strategy: TemplateStrategy = DEFAULT_TEMPLATE_STRATEGY,
     ) -> AuditReport:
         """Rank anchors by how much they push a labeled set's images towards wrong labels.
 
@@ -1230,14 +1279,38 @@ class ASIF:
         """
         from asif_qdrant.explain import audit_anchors
 
-        return audit_anchors(self, images, truth, labels, templates=templates)
+        return audit_anchors(
+            self, images, truth, labels, templates=templates, template_strategy=template_strategy
+        )
 
-    def _label_collection(self, labels: list[str], templates: list[str]) -> str:
-        key = json.dumps([labels, templates, self.fingerprint.anchor_version])
+    @staticmethod
+    def _check_strategy(owner: str, strategy: Any) -> TemplateStrategy:
+        if strategy not in TEMPLATE_STRATEGIES:
+            raise InvalidParameterError(
+                f"The 'template_strategy' parameter of {owner} must be one of "
+                f"{', '.join(repr(s) for s in TEMPLATE_STRATEGIES)}. Got {strategy!r:.100} instead."
+            )
+        return strategy  # type: ignore[no-any-return]
+
+    def _label_collection(
+        self,
+        labels: list[str],
+        templates: list[str],
+        strategy: TemplateStrategy = "max",
+    ) -> str:
+        """The cached collection of label prompt vectors.
+
+        One point per prompt for ``max``, one per label (its templates combined) otherwise.
+        """
+        key_parts: list[Any] = [labels, templates, self.fingerprint.anchor_version]
+        if strategy != "max" and len(templates) > 1:
+            key_parts.append(strategy)
+        else:
+            strategy = "max"  # one template: every strategy is the same vector
+        key = json.dumps(key_parts)
         coll = f"{self.name}_labels_{hashlib.sha256(key.encode()).hexdigest()[:16]}"
-        if self.store.has_collection(coll) and self.store.count(coll) == len(labels) * len(
-            templates
-        ):
+        n_points = len(labels) * (len(templates) if strategy == "max" else 1)
+        if self.store.has_collection(coll) and self.store.count(coll) == n_points:
             return coll
         self.store.delete_collection(coll)
         prompts = [
@@ -1245,16 +1318,42 @@ class ASIF:
             for j, label in enumerate(labels)
             for t in templates
         ]
-        vecs = self.embed_texts([p for _, p in prompts])
+        texts = [text for _, text in prompts]
+        if strategy == "max":
+            vecs = self.embed_texts(texts)
+            points = [
+                ({"label": labels[j], "label_index": j, "prompt": text}, v)
+                for (j, text), v in zip(prompts, vecs, strict=True)
+            ]
+        else:
+            for i, t in enumerate(texts):
+                if not t.strip():
+                    raise InvalidInputError(f"Prompt {i} is empty (or only whitespace).")
+            if strategy == "mean-embedding":
+                emb = l2_normalize(self.encode(texts, "text"))
+                mean = emb.reshape(len(labels), len(templates), -1).mean(axis=1)
+                vecs = self.relative_from_embeddings(mean, "text")
+            else:
+                each = self.embed_texts(texts)
+                vecs = [
+                    _mean_sparse(each[j * len(templates) : (j + 1) * len(templates)])
+                    for j in range(len(labels))
+                ]
+            points = [
+                (
+                    {
+                        "label": label,
+                        "label_index": j,
+                        "prompt": " | ".join(texts[j * len(templates) : (j + 1) * len(templates)]),
+                        "strategy": strategy,
+                    },
+                    v,
+                )
+                for j, (label, v) in enumerate(zip(labels, vecs, strict=True))
+            ]
         self.store.create_collection(coll, CollectionSpec(sparse=(SPARSE,)))
         self.store.upsert(
-            coll,
-            [
-                Record(
-                    i, {"label": labels[j], "label_index": j, "prompt": text}, sparse={SPARSE: v}
-                )
-                for i, ((j, text), v) in enumerate(zip(prompts, vecs, strict=True))
-            ],
+            coll, [Record(i, payload, sparse={SPARSE: v}) for i, (payload, v) in enumerate(points)]
         )
         return coll
 
