@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+from asif_qdrant.csa import CSA, fit_csa
 from asif_qdrant.errors import (
     AnchorSetError,
     ASIFError,
@@ -30,6 +31,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ASIF",
+    "CSA",
     "ASIFError",
     "AnchorSetError",
     "CollectionNotFoundError",
@@ -42,6 +44,7 @@ __all__ = [
     "SparseVector",
     "StoreError",
     "__version__",
+    "fit_csa",
     "relative_topk",
     "relative_weights",
 ]

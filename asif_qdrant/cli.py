@@ -84,6 +84,17 @@ def template_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     )(fn)
 
 
+def method_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``--method``: ASIF, CSA (a model opened with ``csa_dim``) or their fusion."""
+    return click.option(
+        "--method",
+        type=click.Choice(["asif", "csa", "hybrid"]),
+        default="asif",
+        show_default=True,
+        help="Score with ASIF, CSA (a model built with csa_dim) or both fused (hybrid).",
+    )(fn)
+
+
 def _open(
     path: Path | None,
     url: str | None,
@@ -94,6 +105,7 @@ def _open(
     p: float | None = None,
     image_encoder: str | None = None,
     text_encoder: str | None = None,
+    csa_dim: int | None = None,
 ) -> Any:
     from asif_qdrant.model import ASIF
 
@@ -101,6 +113,7 @@ def _open(
         "name": name,
         "k": k,
         "p": p,
+        "csa_dim": csa_dim,
         "image_encoder": image_encoder,
         "text_encoder": text_encoder,
         "show_progress_bar": not quiet,
@@ -166,6 +179,12 @@ def anchors() -> None:
 @click.option("--p", type=float, default=None, help="Exponent of the weights [new model: 8].")
 @click.option("--image-encoder", default=None, help="timm model name [default: offline Lite0].")
 @click.option("--text-encoder", default=None, help="sentence-transformers name or folder.")
+@click.option(
+    "--csa-dim",
+    type=int,
+    default=None,
+    help="Also fit CSA with this many canonical dimensions (enables --method csa/hybrid).",
+)
 @common_options
 def anchors_add(
     folder: Path | None,
@@ -176,6 +195,7 @@ def anchors_add(
     p: float | None,
     image_encoder: str | None,
     text_encoder: str | None,
+    csa_dim: int | None,
     path: Path | None,
     url: str | None,
     name: str,
@@ -185,7 +205,15 @@ def anchors_add(
     """Embed image-caption pairs and add them as anchors."""
     pairs = _pairs(folder, csv, jsonl, tuxpaint)
     with _open(
-        path, url, name, quiet, k=k, p=p, image_encoder=image_encoder, text_encoder=text_encoder
+        path,
+        url,
+        name,
+        quiet,
+        k=k,
+        p=p,
+        image_encoder=image_encoder,
+        text_encoder=text_encoder,
+        csa_dim=csa_dim,
     ) as asif:
         ids = asif.add_anchors(
             [x.image for x in pairs],
@@ -289,19 +317,55 @@ def anchors_delete(
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="A text file: one catalog text per line.",
 )
+@click.option(
+    "--embeddings",
+    "embeddings_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A .npy file of precomputed (n, dim) embeddings (with --modality), instead of files.",
+)
+@click.option(
+    "--modality",
+    type=click.Choice(["image", "text"]),
+    default=None,
+    help="The modality of --embeddings.",
+)
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Finish an interrupted run on the same input: items already stored are skipped.",
+)
+@click.option(
+    "--chunk-size",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    help="Items per committed chunk (each is logged at -v: 'committed rows a..b of n').",
+)
 @common_options
 def index(
     collection: str,
     image_paths: Sequence[Path],
     image_folder: Path | None,
     text_file: Path | None,
+    embeddings_file: Path | None,
+    modality: str | None,
+    resume: bool,
+    chunk_size: int,
     path: Path | None,
     url: str | None,
     name: str,
     as_json: bool,
     quiet: bool,
 ) -> None:
-    """Index catalog images and/or texts into COLLECTION."""
+    """Index catalog images and/or texts (or precomputed embeddings) into COLLECTION.
+
+    Items are written in chunks that each commit for good, with deterministic ids (the
+    input's row order after the catalog's next free id): after a crash or kill -9, run the
+    same command with --resume to write only the items not yet stored.
+    """
+    import numpy as np
+
+    from asif_qdrant.integrity import resumable_index
     from asif_qdrant.loaders import DEFAULT_IMAGE_EXTENSIONS
 
     images = [str(x) for x in image_paths]
@@ -314,14 +378,40 @@ def index(
     texts = []
     if text_file is not None:
         texts = [t.strip() for t in text_file.read_text().splitlines() if t.strip()]
-    if not images and not texts:
-        raise click.UsageError("Nothing to index: give --images, --image-folder or --texts.")
+    embeddings = None
+    if embeddings_file is not None:
+        if images or texts:
+            raise click.UsageError("Give --embeddings or image/text inputs, not both.")
+        if modality is None:
+            raise click.UsageError("--embeddings needs --modality image or --modality text.")
+        try:
+            embeddings = np.load(embeddings_file, allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise click.BadParameter(
+                f"cannot read {embeddings_file} as a .npy array: {e}", param_hint="--embeddings"
+            ) from e
+    elif modality is not None:
+        raise click.UsageError("--modality goes with --embeddings.")
+    if not images and not texts and embeddings is None:
+        raise click.UsageError(
+            "Nothing to index: give --images, --image-folder, --texts or --embeddings."
+        )
     with _open(path, url, name, quiet) as asif:
-        ids = asif.index(collection, images=images, texts=texts)
+        job = resumable_index(
+            asif,
+            collection,
+            images=images,
+            texts=texts,
+            embeddings=embeddings,
+            modality=modality,  # type: ignore[arg-type]
+            resume=resume,
+            chunk_size=chunk_size,
+        )
         _emit(
             as_json,
-            {"collection": collection, "indexed": len(ids), "ids": ids},
-            f"indexed {len(ids)} items into '{collection}'",
+            {"indexed": job.total, **job.as_dict()},
+            f"indexed {job.total} items into '{collection}'"
+            + (f" ({job.skipped} already stored, {job.new} written)" if job.resumed else ""),
         )
 
 
@@ -340,6 +430,21 @@ def index(
     default=None,
     help="Only return catalog items of this modality.",
 )
+@method_option
+@click.option(
+    "--query-via",
+    type=click.Choice(["native", "invert"]),
+    default="native",
+    show_default=True,
+    help="'invert': carry an image query over to text through its anchors' captions.",
+)
+@click.option(
+    "--target",
+    type=click.Choice(["item", "caption"]),
+    default="item",
+    show_default=True,
+    help="'caption': compare with the catalog items' caption vectors (indexed with captions).",
+)
 @common_options
 def search(
     collection: str,
@@ -347,6 +452,9 @@ def search(
     image: Path | None,
     limit: int,
     modality: str | None,
+    method: str,
+    query_via: str,
+    target: str,
     path: Path | None,
     url: str | None,
     name: str,
@@ -358,8 +466,14 @@ def search(
         raise click.UsageError("Give a text QUERY or --image PATH (one of them).")
     with _open(path, url, name, quiet) as asif:
         hits = asif.search(
-            collection, image if image is not None else query, limit=limit, modality=modality
-        )  # type: ignore[arg-type]
+            collection,
+            image if image is not None else query,  # type: ignore[arg-type]
+            limit=limit,
+            modality=modality,  # type: ignore[arg-type]
+            method=method,  # type: ignore[arg-type]
+            query_via=query_via,  # type: ignore[arg-type]
+            target=target,  # type: ignore[arg-type]
+        )
         rows = [{"id": h.id, "score": h.score, "payload": h.payload} for h in hits]
         text = (
             "\n".join(
@@ -378,12 +492,14 @@ def search(
 )
 @click.option("--labels", required=True, help="Comma-separated class names, e.g. 'cat,dog'.")
 @template_options
+@method_option
 @common_options
 def classify(
     images: Sequence[Path],
     labels: str,
     templates: Sequence[str],
     template_strategy: str,
+    method: str,
     path: Path | None,
     url: str | None,
     name: str,
@@ -398,6 +514,7 @@ def classify(
             names,
             templates=list(templates) or None,
             template_strategy=template_strategy,  # type: ignore[arg-type]
+            method=method,  # type: ignore[arg-type]
             return_scores=True,
         )
         rows = [

@@ -44,6 +44,16 @@ class Fingerprint:
         catalogs: Per catalog collection: the anchor version it was indexed with, next id.
         last_edit: Summary of the last anchor edit (operation, pairs, catalog items
             re-indexed and in total, seconds, version), or None before the first edit.
+        pending_edit: The write-ahead marker of an anchor edit in flight:
+            ``{"operation": "add", "ids": [first, end]}`` (the id range being added) or
+            ``{"operation": "delete", "ids": [...]}``. Written before the first anchor
+            write, cleared by the fingerprint write that records the edit; found set when
+            a model is opened, it says which edit was interrupted
+            (:mod:`asif_qdrant.integrity` completes or rolls it back). Stores written
+            before this field load with None.
+        csa_dim: Canonical dimensions of the CSA vectors (dense ``csa``) stored in the
+            catalogs, or None when the model has no CSA (:mod:`asif_qdrant.csa`).
+        csa_ridge: The relative ridge of the CSA fit.
         format: Layout version.
     """
 
@@ -58,6 +68,9 @@ class Fingerprint:
     next_anchor_id: int = 0
     catalogs: dict[str, dict[str, Any]] = field(default_factory=dict)
     last_edit: dict[str, Any] | None = None
+    pending_edit: dict[str, Any] | None = None
+    csa_dim: int | None = None
+    csa_ridge: float = 1e-3
     format: int = FORMAT_VERSION
     library: str = "asif-qdrant"
 

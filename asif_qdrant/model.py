@@ -35,6 +35,7 @@ import hashlib
 import json
 import logging
 import os
+import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -43,6 +44,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from tqdm.auto import tqdm
 
+from asif_qdrant.crossgap import Method, QueryVia, Target
 from asif_qdrant.errors import (
     AnchorSetError,
     CollectionNotFoundError,
@@ -52,9 +54,11 @@ from asif_qdrant.errors import (
     check_real,
 )
 from asif_qdrant.fingerprint import Fingerprint
+from asif_qdrant.locking import locked
 from asif_qdrant.relative import l2_normalize, relative_weights
 from asif_qdrant.store.base import (
     CollectionSpec,
+    Fusion,
     PayloadFilter,
     PointId,
     Record,
@@ -64,6 +68,7 @@ from asif_qdrant.store.base import (
 from asif_qdrant.types import Hit, ImageInput, SparseVector
 
 if TYPE_CHECKING:
+    from asif_qdrant.csa import CSA
     from asif_qdrant.editing import EditReport
     from asif_qdrant.encoders.base import Encoder
     from asif_qdrant.explain import AuditReport, Explanation, LabelExplanation
@@ -95,6 +100,11 @@ DEFAULT_TEMPLATE_STRATEGY: TemplateStrategy = "mean-embedding"
 SPARSE = "asif"
 Modality = Literal["image", "text"]
 _CHUNK = 256
+#: In the in-memory path, anchors this close to the k-th similarity are rescored exactly
+#: (float32 BLAS rounding of one dot product is ~1e-7).
+_TIE = 2e-6
+#: Extra anchors the in-memory path asks for beyond k, to see the tie group in one call.
+_TIE_EXTRA = 32
 
 
 def _shared(a: SparseVector | None, b: SparseVector | None) -> int:
@@ -116,6 +126,36 @@ def _mean_sparse(vectors: Sequence[SparseVector]) -> SparseVector:
     if norm > 0:
         values = values / norm
     return SparseVector(indices=np.array(ids, dtype=np.uint64), values=values)
+
+
+def _check_anchor_search(value: Any) -> str:
+    from asif_qdrant.fast import METHODS
+
+    allowed = ("auto", "qdrant", *(m for m in METHODS if not m.startswith("qdrant-")))
+    if value not in allowed:
+        raise InvalidParameterError(
+            "The 'anchor_search' parameter of ASIF must be one of "
+            f"{', '.join(map(repr, allowed))}. Got {value!r:.100} instead."
+        )
+    return str(value)
+
+
+def _refresh_extra_vectors(asif: ASIF, collection: str) -> None:
+    """Re-compute a catalog's CSA and caption vectors in full (part of a full re-index)."""
+    from asif_qdrant.crossgap import (
+        CAPTION_KTH,
+        CAPTION_SPARSE,
+        CSA_VECTOR,
+        refresh_csa,
+        update_captions,
+    )
+
+    spec = asif.store.collection_spec(collection)
+    progress = _show(asif.show_progress_bar)
+    if CSA_VECTOR in spec.dense and asif.fingerprint.csa_dim is not None:
+        refresh_csa(asif, collection, progress=progress)
+    if CAPTION_SPARSE in spec.sparse and CAPTION_KTH in spec.dense:
+        update_captions(asif, collection, incremental=False)
 
 
 def _show(show_progress_bar: bool | None) -> bool:
@@ -141,6 +181,23 @@ class ASIF:
         device: Device of encoders loaded by name (``None``: CUDA when available).
         batch_size: Inputs per encoder forward pass.
         show_progress_bar: Progress bars on long work; ``None`` follows the logger level.
+        anchor_search: How a new input finds its ``k`` nearest anchors.
+            ``"auto"`` (default): an in-memory index built from the stored anchors on first
+            use and kept in step with edits: exact numpy BLAS below 300,000 anchors on a CPU,
+            the calibrated IVF two-stage search (recall@k >= 0.99, approximate) from there
+            on, torch on a CUDA device (:func:`asif_qdrant.fast.choose_method`).
+            ``"qdrant"``: exact search in the anchor collections by the Qdrant engine (no
+            copy in memory). Or one method of :data:`asif_qdrant.fast.METHODS` without the
+            ``qdrant-`` prefix, e.g. ``"exact"`` (always exact). Anchor edits keep catalogs
+            equal to a full re-index with every exact path; docs/PERFORMANCE.md has the
+            measured speed of each.
+        csa_dim: Enable CSA (:mod:`asif_qdrant.csa`, docs/METHODS.md) with this many
+            canonical dimensions (>= 1, at most the smaller encoder dim): catalogs store a
+            dense ``csa`` vector per item and ``method="csa"`` / ``"hybrid"`` become
+            available in :meth:`search` and :meth:`classify`. Stored in the fingerprint;
+            unset: the stored value (None: no CSA). Enabling it on a model with catalogs
+            adds the vectors to a catalog when it is next indexed into or re-indexed.
+        csa_ridge: Relative ridge of the CSA fit (> 0; unset: the stored value, else 1e-3).
 
     Raises:
         InvalidParameterError: On a bad argument (the message names it and what is allowed).
@@ -173,6 +230,9 @@ class ASIF:
         device: str | None = None,
         batch_size: int = 32,
         show_progress_bar: bool | None = None,
+        anchor_search: str = "auto",
+        csa_dim: int | None = None,
+        csa_ridge: float | None = None,
     ) -> None:
         given = [x is not None for x in (path, client, store)]
         if sum(given) != 1:
@@ -187,10 +247,26 @@ class ASIF:
         self.batch_size = check_int("batch_size", "ASIF", batch_size, minimum=1)
         self.device = device
         self.show_progress_bar = show_progress_bar
+        self.anchor_search = _check_anchor_search(anchor_search)
+        # Per modality: (anchor version, in-memory anchor index); built on first use.
+        self._anchor_indexes: dict[str, tuple[int, Any]] = {}
+        self._anchor_index_lock = threading.Lock()
         #: What the last anchor edit of this object did (an ``EditReport``), else None.
         self.last_edit: EditReport | None = None
         self._kth_ready: dict[str, bool] = {}
         self._pending_next_id: dict[str, int | None] = {}
+        # (anchor version, fitted CSA or None below 2 anchors); refitted after edits.
+        self._csa_cache: tuple[int, Any] | None = None
+        csa_dim = None if csa_dim is None else check_int("csa_dim", "ASIF", csa_dim, minimum=1)
+        csa_ridge = (
+            None
+            if csa_ridge is None
+            else check_real("csa_ridge", "ASIF", csa_ridge, greater_than=0)
+        )
+        from asif_qdrant.locking import ReadWriteLock
+
+        #: Edits are exclusive, reads shared (:mod:`asif_qdrant.locking`).
+        self._rw_lock = ReadWriteLock()
         if store is not None:
             if not isinstance(store, Store):
                 raise InvalidParameterError(
@@ -209,6 +285,7 @@ class ASIF:
 
         try:
             self._open(image_encoder, text_encoder)
+            self._init_csa(csa_dim, csa_ridge)
         except BaseException:
             if store is None:  # we opened it: release it (an embedded folder is locked)
                 self.store.close()
@@ -235,6 +312,10 @@ class ASIF:
             stored.check_setting("k", self.k_arg, store=self.name)
             stored.check_setting("p", self.p_arg, store=self.name)
             self.fingerprint = stored
+        from asif_qdrant.integrity import check_integrity
+
+        #: What the open-time check found and repaired (:mod:`asif_qdrant.integrity`).
+        self.integrity = check_integrity(self)
 
     # -- names -----------------------------------------------------------------------------
     @property
@@ -355,6 +436,7 @@ class ASIF:
         """The text encoder (loaded on first use)."""
         return self._encoder("text")
 
+    @locked("read")
     def encode(
         self, inputs: Sequence[Any], modality: Modality, *, show_progress_bar: bool | None = None
     ) -> np.ndarray:
@@ -364,6 +446,7 @@ class ASIF:
         return encoder.embed(list(inputs), batch_size=self.batch_size, show_progress_bar=spb)
 
     # -- anchors ----------------------------------------------------------------------------
+    @locked("write")
     def add_anchors(
         self,
         images: Sequence[ImageInput],
@@ -408,6 +491,7 @@ class ASIF:
             base = [{**dict(extra), **b} for b, extra in zip(base, payloads, strict=True)]
         return self.add_anchor_embeddings(img, txt, payloads=base)
 
+    @locked("write")
     def add_anchor_embeddings(
         self,
         image_embeddings: np.ndarray,
@@ -453,6 +537,10 @@ class ASIF:
                 self.store.create_collection(coll, CollectionSpec(dense={vn: dim}))
         pl = [dict(x) for x in payloads] if payloads is not None else [{} for _ in range(n)]
         img, txt = l2_normalize(img), l2_normalize(txt)
+        # Write-ahead marker: a kill before _finish_edit's first fingerprint write (which
+        # clears it) is completed or rolled back on the next open (asif_qdrant.integrity).
+        fp.pending_edit = {"operation": "add", "ids": [ids[0], ids[-1] + 1]}
+        self._write_fingerprint()
         self.store.upsert(
             self.image_anchor_collection,
             [Record(i, pl[j], dense={"image": img[j]}) for j, i in enumerate(ids)],
@@ -462,9 +550,11 @@ class ASIF:
             [Record(i, pl[j], dense={"text": txt[j]}) for j, i in enumerate(ids)],
         )
         fp.next_anchor_id = ids[-1] + 1
+        fp.pending_edit = None
         self._finish_edit("add", n, t0, new_units={"image": img, "text": txt})
         return ids
 
+    @locked("write")
     def delete_anchors(self, ids: Iterable[int], *, purge: bool = False) -> int:
         """Delete anchor pairs by id from both anchor collections, and from every catalog.
 
@@ -501,8 +591,13 @@ class ASIF:
                 f"they are not anchors of the model '{self.name}' (deleted already, or never "
                 "added). Nothing was deleted; list the anchors with list_anchors()."
             )
+        # Write-ahead marker (cleared by _finish_edit's first fingerprint write): a kill
+        # before then is completed on the next open (asif_qdrant.integrity).
+        self.fingerprint.pending_edit = {"operation": "delete", "ids": present}
+        self._write_fingerprint()
         self.store.delete(self.image_anchor_collection, present)
         self.store.delete(self.text_anchor_collection, present)
+        self.fingerprint.pending_edit = None
         report = self._finish_edit("delete", len(present), t0, deleted=present)
         if purge:
             from asif_qdrant.editing import compact_collection
@@ -512,6 +607,7 @@ class ASIF:
                 compact_collection(self.store, coll)
         return len(present)
 
+    @locked("write")
     def reindex(self, collection: str | None = None) -> EditReport:
         """Re-compute catalog vectors from the items' stored embeddings (no encoding).
 
@@ -545,6 +641,7 @@ class ASIF:
                 with_kth=has_kth(self.store, name),
                 progress=_show(self.show_progress_bar),
             )
+            _refresh_extra_vectors(self, name)
             self.fingerprint.catalogs.setdefault(name, {"next_id": 0})["anchor_version"] = (
                 self.fingerprint.anchor_version
             )
@@ -578,12 +675,23 @@ class ASIF:
 
         fp = self.fingerprint
         previous = fp.anchor_version
+        self._sync_anchor_indexes(previous, new_units=new_units, deleted=deleted)
         fp.anchor_count = self.store.count(self.image_anchor_collection)
         fp.anchor_version += 1
         # Written first: if the catalog update is interrupted, the catalogs stay marked with
         # the old version (searches warn) and the next edit re-computes them in full.
         self._write_fingerprint()
         self._drop_label_caches()
+        from asif_qdrant.crossgap import after_edit
+
+        # CSA refit and caption vectors first, while catalogs still record their version.
+        after_edit(
+            self,
+            previous_version=previous,
+            new_units=new_units,
+            deleted=deleted,
+            progress=_show(self.show_progress_bar),
+        )
         edits = update_catalogs(
             self,
             previous_version=previous,
@@ -604,6 +712,7 @@ class ASIF:
         self.last_edit = report
         return report
 
+    @locked("read")
     def list_anchors(self, *, limit: int | None = None) -> list[dict[str, Any]]:
         """The anchor pairs' ids and payloads, in id order."""
         if not self.store.has_collection(self.text_anchor_collection):
@@ -615,6 +724,7 @@ class ASIF:
                 break
         return out
 
+    @locked("read")
     def anchor_embeddings(self, modality: Modality) -> tuple[list[int], np.ndarray]:
         """Read back the stored anchor embeddings of one modality: ``(ids, (n, d) array)``."""
         coll, vn = self._anchor_collection(modality)
@@ -624,6 +734,7 @@ class ASIF:
         return [int(r.id) for r in recs], np.stack([r.dense[vn] for r in recs])
 
     # -- relative vectors --------------------------------------------------------------------
+    @locked("read")
     def embed_images(
         self, images: Sequence[ImageInput], *, show_progress_bar: bool | None = None
     ) -> list[SparseVector]:
@@ -631,6 +742,7 @@ class ASIF:
         emb = self.encode(list(images), "image", show_progress_bar=show_progress_bar)
         return self.relative_from_embeddings(emb, "image")
 
+    @locked("read")
     def embed_texts(
         self, texts: Sequence[str], *, show_progress_bar: bool | None = None
     ) -> list[SparseVector]:
@@ -648,6 +760,7 @@ class ASIF:
         emb = self.encode(list(texts), "text", show_progress_bar=show_progress_bar)
         return self.relative_from_embeddings(emb, "text")
 
+    @locked("read")
     def relative_from_embeddings(
         self, embeddings: np.ndarray, modality: Modality
     ) -> list[SparseVector]:
@@ -683,6 +796,9 @@ class ASIF:
         boundary = np.zeros(len(unit), np.float32)
         if len(unit) == 0:
             return out, boundary
+        index = self._anchor_index(modality)
+        if index is not None:
+            return self._relative_in_memory(index, unit, modality)
         results = self.store.query_dense(coll, vn, unit, limit=k + 1)
         for row, hits in enumerate(results):
             if len(hits) > k and hits[k][1] >= hits[k - 1][1]:
@@ -697,6 +813,107 @@ class ASIF:
                 boundary[row] = max(float(sims[-1]), 0.0)
         return out, boundary
 
+    def _relative_in_memory(
+        self, index: Any, unit: np.ndarray, modality: Modality
+    ) -> tuple[list[SparseVector], np.ndarray]:
+        """:meth:`_relative` through an in-memory anchor index (the same tie rule).
+
+        BLAS rounds a dot product differently with a row's place in the matrix, so equal
+        anchors can get similarities a few float32 steps apart. Anchors within ``_TIE`` of
+        the k-th similarity across the cut are therefore rescored one by one in float64
+        from their stored vectors; equal anchors then tie exactly and the lower id wins, as
+        in the engine path.
+        """
+        k, n = self.k, len(index)
+        out: list[SparseVector] = []
+        boundary = np.zeros(len(unit), np.float32)
+        if n == 0:
+            empty = SparseVector(np.zeros(0, np.uint64), np.zeros(0, np.float32))
+            return [empty for _ in range(len(unit))], boundary
+        ids, sims = index.topk(unit, min(k + _TIE_EXTRA, n))
+        for row in range(len(unit)):
+            rid, rs = ids[row], sims[row].astype(np.float64)
+            limit = len(rs)
+            # Anchors (nearly) tied with the k-th one: ask for more until the group ends.
+            while limit < n and len(rs) > k and rs[-1] >= rs[k - 1] - _TIE:
+                limit = min(2 * limit, n)
+                found, found_sims = index.topk(unit[row : row + 1], limit)
+                rid, rs = found[0], found_sims[0].astype(np.float64)
+            if len(rs) > k:
+                band = np.flatnonzero(np.abs(rs - rs[k - 1]) <= _TIE)
+                if len(band) > 1 and band.min() < k <= band.max():
+                    rs[band] = self._exact_sims(modality, rid[band], unit[row])
+            order = np.lexsort((rid, -rs))[:k]
+            kept_ids, kept = rid[order].astype(np.uint64), rs[order].astype(np.float32)
+            w = relative_weights(kept, self.p)
+            keep = w > 0
+            out.append(SparseVector(indices=kept_ids[keep], values=w[keep]))
+            if len(kept) == k:
+                boundary[row] = max(float(kept[-1]), 0.0)
+        return out, boundary
+
+    def _exact_sims(self, modality: Modality, ids: np.ndarray, query: np.ndarray) -> np.ndarray:
+        """float64 cosines of one unit query with some stored anchors (each row on its own)."""
+        coll, vn = self._anchor_collection(modality)
+        recs = self.store.retrieve(coll, [int(i) for i in ids], with_vectors=[vn])
+        vec = {int(r.id): np.asarray(r.dense[vn], np.float64) for r in recs}
+        q = np.asarray(query, np.float64)
+        return np.array([float(np.dot(vec[int(i)], q)) for i in ids])
+
+    def _anchor_index(self, modality: Modality) -> Any:
+        """The in-memory anchor index of ``modality`` at the current anchor version.
+
+        ``None`` with ``anchor_search="qdrant"`` (the engine searches its collections).
+        """
+        if self.anchor_search == "qdrant":
+            return None
+        version = self.fingerprint.anchor_version
+        with self._anchor_index_lock:
+            cached = self._anchor_indexes.get(modality)
+            if cached is not None and cached[0] == version:
+                return cached[1]
+            from asif_qdrant.fast import choose_method, make_index
+
+            ids, emb = self.anchor_embeddings(modality)
+            method = self.anchor_search
+            if method == "auto":
+                method = choose_method(len(ids), device=self.device)
+            options = {"device": self.device} if method == "torch" else {}
+            index = make_index(method, **options)
+            if len(ids):
+                index.build(np.asarray(ids, dtype=np.int64), emb)
+            if cached is not None:
+                cached[1].close()
+            self._anchor_indexes[modality] = (version, index)
+            logger.debug("Built the %s anchor index of %s: %r", modality, self.name, index)
+            return index
+
+    def _sync_anchor_indexes(
+        self,
+        version: int,
+        *,
+        new_units: dict[str, np.ndarray] | None,
+        deleted: Sequence[int] | None,
+    ) -> None:
+        """Apply an anchor edit to the in-memory indexes that are at ``version``.
+
+        An index at another version (or an edit it cannot follow) is dropped and rebuilt
+        from the stored anchors on next use.
+        """
+        with self._anchor_index_lock:
+            for modality, (at, index) in list(self._anchor_indexes.items()):
+                if at != version:
+                    index.close()
+                    del self._anchor_indexes[modality]
+                    continue
+                if new_units is not None:
+                    rows = new_units[modality]
+                    end = self.fingerprint.next_anchor_id
+                    index.add(np.arange(end - len(rows), end, dtype=np.int64), rows)
+                if deleted is not None:
+                    index.delete(np.asarray(list(deleted), dtype=np.int64))
+                self._anchor_indexes[modality] = (version + 1, index)
+
     def _widen_tie(
         self, coll: str, vn: str, row: np.ndarray, hits: list[tuple[PointId, float]]
     ) -> list[tuple[PointId, float]]:
@@ -709,6 +926,7 @@ class ASIF:
         return hits
 
     # -- catalog ---------------------------------------------------------------------------
+    @locked("write")
     def index(
         self,
         collection: str,
@@ -718,6 +936,7 @@ class ASIF:
         payloads: Sequence[Mapping[str, Any]] | None = None,
         ids: Sequence[PointId] | None = None,
         show_progress_bar: bool | None = None,
+        captions: Sequence[str | None] | None = None,
     ) -> list[PointId]:
         """Store catalog items (images and/or texts) with their ASIF sparse vectors.
 
@@ -734,6 +953,9 @@ class ASIF:
             payloads: One payload per item.
             ids: One point id per item (int or UUID string); default: consecutive ints.
             show_progress_bar: Override the model's setting.
+            captions: One caption (or None) per image: stored as the image item's caption
+                vectors (payload ``caption``), searched with ``search(..., target="caption")``
+                (:mod:`asif_qdrant.crossgap`).
 
         Returns:
             The items' point ids.
@@ -741,6 +963,17 @@ class ASIF:
         if isinstance(texts, str):
             raise InvalidInputError("'texts' must be a list of str. Got one str: wrap it.")
         images, texts = list(images or []), list(texts or [])
+        if captions is not None:
+            if isinstance(captions, str) or len(captions) != len(images):
+                raise InvalidInputError(
+                    f"'captions' must be a list with one caption (or None) per image "
+                    f"({len(images)}). Got {captions!r:.100}."
+                )
+            for i, c in enumerate(captions):
+                if c is not None and (not isinstance(c, str) or not c.strip()):
+                    raise InvalidInputError(
+                        f"Caption {i} must be a non-empty str or None. Got {c!r:.60}."
+                    )
         for i, t in enumerate(texts):
             if not isinstance(t, str):
                 raise InvalidInputError(
@@ -761,6 +994,11 @@ class ASIF:
                 payload["image"] = str(x)
             base.append(payload)
         ids = self._prepare_catalog(collection, len(items), payloads, ids)
+        if captions is not None:
+            self._ensure_catalog(collection, captions=True)
+            for j, c in enumerate(captions):
+                if c is not None:
+                    base[j]["caption"] = c
         if payloads is not None:
             base = [{**b, **dict(extra)} for b, extra in zip(base, payloads, strict=True)]
         spb = _show(self.show_progress_bar if show_progress_bar is None else show_progress_bar)
@@ -781,11 +1019,13 @@ class ASIF:
                             emb,
                             [base[j] for j in pos],
                             [ids[j] for j in pos],
+                            captions=self._encode_captions(captions, pos, modality),
                         )
                 bar.update(len(chunk))
         self._finish_catalog(collection)
         return ids
 
+    @locked("write")
     def index_embeddings(
         self,
         collection: str,
@@ -795,6 +1035,7 @@ class ASIF:
         payloads: Sequence[Mapping[str, Any]] | None = None,
         ids: Sequence[PointId] | None = None,
         show_progress_bar: bool | None = None,
+        caption_embeddings: np.ndarray | None = None,
     ) -> list[PointId]:
         """Store catalog items from precomputed embeddings of one modality.
 
@@ -805,13 +1046,19 @@ class ASIF:
             payloads: One payload per item.
             ids: One point id per item; default: consecutive ints.
             show_progress_bar: Override the model's setting.
+            caption_embeddings: For image items: ``(n, d_text)`` embeddings of their
+                captions (a row of NaN: no caption), stored as the caption vectors searched
+                with ``search(..., target="caption")`` (:mod:`asif_qdrant.crossgap`).
 
         Returns:
             The items' point ids.
         """
         self._anchor_collection(modality)  # validates the modality
         emb = self._check_embeddings("embeddings", embeddings, modality)
+        cap = self._check_caption_embeddings(caption_embeddings, len(emb), modality)
         ids = self._prepare_catalog(collection, len(emb), payloads, ids)
+        if cap is not None and len(emb):
+            self._ensure_catalog(collection, captions=True)
         base = [{"modality": modality, **dict(p)} for p in (payloads or [{}] * len(emb))]
         spb = _show(self.show_progress_bar if show_progress_bar is None else show_progress_bar)
         with tqdm(
@@ -820,7 +1067,12 @@ class ASIF:
             for start in range(0, len(emb), _CHUNK):
                 end = start + _CHUNK
                 self._write_items(
-                    collection, modality, emb[start:end], base[start:end], ids[start:end]
+                    collection,
+                    modality,
+                    emb[start:end],
+                    base[start:end],
+                    ids[start:end],
+                    captions=None if cap is None else cap[start:end],
                 )
                 bar.update(len(emb[start:end]))
         self._finish_catalog(collection)
@@ -883,7 +1135,14 @@ class ASIF:
         embeddings: np.ndarray,
         payloads: Sequence[dict[str, Any]],
         ids: Sequence[PointId],
+        captions: np.ndarray | None = None,
     ) -> None:
+        """Write items (``captions``: caption embeddings of image items, NaN rows: none).
+
+        Caption embeddings ``(n, d_text)`` are stored as the caption vectors of
+        :mod:`asif_qdrant.crossgap`.
+        """
+        from asif_qdrant.crossgap import CSA_VECTOR, caption_records, has_vector
         from asif_qdrant.editing import kth_name, kth_vectors
 
         unit = l2_normalize(self._check_embeddings("embeddings", embeddings, modality))
@@ -893,6 +1152,19 @@ class ASIF:
             )
         vecs, boundary = self._relative(unit, modality)
         kth = kth_vectors(unit, boundary) if self._has_kth(collection) else None
+        csa = (
+            self._csa_vectors(unit, modality)
+            if self.fingerprint.csa_dim is not None and has_vector(self, collection, CSA_VECTOR)
+            else None
+        )
+        extra: dict[PointId, Record] = {}
+        if captions is not None:
+            has = ~np.isnan(captions).any(axis=1)
+            cap_ids = [pid for pid, h in zip(ids, has, strict=True) if h]
+            units = l2_normalize(
+                self._check_embeddings("caption embeddings", captions[has], "text")
+            )
+            extra = {r.id: r for r in caption_records(self, cap_ids, units)}
         self.store.upsert(
             collection,
             [
@@ -900,8 +1172,10 @@ class ASIF:
                     pid,
                     payload,
                     dense={modality: unit[j]}
-                    | ({kth_name(modality): kth[j]} if kth is not None else {}),
-                    sparse={SPARSE: v},
+                    | ({kth_name(modality): kth[j]} if kth is not None else {})
+                    | ({CSA_VECTOR: csa[j]} if csa is not None else {})
+                    | (extra[pid].dense if pid in extra else {}),
+                    sparse={SPARSE: v} | (extra[pid].sparse if pid in extra else {}),
                 )
                 for j, (pid, payload, v) in enumerate(zip(ids, payloads, vecs, strict=True))
             ],
@@ -929,7 +1203,8 @@ class ASIF:
                 info["anchor_version"] = self.fingerprint.anchor_version
             self._write_fingerprint()
 
-    def _ensure_catalog(self, collection: str) -> None:
+    def _ensure_catalog(self, collection: str, *, captions: bool = False) -> None:
+        from asif_qdrant.crossgap import CAPTION_SPARSE, CSA_VECTOR, extra_spec, migrate_catalog
         from asif_qdrant.editing import kth_name
 
         fp = self.fingerprint
@@ -940,8 +1215,14 @@ class ASIF:
                     f"The collection '{collection}' exists but is not an ASIF catalog (it has "
                     f"no sparse vector '{SPARSE}'). Choose another collection name."
                 )
+            if (fp.csa_dim is not None and CSA_VECTOR not in spec.dense) or (
+                captions and CAPTION_SPARSE not in spec.sparse
+            ):
+                # A catalog indexed before CSA / captions: rewritten with the new vectors.
+                migrate_catalog(self, collection)
             return
         assert fp.image_dim is not None and fp.text_dim is not None  # anchors exist
+        extra_dense, extra_sparse = extra_spec(self)
         self.store.create_collection(
             collection,
             CollectionSpec(
@@ -950,12 +1231,14 @@ class ASIF:
                     "text": fp.text_dim,
                     kth_name("image"): fp.image_dim + 1,
                     kth_name("text"): fp.text_dim + 1,
+                    **extra_dense,
                 },
-                sparse=(SPARSE,),
+                sparse=(SPARSE, *extra_sparse),
             ),
         )
         self._kth_ready[collection] = True
 
+    @locked("read")
     def search(
         self,
         collection: str,
@@ -966,6 +1249,11 @@ class ASIF:
         filter: PayloadFilter | None = None,
         min_score: float | None = None,
         min_shared_anchors: int | None = None,
+        method: Method = "asif",
+        query_via: QueryVia = "native",
+        target: Target = "item",
+        fusion: Fusion = "rrf",
+        prefetch_limit: int | None = None,
     ) -> list[Hit]:
         """Search a catalog with a text, an image or a sparse vector.
 
@@ -982,10 +1270,39 @@ class ASIF:
             min_shared_anchors: Drop hits sharing fewer anchors with the query. An empty
                 result is the "no match" outcome: the query shares too little with
                 anything in the catalog (a gibberish or unrelated query).
+            method: ``"asif"`` (sparse relative vectors), ``"csa"`` (the CSA similarity of
+                a model built with ``csa_dim``) or ``"hybrid"`` (both rankings fused by the
+                engine in one query: two prefetches and ``fusion``). See docs/METHODS.md.
+            query_via: ``"native"``, or ``"invert"``: move the query into the other
+                modality through its top anchors (the weighted mean of their other-side
+                embeddings), then use that modality's relative vector (method "asif").
+            target: ``"item"`` (the items' own vectors) or ``"caption"``: the caption
+                vectors of image items indexed with ``captions`` (method "asif").
+            fusion: ``"rrf"`` (reciprocal rank fusion, k=2) or ``"dbsf"`` for "hybrid".
+            prefetch_limit: Candidates per prefetch for "hybrid" (default
+                ``max(2 * limit, 50)``).
 
         Returns:
-            Hits best first; a hit's score is the ASIF dot product (0 when nothing is shared,
-            and such items are not returned). :meth:`explain` breaks a score down.
+            Hits best first. A hit's score is the ASIF dot product (0 when nothing is
+            shared, and such items are not returned; :meth:`explain` breaks it down), the
+            weighted CSA similarity, or the fusion score for "hybrid".
+
+        Example:
+            >>> import tempfile, numpy as np
+            >>> rng = np.random.default_rng(0)
+            >>> with ASIF(path=tempfile.mkdtemp(), k=4, csa_dim=3,
+            ...           image_encoder="precomputed/image", text_encoder="precomputed/text",
+            ...           show_progress_bar=False) as asif:
+            ...     _ = asif.add_anchor_embeddings(rng.random((12, 8)), rng.random((12, 4)))
+            ...     _ = asif.index_embeddings("items", rng.random((5, 8)), "image",
+            ...                               caption_embeddings=rng.random((5, 4)))
+            ...     q = rng.random((1, 8))  # one precomputed image embedding
+            ...     (csa,) = asif.search_embeddings("items", q, "image", method="csa", limit=2)
+            ...     (hyb,) = asif.search_embeddings("items", q, "image", method="hybrid")
+            ...     (cap,) = asif.search_embeddings("items", q, "image", target="caption")
+            ...     (inv,) = asif.search_embeddings("items", q, "image", query_via="invert")
+            ...     len(csa), len(hyb), len(cap) > 0, len(inv) > 0
+            (2, 5, True, True)
         """
         return self.search_batch(
             collection,
@@ -995,8 +1312,14 @@ class ASIF:
             filter=filter,
             min_score=min_score,
             min_shared_anchors=min_shared_anchors,
+            method=method,
+            query_via=query_via,
+            target=target,
+            fusion=fusion,
+            prefetch_limit=prefetch_limit,
         )[0]
 
+    @locked("read")
     def search_batch(
         self,
         collection: str,
@@ -1007,40 +1330,44 @@ class ASIF:
         filter: PayloadFilter | None = None,
         min_score: float | None = None,
         min_shared_anchors: int | None = None,
+        method: Method = "asif",
+        query_via: QueryVia = "native",
+        target: Target = "item",
+        fusion: Fusion = "rrf",
+        prefetch_limit: int | None = None,
     ) -> list[list[Hit]]:
         """Like :meth:`search` for many queries (texts and images are encoded in batches)."""
-        limit = check_int("limit", "ASIF.search", limit, minimum=1)
-        floor, shared = self._check_floors("ASIF.search", min_score, min_shared_anchors)
-        if modality not in (None, "image", "text"):
-            raise InvalidParameterError(
-                "The 'modality' parameter of ASIF.search must be 'image', 'text' or None. "
-                f"Got {modality!r} instead."
+        opts = self._search_options(
+            collection,
+            limit=limit,
+            modality=modality,
+            filter=filter,
+            min_score=min_score,
+            min_shared_anchors=min_shared_anchors,
+            method=method,
+            query_via=query_via,
+            target=target,
+            fusion=fusion,
+            prefetch_limit=prefetch_limit,
+        )
+        queries = list(queries)
+        if opts["method"] == "asif" and opts["query_via"] == "native":
+            return self._search_core(collection, self._query_vectors(queries), None, opts)
+        if any(isinstance(q, SparseVector) for q in queries):
+            raise InvalidInputError(
+                "A SparseVector query works with method='asif' and query_via='native' only: "
+                "the other options need the query itself (a text or an image), or use "
+                "search_embeddings() with its embedding."
             )
-        if not self.store.has_collection(collection):
-            raise CollectionNotFoundError(
-                f"The catalog collection '{collection}' does not exist: index items into it "
-                "with ASIF.index() first."
-            )
-        self._warn_if_stale(collection)
-        vectors = self._query_vectors(list(queries))
-        flt = dict(filter or {})
-        if modality is not None:
-            flt["modality"] = modality
-        res = self.store.query_sparse(collection, SPARSE, vectors, limit, filter=flt or None)
-        out = [[Hit(h.id, h.score, h.payload) for h in hits] for hits in res]
-        if floor is not None:
-            out = [[h for h in hits if h.score >= floor] for hits in out]
-        if shared is not None:
-            ids = list({h.id: None for hits in out for h in hits})
-            stored = {
-                r.id: r.sparse.get(SPARSE)
-                for r in self.store.retrieve(collection, ids, with_vectors=[SPARSE])
-            }
-            out = [
-                [h for h in hits if _shared(q, stored.get(h.id)) >= shared]
-                for q, hits in zip(vectors, out, strict=True)
-            ]
-        return out
+        mods: list[Modality] = ["text" if isinstance(q, str) else "image" for q in queries]
+        units: list[np.ndarray | None] = [None] * len(queries)
+        for m in ("image", "text"):
+            rows = [i for i, x in enumerate(mods) if x == m]
+            if rows:
+                emb = self._encode_queries([queries[i] for i in rows], m)  # type: ignore[arg-type]
+                for i, u in zip(rows, emb, strict=True):
+                    units[i] = u
+        return self._search_units(collection, units, mods, opts)  # type: ignore[arg-type]
 
     @staticmethod
     def _check_floors(
@@ -1081,6 +1408,7 @@ class ASIF:
             )
 
     # -- zero-shot classification -----------------------------------------------------------
+    @locked("cache")
     def classify(
         self,
         images: Sequence[ImageInput] | Sequence[SparseVector],
@@ -1092,6 +1420,7 @@ class ASIF:
         min_score: float | None = None,
         min_shared_anchors: int | None = None,
         unknown_label: str = "unknown",
+        method: Method = "asif",
     ) -> list[str] | tuple[list[str], np.ndarray]:
         """Zero-shot classification: the label whose prompts best match each image.
 
@@ -1114,6 +1443,12 @@ class ASIF:
             min_shared_anchors: An image sharing fewer anchors with its best prompt gets
                 ``unknown_label`` (``1``: only images sharing nothing with every prompt).
             unknown_label: The "does not know" outcome.
+            method: ``"asif"``; ``"csa"``: the weighted CSA similarity of the image and
+                each label's prompts projected with the text side (a model built with
+                ``csa_dim``; the templates combine as above, in the CSA space); ``"hybrid"``:
+                per image, the reciprocal rank fusion (k=2) of the labels' ASIF and CSA
+                rankings. ``"csa"`` / ``"hybrid"`` need images (not sparse vectors) and
+                take no ``min_shared_anchors``. See docs/METHODS.md.
 
         Returns:
             The predicted label per image (and the scores if asked).
@@ -1129,6 +1464,14 @@ class ASIF:
                 "The 'unknown_label' parameter of ASIF.classify must be a str. Got "
                 f"{unknown_label!r:.100} instead."
             )
+        if method != "asif":
+            scores_m = self._classify_csa(list(images), labels, templates, strategy, method, shared)
+            win = [int(j) for j in np.argmax(scores_m, axis=1)] if len(scores_m) else []
+            pred = [
+                unknown_label if floor is not None and scores_m[row, j] < floor else labels[j]
+                for row, j in enumerate(win)
+            ]
+            return (pred, scores_m) if return_scores else pred
         coll = self._label_collection(labels, templates, strategy)
         items = list(images)
         if all(isinstance(x, SparseVector) for x in items):
@@ -1184,6 +1527,7 @@ class ASIF:
                 )
 
     # -- explanations ---------------------------------------------------------------------
+    @locked("read")
     def explain(
         self,
         query: str | ImageInput | SparseVector,
@@ -1224,6 +1568,7 @@ class ASIF:
 
         return explain_match(self, query, item, collection)
 
+    @locked("cache")
     def explain_label(
         self,
         image: ImageInput | SparseVector,
@@ -1263,6 +1608,7 @@ class ASIF:
             versus=versus,
         )
 
+    @locked("cache")
     def audit_anchors(
         self,
         images: Sequence[ImageInput] | Sequence[SparseVector],
@@ -1414,8 +1760,13 @@ class ASIF:
             )
 
     # -- lifecycle -----------------------------------------------------------------------------
+    @locked("write")
     def close(self) -> None:
-        """Flush and close the store."""
+        """Flush and close the store (and release the in-memory anchor indexes)."""
+        with self._anchor_index_lock:
+            for _, index in self._anchor_indexes.values():
+                index.close()
+            self._anchor_indexes.clear()
         self.store.close()
 
     def __enter__(self) -> ASIF:
@@ -1423,6 +1774,401 @@ class ASIF:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    # -- CSA, hybrid search, crossing the gap (asif_qdrant.crossgap, docs/METHODS.md) -------
+    @property
+    def csa(self) -> CSA | None:
+        """The CSA model fitted on the current anchors (:mod:`asif_qdrant.csa`).
+
+        None without ``csa_dim`` or with fewer than 2 anchor pairs; refitted after every
+        anchor edit.
+        """
+        if self.fingerprint.csa_dim is None:
+            return None
+        return self._csa_model(required=False)
+
+    @locked("read")
+    def search_embeddings(
+        self,
+        collection: str,
+        embeddings: np.ndarray,
+        modality: Modality,
+        *,
+        limit: int = 10,
+        modality_filter: Modality | None = None,
+        filter: PayloadFilter | None = None,
+        min_score: float | None = None,
+        min_shared_anchors: int | None = None,
+        method: Method = "asif",
+        query_via: QueryVia = "native",
+        target: Target = "item",
+        fusion: Fusion = "rrf",
+        prefetch_limit: int | None = None,
+    ) -> list[list[Hit]]:
+        """:meth:`search_batch` for precomputed query embeddings of one modality.
+
+        Args:
+            collection: The catalog collection.
+            embeddings: ``(n, dim)`` query embeddings from this model's encoder of
+                ``modality``.
+            modality: The queries' modality, "image" or "text".
+            modality_filter: Only return catalog items of this modality (``modality`` of
+                :meth:`search`).
+            limit: As in :meth:`search`.
+            filter: As in :meth:`search`.
+            min_score: As in :meth:`search`.
+            min_shared_anchors: As in :meth:`search`.
+            method: As in :meth:`search`.
+            query_via: As in :meth:`search`.
+            target: As in :meth:`search`.
+            fusion: As in :meth:`search`.
+            prefetch_limit: As in :meth:`search`.
+
+        Returns:
+            One list of hits per query row.
+        """
+        self._anchor_collection(modality)  # validates the modality
+        opts = self._search_options(
+            collection,
+            limit=limit,
+            modality=modality_filter,
+            filter=filter,
+            min_score=min_score,
+            min_shared_anchors=min_shared_anchors,
+            method=method,
+            query_via=query_via,
+            target=target,
+            fusion=fusion,
+            prefetch_limit=prefetch_limit,
+        )
+        unit = l2_normalize(self._check_embeddings("embeddings", embeddings, modality))
+        return self._search_units(collection, list(unit), [modality] * len(unit), opts)
+
+    def _init_csa(self, csa_dim: int | None, csa_ridge: float | None) -> None:
+        """Record the CSA settings in the fingerprint (checked against the stored ones)."""
+        fp = self.fingerprint
+        changed = False
+        if csa_dim is not None:
+            if fp.csa_dim is None:
+                fp.csa_dim, changed = csa_dim, True
+            else:
+                fp.check_setting("csa_dim", csa_dim, store=self.name)
+        if csa_ridge is not None:
+            if fp.csa_dim is not None and not changed:
+                fp.check_setting("csa_ridge", csa_ridge, store=self.name)
+            elif fp.csa_ridge != csa_ridge:
+                fp.csa_ridge, changed = csa_ridge, True
+        dims = [d for d in (fp.image_dim, fp.text_dim) if d is not None]
+        if fp.csa_dim is not None and dims and fp.csa_dim > min(dims):
+            raise InvalidParameterError(
+                f"The 'csa_dim' parameter of ASIF must be an int in 1..{min(dims)} (the smaller "
+                f"encoder dim). Got {fp.csa_dim} instead."
+            )
+        if changed and self.store.has_collection(self.meta_collection):
+            self._write_fingerprint()
+
+    def _csa_model(self, *, required: bool = True) -> CSA | None:
+        """The CSA fitted on the stored anchors, cached per anchor version.
+
+        Padded to ``csa_dim`` directions when the anchors allow fewer.
+        """
+        from asif_qdrant.csa import fit_csa
+
+        fp = self.fingerprint
+        if fp.csa_dim is None:
+            raise InvalidParameterError(
+                f"The ASIF model '{self.name}' has no CSA: open it with csa_dim=<int> (for "
+                "example 256) to store CSA vectors in its catalogs and use method='csa' or "
+                "'hybrid'."
+            )
+        cached = self._csa_cache
+        if cached is None or cached[0] != fp.anchor_version:
+            ids_i, img = self.anchor_embeddings("image")
+            ids_t, txt = self.anchor_embeddings("text")
+            model = None
+            if len(ids_i) >= 2 and ids_i == ids_t:
+                dim = min(fp.csa_dim, img.shape[1], txt.shape[1], len(ids_i))
+                model = fit_csa(img, txt, sim_dim=dim, ridge=fp.csa_ridge).padded(fp.csa_dim)
+            elif ids_i != ids_t:
+                raise AnchorSetError(
+                    f"The image and text anchor collections of '{self.name}' hold different "
+                    "ids: the model was interrupted mid-edit; reopen it to repair it."
+                )
+            cached = self._csa_cache = (fp.anchor_version, model)
+        if cached[1] is None and required:
+            raise AnchorSetError(
+                f"CSA needs at least 2 anchor pairs; the model '{self.name}' has "
+                f"{self.anchor_count}."
+            )
+        return cached[1]  # type: ignore[no-any-return]
+
+    def _csa_vectors(self, unit: np.ndarray, modality: Modality) -> np.ndarray:
+        """Stored CSA vectors ``transform(e)`` of unit embeddings (zeros without a fit)."""
+        model = self._csa_model(required=False)
+        if model is None:
+            return np.zeros((len(unit), int(self.fingerprint.csa_dim or 0)), np.float32)
+        return model.transform(unit, modality)
+
+    def _check_caption_embeddings(
+        self, x: np.ndarray | None, n: int, modality: Modality
+    ) -> np.ndarray | None:
+        if x is None:
+            return None
+        if modality != "image":
+            raise InvalidParameterError(
+                "'caption_embeddings' belong to image items: use them with modality='image'. "
+                f"Got modality={modality!r}."
+            )
+        arr = np.asarray(x, dtype=np.float32)
+        dim = self._dim("text")
+        if arr.ndim != 2 or arr.shape[0] != n or (dim is not None and arr.shape[1] != dim):
+            raise InvalidInputError(
+                f"'caption_embeddings' must have shape ({n}, {dim}): one text embedding per "
+                f"image (a row of NaN: no caption). Got shape {arr.shape}."
+            )
+        return arr
+
+    def _encode_captions(
+        self, captions: Sequence[str | None] | None, pos: Sequence[int], modality: Modality
+    ) -> np.ndarray | None:
+        """Caption embeddings of the image items at ``pos`` (NaN rows: no caption)."""
+        if captions is None or modality != "image":
+            return None
+        texts = [(row, captions[j]) for row, j in enumerate(pos) if captions[j] is not None]
+        dim = int(self._dim("text") or self.text_encoder.dim)
+        out = np.full((len(pos), dim), np.nan, np.float32)
+        if texts:
+            emb = self.encode([t for _, t in texts], "text", show_progress_bar=False)
+            out[[row for row, _ in texts]] = emb
+        return out
+
+    def _encode_queries(self, queries: list[Any], modality: Modality) -> np.ndarray:
+        """Unit embeddings of raw queries of one modality."""
+        if modality == "text":
+            for i, t in enumerate(queries):
+                if not t.strip():
+                    raise InvalidInputError(
+                        f"Text {i} is empty (or only whitespace): an empty query matches nothing."
+                    )
+        return l2_normalize(self.encode(queries, modality, show_progress_bar=False))
+
+    def _search_options(self, collection: str, **kw: Any) -> dict[str, Any]:
+        """Validate the options of a search; returns them, normalised."""
+        from asif_qdrant.crossgap import check_search_options
+        from asif_qdrant.store.base import FUSIONS
+
+        limit = check_int("limit", "ASIF.search", kw["limit"], minimum=1)
+        floor, shared = self._check_floors("ASIF.search", kw["min_score"], kw["min_shared_anchors"])
+        modality = kw["modality"]
+        if modality not in (None, "image", "text"):
+            raise InvalidParameterError(
+                "The 'modality' parameter of ASIF.search must be 'image', 'text' or None. "
+                f"Got {modality!r} instead."
+            )
+        method, query_via, target = check_search_options(
+            "ASIF.search", kw["method"], kw["query_via"], kw["target"]
+        )
+        if kw["fusion"] not in FUSIONS:
+            raise InvalidParameterError(
+                "The 'fusion' parameter of ASIF.search must be one of "
+                f"{', '.join(repr(f) for f in FUSIONS)}. Got {kw['fusion']!r:.100} instead."
+            )
+        pl = kw["prefetch_limit"]
+        pl = (
+            max(2 * limit, 50)
+            if pl is None
+            else check_int("prefetch_limit", "ASIF.search", pl, minimum=1)
+        )
+        if not self.store.has_collection(collection):
+            raise CollectionNotFoundError(
+                f"The catalog collection '{collection}' does not exist: index items into it "
+                "with ASIF.index() first."
+            )
+        if method != "asif":
+            self._csa_model()  # raises a clear error without CSA
+        self._check_catalog_vectors(collection, method, target)
+        self._warn_if_stale(collection)
+        flt = dict(kw["filter"] or {})
+        if modality is not None:
+            flt["modality"] = modality
+        return {
+            "limit": limit,
+            "floor": floor,
+            "shared": shared,
+            "filter": flt or None,
+            "method": method,
+            "query_via": query_via,
+            "target": target,
+            "fusion": kw["fusion"],
+            "prefetch_limit": pl,
+        }
+
+    def _classify_csa(
+        self,
+        images: list[Any],
+        labels: list[str],
+        templates: list[str],
+        strategy: TemplateStrategy,
+        method: Any,
+        shared: int | None,
+    ) -> np.ndarray:
+        """Label scores of :meth:`classify` with ``method="csa"`` or ``"hybrid"``."""
+        from asif_qdrant.crossgap import METHODS
+
+        if method not in METHODS:
+            raise InvalidParameterError(
+                "The 'method' parameter of ASIF.classify must be one of "
+                f"{', '.join(repr(m) for m in METHODS)}. Got {method!r:.100} instead."
+            )
+        if shared is not None:
+            raise InvalidParameterError(
+                "'min_shared_anchors' of ASIF.classify works with method='asif' only. Got "
+                f"method={method!r}."
+            )
+        if any(isinstance(x, SparseVector) for x in images):
+            raise InvalidInputError(
+                f"ASIF.classify with method={method!r} needs the images themselves (their "
+                "embeddings are projected by CSA), not sparse vectors."
+            )
+        model = self._csa_model()
+        assert model is not None
+        unit = l2_normalize(self.encode(images, "image"))
+        prompts = [t.replace("{label}", "{}").format(lab) for lab in labels for t in templates]
+        emb = l2_normalize(self.encode(prompts, "text")).reshape(len(labels), len(templates), -1)
+        q = model.query_vectors(unit, "image").astype(np.float64)
+        if strategy == "max" or len(templates) == 1:
+            each = model.transform(emb.reshape(len(prompts), -1), "text").astype(np.float64)
+            scores = (q @ each.T).reshape(len(unit), len(labels), len(templates)).max(axis=2)
+        else:
+            if strategy == "mean-embedding":
+                lab = model.transform(emb.mean(axis=1), "text")
+            else:  # mean-relative: the mean of the prompts' CSA vectors
+                t = model.transform(emb.reshape(len(prompts), -1), "text")
+                lab = l2_normalize(t.reshape(len(labels), len(templates), -1).mean(axis=1))
+            scores = q @ lab.astype(np.float64).T
+        if method == "hybrid":
+            vecs = self._relative(unit, "image")[0]
+            _, asif_scores = self.classify(  # type: ignore[misc]
+                vecs, labels, templates=templates, template_strategy=strategy, return_scores=True
+            )
+            fused = np.zeros_like(scores)
+            for part in (np.asarray(asif_scores, np.float64), scores):
+                # Rank 0 = best; ties broken by the label order, deterministically.
+                order = np.argsort(-part, axis=1, kind="stable")
+                ranks = np.empty_like(order)
+                np.put_along_axis(ranks, order, np.arange(len(labels))[None, :], axis=1)
+                fused += 1.0 / (2.0 + ranks)
+            scores = fused
+        return scores.astype(np.float32)
+
+    def _check_catalog_vectors(self, collection: str, method: str, target: str) -> None:
+        from asif_qdrant.crossgap import CAPTION_SPARSE, CSA_VECTOR
+
+        spec = self.store.collection_spec(collection)
+        if method != "asif" and CSA_VECTOR not in spec.dense:
+            raise InvalidParameterError(
+                f"The catalog '{collection}' has no CSA vectors (it was indexed before CSA was "
+                f"enabled): run asif.reindex({collection!r}) with csa_dim set (or index into "
+                "it again) to add them, then search with method='csa' or 'hybrid'."
+            )
+        if target == "caption" and CAPTION_SPARSE not in spec.sparse:
+            raise InvalidParameterError(
+                f"The catalog '{collection}' has no caption vectors: index image items with "
+                "captions (index(..., captions=[...]) or index_embeddings(..., "
+                "caption_embeddings=...)) to search it with target='caption'."
+            )
+
+    def _search_units(
+        self,
+        collection: str,
+        units: list[np.ndarray],
+        mods: list[Modality],
+        opts: dict[str, Any],
+    ) -> list[list[Hit]]:
+        """Search with unit query embeddings (of the given modalities)."""
+        from asif_qdrant.crossgap import invert_queries
+
+        if self.anchor_count == 0:
+            raise AnchorSetError(
+                f"The ASIF model '{self.name}' has no anchors: add anchor pairs with "
+                "add_anchors() or add_anchor_embeddings() first."
+            )
+        method = opts["method"]
+        n = len(units)
+        sparse: list[SparseVector | None] = [None] * n
+        dense: list[np.ndarray | None] = [None] * n
+        need_sparse = method != "csa" or opts["shared"] is not None
+        for m in ("image", "text"):
+            rows = [i for i in range(n) if mods[i] == m]
+            if not rows:
+                continue
+            u = np.stack([units[i] for i in rows]).astype(np.float32)
+            if need_sparse:
+                vecs, _ = self._relative(u, m)  # type: ignore[arg-type]
+                if opts["query_via"] == "invert":
+                    inv, other = invert_queries(self, vecs, m)  # type: ignore[arg-type]
+                    vecs, _ = self._relative(inv, other)
+                for i, v in zip(rows, vecs, strict=True):
+                    sparse[i] = v
+            if method != "asif":
+                model = self._csa_model()
+                assert model is not None
+                q = model.query_vectors(u, m)  # type: ignore[arg-type]
+                for i, row in zip(rows, q, strict=True):
+                    dense[i] = row
+        return self._search_core(collection, sparse, dense, opts)  # type: ignore[arg-type]
+
+    def _search_core(
+        self,
+        collection: str,
+        sparse: list[SparseVector] | None,
+        dense: list[np.ndarray | None] | None,
+        opts: dict[str, Any],
+    ) -> list[list[Hit]]:
+        """Run prepared queries: sparse, dense CSA, or both fused; then the floors."""
+        from asif_qdrant.crossgap import CAPTION_SPARSE, CSA_VECTOR
+        from asif_qdrant.store.base import Prefetch
+
+        method, limit, flt = opts["method"], opts["limit"], opts["filter"]
+        vn = CAPTION_SPARSE if opts["target"] == "caption" else SPARSE
+        if method == "asif":
+            assert sparse is not None
+            res = self.store.query_sparse(collection, vn, sparse, limit, filter=flt)
+        else:
+            assert dense is not None
+            res = []
+            for j, q in enumerate(dense):
+                assert q is not None
+                if method == "csa":
+                    stages = [Prefetch(CSA_VECTOR, q, limit)]
+                else:
+                    assert sparse is not None
+                    pl = opts["prefetch_limit"]
+                    stages = [Prefetch(SPARSE, sparse[j], pl), Prefetch(CSA_VECTOR, q, pl)]
+                res.append(
+                    self.store.query_fusion(
+                        collection,
+                        stages,
+                        limit,
+                        fusion=None if method == "csa" else opts["fusion"],
+                        filter=flt,
+                    )
+                )
+        out = [[Hit(h.id, h.score, h.payload) for h in hits] for hits in res]
+        if opts["floor"] is not None:
+            out = [[h for h in hits if h.score >= opts["floor"]] for hits in out]
+        if opts["shared"] is not None:
+            assert sparse is not None
+            ids = list({h.id: None for hits in out for h in hits})
+            stored = {
+                r.id: r.sparse.get(vn)
+                for r in self.store.retrieve(collection, ids, with_vectors=[vn])
+            }
+            out = [
+                [h for h in hits if _shared(q, stored.get(h.id)) >= opts["shared"]]
+                for q, hits in zip(sparse, out, strict=True)
+            ]
+        return out
 
 
 def default_path() -> Path:

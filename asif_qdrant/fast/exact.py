@@ -25,10 +25,12 @@ import math
 import numpy as np
 
 from asif_qdrant.errors import InvalidInputError
-from asif_qdrant.fast.base import AnchorIndex, segmented_topk
+from asif_qdrant.fast.base import AnchorIndex, segmented_topk, single_threaded_blas
 
 __all__ = ["ExactIndex", "RowStore", "exact_topk", "sample_size"]
 
+#: Batches of fewer queries than this run BLAS on one thread (memory-bound products).
+SMALL_BATCH = 8
 #: Bytes of one block of similarities (queries x anchor rows) during a scan.
 BLOCK_BYTES = 64 * 1024**2
 #: The scan stops using a sampled threshold when the sample would cover this share of rows.
@@ -288,7 +290,8 @@ class ExactIndex(AnchorIndex):
             pick = np.random.default_rng(0).choice(st.n, size=key[1], replace=False)
             self._sample = st.vecs[np.sort(pick)] if key[1] <= _SAMPLE_MAX_SHARE * st.n else None
             self._sample_key = key
-        rows, sims = exact_topk(q, st.vecs, kk, sample=self._sample, keys=st.ids)
+        with single_threaded_blas(len(q) < SMALL_BATCH):
+            rows, sims = exact_topk(q, st.vecs, kk, sample=self._sample, keys=st.ids)
         return st.ids[rows], sims
 
     def memory_bytes(self) -> int:

@@ -32,15 +32,13 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 
 from asif_qdrant.errors import InvalidInputError, InvalidParameterError, check_int, check_real
-from asif_qdrant.fast.base import AnchorIndex, segmented_topk
+from asif_qdrant.fast.base import AnchorIndex, segmented_topk, single_threaded_blas
 from asif_qdrant.fast.exact import exact_topk
 from asif_qdrant.relative import relative_weights
 
@@ -61,18 +59,6 @@ def _pool(threads: int) -> ThreadPoolExecutor:
     if threads not in _POOLS:
         _POOLS[threads] = ThreadPoolExecutor(threads, thread_name_prefix="asif-ivf")
     return _POOLS[threads]
-
-
-@contextmanager
-def _single_threaded_blas() -> Iterator[None]:
-    """Limit BLAS to one thread where threadpoolctl is installed (small products)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - optional
-        yield
-        return
-    with threadpool_limits(1, user_api="blas"):
-        yield
 
 
 def _assign(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
@@ -408,7 +394,7 @@ class IVFIndex(AnchorIndex):
             return groups, rows, sims
 
         threads = self.threads if len(spans) >= 64 else 1
-        with _single_threaded_blas():
+        with single_threaded_blas():
             if threads > 1:
                 parts = [spans[i::threads] for i in range(threads)]
                 results = list(_pool(threads).map(work, parts))
@@ -425,7 +411,7 @@ class IVFIndex(AnchorIndex):
         """One query: a product per probed list, then one partition (no grouping needed)."""
         start, count, vecs = self._start, self._count, self._vecs
         parts, rows = [], []
-        with _single_threaded_blas():
+        with single_threaded_blas():
             for lst in probe.tolist():
                 cnt = int(count[lst])
                 if cnt:

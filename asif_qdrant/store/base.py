@@ -17,14 +17,24 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
-from asif_qdrant.errors import InvalidParameterError
+from asif_qdrant.errors import InvalidParameterError, check_int
 from asif_qdrant.types import SparseVector
 
-__all__ = ["CollectionSpec", "PayloadFilter", "PointId", "Record", "ScoredPoint", "Store"]
+__all__ = [
+    "FUSIONS",
+    "CollectionSpec",
+    "Fusion",
+    "PayloadFilter",
+    "PointId",
+    "Prefetch",
+    "Record",
+    "ScoredPoint",
+    "Store",
+]
 
 PointId = int | str
 #: Exact-match payload filter: ``{"category": "animals"}``; a list value matches any of them.
@@ -108,6 +118,68 @@ class ScoredPoint:
     payload: dict[str, Any] = field(default_factory=dict)
 
 
+#: How :meth:`Store.query_fusion` fuses its prefetch rankings.
+Fusion = Literal["rrf", "dbsf"]
+FUSIONS: tuple[str, ...] = ("rrf", "dbsf")
+
+
+@dataclass(frozen=True)
+class Prefetch:
+    """One ranking fed to :meth:`Store.query_fusion`: a query on one named vector.
+
+    Attributes:
+        vector_name: The named vector searched (dense or sparse).
+        query: A 1-D dense vector (exact Dot search) or a :class:`SparseVector`.
+        limit: How many of its best points enter the fusion, >= 1.
+    """
+
+    vector_name: str
+    query: np.ndarray | SparseVector
+    limit: int
+
+    def is_empty(self) -> bool:
+        """A sparse query without any non-zero weight (it matches nothing)."""
+        return isinstance(self.query, SparseVector) and not bool((self.query.values != 0).any())
+
+
+def check_fusion(
+    prefetches: Sequence[Prefetch], limit: int, fusion: Any, rrf_k: int
+) -> list[Prefetch]:
+    """Validate the arguments of :meth:`Store.query_fusion`; returns the non-empty prefetches.
+
+    Example:
+        >>> p = Prefetch("v", np.array([1.0, 0.0]), 5)
+        >>> len(check_fusion([p, Prefetch("s", SparseVector([], []), 5)], 3, "rrf", 2))
+        1
+    """
+    check_int("limit", "Store.query_fusion", limit, minimum=1)
+    check_int("rrf_k", "Store.query_fusion", rrf_k, minimum=1)
+    if fusion is not None and fusion not in FUSIONS:
+        raise InvalidParameterError(
+            "The 'fusion' parameter of Store.query_fusion must be one of "
+            f"{', '.join(repr(f) for f in FUSIONS)} or None. Got {fusion!r:.100} instead."
+        )
+    prefetches = list(prefetches)
+    if not prefetches or not all(isinstance(p, Prefetch) for p in prefetches):
+        raise InvalidParameterError(
+            "The 'prefetches' parameter of Store.query_fusion must be a non-empty list of "
+            f"asif_qdrant.store.base.Prefetch. Got {prefetches!r:.200} instead."
+        )
+    if fusion is None and len(prefetches) != 1:
+        raise InvalidParameterError(
+            "Store.query_fusion with fusion=None runs one plain query: it needs exactly one "
+            f"prefetch. Got {len(prefetches)}."
+        )
+    for p in prefetches:
+        check_int("limit", "Prefetch", p.limit, minimum=1)
+        if not isinstance(p.query, SparseVector) and np.asarray(p.query).ndim != 1:
+            raise InvalidParameterError(
+                "A dense Prefetch query must be one 1-D vector. Got shape "
+                f"{np.asarray(p.query).shape} instead."
+            )
+    return [p for p in prefetches if not p.is_empty()]
+
+
 class Store(ABC):
     """All Qdrant I/O of the library.
 
@@ -187,6 +259,48 @@ class Store(ABC):
         with_payload: bool = True,
     ) -> list[list[ScoredPoint]]:
         """Top ``limit`` points by sparse dot product for each query, best first."""
+
+    @abstractmethod
+    def query_fusion(
+        self,
+        name: str,
+        prefetches: Sequence[Prefetch],
+        limit: int,
+        *,
+        fusion: Fusion | None = "rrf",
+        rrf_k: int = 2,
+        filter: PayloadFilter | None = None,
+        with_payload: bool = True,
+    ) -> list[ScoredPoint]:
+        """One hybrid query: several prefetch rankings fused by the engine, best first.
+
+        Each prefetch ranks its ``limit`` best points on its own named vector (dense ones by
+        exact search); ``filter`` applies to every prefetch. Fusion:
+
+        * ``"rrf"`` (reciprocal rank fusion): ``score(x) = sum over the prefetches that
+          returned x of 1 / (rrf_k + rank)``, with ``rank`` counted from 0 (Qdrant's formula;
+          its default ``rrf_k`` is 2);
+        * ``"dbsf"`` (distribution-based score fusion): each ranking's scores are rescaled
+          by their mean +- 3 standard deviations, then summed.
+
+        * ``None``: no fusion; exactly one prefetch, run as a plain query (its own scores,
+          at most ``limit`` points, with the filter and payloads).
+
+        Sparse prefetches without any non-zero weight match nothing and are left out; if
+        none is left, the result is empty.
+
+        Args:
+            name: The collection.
+            prefetches: The rankings to fuse (:class:`Prefetch`).
+            limit: How many fused points to return, >= 1.
+            fusion: ``"rrf"``, ``"dbsf"`` or ``None`` (one prefetch, no fusion).
+            rrf_k: The RRF constant, >= 1 (ignored by ``"dbsf"``).
+            filter: Exact-match payload filter, applied to every prefetch.
+            with_payload: Return the payloads.
+
+        Returns:
+            The fused points with their fusion scores.
+        """
 
     # -- edits (default implementations on top of the methods above) ----------------------
     def query_dense_above(

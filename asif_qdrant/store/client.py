@@ -47,12 +47,15 @@ from asif_qdrant.errors import (
 )
 from asif_qdrant.store.base import (
     CollectionSpec,
+    Fusion,
     PayloadFilter,
     PointId,
+    Prefetch,
     Record,
     ScoredPoint,
     Store,
     check_collection_name,
+    check_fusion,
     filter_conditions,
 )
 from asif_qdrant.types import SparseVector
@@ -434,7 +437,7 @@ class ClientStore(Store):
 
         def build(grpc: bool) -> Any:
             with warnings.catch_warnings():
-                # The key over plain http is the user's choice (e.g. a local container).
+                # The key over kwargs http is the user's choice (e.g. a local container).
                 warnings.filterwarnings("ignore", message="Api key is used with an insecure")
                 try:
                     return QdrantClient(
@@ -910,6 +913,62 @@ class ClientStore(Store):
                 [ScoredPoint(p.id, float(p.score), dict(p.payload or {})) for p in res.points]
             )
         return out
+
+    def query_fusion(  # noqa: D102
+        self,
+        name: str,
+        prefetches: Sequence[Prefetch],
+        limit: int,
+        *,
+        fusion: Fusion | None = "rrf",
+        rrf_k: int = 2,
+        filter: PayloadFilter | None = None,
+        with_payload: bool = True,
+    ) -> list[ScoredPoint]:
+        from qdrant_client import models
+
+        todo = check_fusion(prefetches, limit, fusion, rrf_k)
+        if not todo:
+            return []
+        flt = _filter(filter)
+        stages = []
+        for p in todo:
+            if isinstance(p.query, SparseVector):
+                keep = p.query.values != 0
+                vec: Any = models.SparseVector(
+                    indices=p.query.indices[keep].tolist(), values=p.query.values[keep].tolist()
+                )
+                params = None
+            else:
+                vec = np.asarray(p.query, dtype=np.float32).tolist()
+                params = models.SearchParams(exact=True)
+            stages.append(
+                models.Prefetch(
+                    query=vec, using=p.vector_name, limit=int(p.limit), filter=flt, params=params
+                )
+            )
+        kwargs: dict[str, Any] = {}
+        if fusion is None:
+            (stage,) = stages
+            kwargs = {"query": stage.query, "using": stage.using, "search_params": stage.params}
+        elif fusion == "dbsf":
+            kwargs = {"prefetch": stages, "query": models.FusionQuery(fusion=models.Fusion.DBSF)}
+        elif rrf_k == 2:  # Qdrant's default k: the kwargs form, understood by older servers
+            kwargs = {"prefetch": stages, "query": models.FusionQuery(fusion=models.Fusion.RRF)}
+        else:
+            kwargs = {"prefetch": stages, "query": models.RrfQuery(rrf=models.Rrf(k=int(rrf_k)))}
+        res = self._call(
+            name,
+            "run a fusion query",
+            self.client.query_points,
+            collection_name=self.qdrant_name(name),
+            **kwargs,
+            limit=int(limit),
+            query_filter=flt,
+            with_payload=with_payload,
+            **self._read_kwargs(),
+        )
+        return [ScoredPoint(p.id, float(p.score), dict(p.payload or {})) for p in res.points]
 
     # -- lifecycle -----------------------------------------------------------------------
     def close(self) -> None:  # noqa: D102

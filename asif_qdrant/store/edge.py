@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,12 +29,15 @@ import numpy as np
 from asif_qdrant.errors import CollectionNotFoundError, StoreError
 from asif_qdrant.store.base import (
     CollectionSpec,
+    Fusion,
     PayloadFilter,
     PointId,
+    Prefetch,
     Record,
     ScoredPoint,
     Store,
     check_collection_name,
+    check_fusion,
     filter_conditions,
 )
 from asif_qdrant.types import SparseVector
@@ -66,6 +70,9 @@ class EdgeStore(Store):
             raise StoreError(f"Cannot create the store folder {self.path}: {e}") from e
         self._shards: dict[str, Any] = {}
         self._closed = False
+        # Opening a shard takes its write-ahead-log lock: two threads opening the same
+        # collection at once would race for it, so opens (and creates, deletes) take turns.
+        self._open_lock = threading.RLock()
 
     # -- helpers -------------------------------------------------------------------------
     def _dir(self, name: str) -> Path:
@@ -78,6 +85,13 @@ class EdgeStore(Store):
         if self._closed:
             raise StoreError(f"The store at {self.path} is closed.")
         shard = self._shards.get(name)
+        if shard is not None:
+            return shard
+        with self._open_lock:
+            return self._load_shard(name)
+
+    def _load_shard(self, name: str) -> Any:
+        shard = self._shards.get(name)  # opened by another thread while this one waited
         if shard is not None:
             return shard
         if not self._spec_file(name).exists():
@@ -111,6 +125,10 @@ class EdgeStore(Store):
         return self._spec_file(name).exists()
 
     def create_collection(self, name: str, spec: CollectionSpec) -> None:  # noqa: D102
+        with self._open_lock:
+            self._create_collection(name, spec)
+
+    def _create_collection(self, name: str, spec: CollectionSpec) -> None:
         qe = _edge()
         if self.has_collection(name):
             raise StoreError(f"Collection '{name}' already exists in {self.path}.")
@@ -146,11 +164,12 @@ class EdgeStore(Store):
         return CollectionSpec.from_dict(data)
 
     def delete_collection(self, name: str) -> None:  # noqa: D102
-        shard = self._shards.pop(name, None)
-        if shard is not None:
-            shard.close()
-        self._spec_file(name).unlink(missing_ok=True)
-        shutil.rmtree(self._dir(name), ignore_errors=True)
+        with self._open_lock:
+            shard = self._shards.pop(name, None)
+            if shard is not None:
+                shard.close()
+            self._spec_file(name).unlink(missing_ok=True)
+            shutil.rmtree(self._dir(name), ignore_errors=True)
 
     def list_collections(self) -> list[str]:  # noqa: D102
         return sorted(p.stem for p in (self.path / "collections").glob("*.json"))
@@ -268,6 +287,61 @@ class EdgeStore(Store):
                 [ScoredPoint(_pid(h.id), float(h.score), dict(h.payload or {})) for h in hits]
             )
         return out
+
+    def query_fusion(  # noqa: D102
+        self,
+        name: str,
+        prefetches: Sequence[Prefetch],
+        limit: int,
+        *,
+        fusion: Fusion | None = "rrf",
+        rrf_k: int = 2,
+        filter: PayloadFilter | None = None,
+        with_payload: bool = True,
+    ) -> list[ScoredPoint]:
+        qe = _edge()
+        todo = check_fusion(prefetches, limit, fusion, rrf_k)
+        if not todo:
+            return []
+        flt = _filter(filter)
+        stages = []
+        for p in todo:
+            if isinstance(p.query, SparseVector):
+                keep = p.query.values != 0
+                vec: Any = qe.SparseVector(
+                    indices=p.query.indices[keep].tolist(), values=p.query.values[keep].tolist()
+                )
+                params = None
+            else:
+                vec = np.asarray(p.query, dtype=np.float32).tolist()
+                params = qe.SearchParams(exact=True)
+            stages.append(
+                qe.Prefetch(
+                    limit=int(p.limit),
+                    query=qe.Query.Nearest(vec, using=p.vector_name),
+                    params=params,
+                    filter=flt,
+                )
+            )
+        if fusion is None:
+            (stage,) = stages
+            req = qe.QueryRequest(
+                limit=int(limit),
+                query=stage.query,
+                params=stage.params,
+                filter=flt,
+                with_payload=with_payload,
+            )
+        else:
+            req = qe.QueryRequest(
+                limit=int(limit),
+                prefetches=stages,
+                query=qe.Fusion.Rrf(k=int(rrf_k)) if fusion == "rrf" else qe.Fusion.Dbsf(),
+                filter=flt,
+                with_payload=with_payload,
+            )
+        hits = self._call(name, "run a fusion query", lambda s, r: s.query(r), req)
+        return [ScoredPoint(_pid(h.id), float(h.score), dict(h.payload or {})) for h in hits]
 
     def query_dense_above(  # noqa: D102
         self, name: str, vector_name: str, queries: np.ndarray, threshold: float

@@ -73,6 +73,31 @@ def test_cli_end_to_end(tmp_path: Path, folders) -> None:
     assert deleted == {"deleted": 2, "anchor_count": 28}
 
 
+def test_cli_methods_csa_hybrid_and_crossing_the_gap(tmp_path: Path, folders) -> None:
+    anchors, catalog, captions = folders
+    db = str(tmp_path / "db")
+    run("anchors", "add", "--folder", str(anchors), "--k", "20", "--csa-dim", "8", "--path", db)
+    run("index", "cat", "--image-folder", str(catalog), "--path", db)
+    image = sorted(catalog.glob("*.png"))[0]
+    for method in ("asif", "csa", "hybrid"):
+        found = run("search", "cat", captions[0], "--method", method, "--path", db)
+        assert found["hits"], method
+        scores = [h["score"] for h in found["hits"]]
+        assert scores == sorted(scores, reverse=True)
+        by_image = run(
+            "search", "cat", "--image", str(image), "--method", method, "--limit", "1", "--path", db
+        )
+        assert by_image["hits"][0]["payload"]["image"] == str(image), method  # itself, first
+        labels = run(
+            "classify", str(image), "--labels", "animal,vehicle", "--method", method, "--path", db
+        )
+        assert labels["predictions"][0]["label"] in {"animal", "vehicle"}
+    inverted = run("search", "cat", "--image", str(image), "--query-via", "invert", "--path", db)
+    assert inverted["hits"] and all(h["score"] > 0 for h in inverted["hits"])
+    result = CliRunner().invoke(main, ["search", "cat", "x", "--method", "clip", "--path", db])
+    assert result.exit_code == 2 and "'clip' is not one of 'asif', 'csa', 'hybrid'" in result.output
+
+
 def test_cli_errors_are_clear(tmp_path: Path, folders) -> None:
     anchors, _, _ = folders
     db = str(tmp_path / "db")

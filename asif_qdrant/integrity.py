@@ -1,0 +1,565 @@
+"""Paired collections stay paired: find and repair an interrupted anchor edit when a model opens.
+
+An anchor edit writes several things one after the other: the image-anchor collection, the
+text-anchor collection, then the fingerprint (anchor count, version, next id) and the
+catalogs (:mod:`asif_qdrant.editing`). A process killed between two of these writes leaves
+them disagreeing. :func:`check_integrity` runs on every open (``ASIF.__init__``) and puts
+them back in agreement. What it does, case by case:
+
+=====================================================  =====================================
+Found                                                  Done
+=====================================================  =====================================
+marker ``add``, every id of the range in both          **completed**: the pairs are adopted
+anchor collections (killed after both writes)          (count, version, next id; catalogs
+                                                       updated as the edit would have)
+marker ``add``, some ids missing on either side        **rolled back**: the ids written are
+(killed between or during the two writes)              deleted from both; the store is as
+                                                       before the call, which never returned
+marker ``delete`` (killed during the deletes)          **completed**: the ids are deleted from
+                                                       both sides, catalogs updated
+no marker, counts equal the fingerprint's              nothing (the cheap path: two counts)
+no marker, counts differ (a store written by an        ids are compared: one-sided ids are
+older version, or edited outside the library)          deleted (their pair is lost); ids in
+                                                       both beyond ``next_anchor_id`` are
+                                                       adopted; a count that still differs
+                                                       re-computes every catalog in full
+a catalog at an older anchor version (killed during    **re-computed** in full from its items'
+the catalog updates of an edit)                        stored embeddings (``ASIF.reindex``)
+an index job not finished (``asif-qdrant index``       reported; ``asif-qdrant index --resume``
+killed mid-way)                                        finishes it
+=====================================================  =====================================
+
+The marker is the fingerprint's ``pending_edit``, written before the first anchor write of
+an edit and cleared by the same fingerprint write that records it, so it is set exactly
+while an edit's anchor writes may be half done. Without a marker the check costs two exact
+counts; ids are read only when a count disagrees.
+
+Repairs write to the store, so they run on their own only where this process is the store's
+only user: the embedded engine (its folder is locked to one process) and qdrant-client's
+local mode. With a server, another process may be in the middle of an edit right now: the
+check only reports (``applied=False``) and logs a warning; call
+``check_integrity(asif, repair=True)`` when no other process edits the model.
+
+Example:
+    >>> import tempfile, numpy as np
+    >>> from asif_qdrant import ASIF
+    >>> from asif_qdrant.store import Record
+    >>> rng = np.random.default_rng(0)
+    >>> path = tempfile.mkdtemp()
+    >>> with ASIF(path=path, k=2, image_encoder="precomputed/image",
+    ...           text_encoder="precomputed/text") as asif:
+    ...     _ = asif.add_anchor_embeddings(rng.random((3, 8)), rng.random((3, 4)))
+    ...     # what a kill between the two anchor writes leaves behind:
+    ...     asif.fingerprint.pending_edit = {"operation": "add", "ids": [3, 4]}
+    ...     asif._write_fingerprint()
+    ...     asif.store.upsert(asif.image_anchor_collection, [Record(3, {}, dense={
+    ...         "image": np.ones(8, np.float32) / 8 ** 0.5})])
+    >>> with ASIF(path=path) as asif:
+    ...     asif.integrity.rolled_back, asif.anchor_count, asif.integrity.summary()
+    ((3,), 3, 'rolled back an interrupted add: deleted anchors [3] (their pair was lost)')
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from asif_qdrant.errors import AnchorSetError, InvalidInputError, InvalidParameterError, check_int
+from asif_qdrant.store.base import PointId, Store
+
+if TYPE_CHECKING:
+    from asif_qdrant.model import ASIF
+
+__all__ = ["IndexJob", "IntegrityReport", "check_integrity", "exclusive_store", "resumable_index"]
+
+logger = logging.getLogger(__name__)
+
+_CHUNK = 1024
+
+
+@dataclass(frozen=True)
+class IntegrityReport:
+    """What :func:`check_integrity` found and did.
+
+    Attributes:
+        checked: How far the check went: ``"counts"`` (the counts agreed), ``"marker"``
+            (an edit was in flight: its ids were read) or ``"ids"`` (counts disagreed: every
+            anchor id was read).
+        interrupted: The edit the write-ahead marker named (``"add"`` / ``"delete"``), else
+            None.
+        rolled_back: Anchor ids deleted because their pair was lost (an interrupted add).
+        completed_deletes: Anchor ids whose interrupted delete was completed.
+        adopted: Anchor ids present in both collections that the fingerprint did not count
+            yet (an add killed after both writes): now counted, catalogs updated.
+        recounted: The anchor count disagreed with no id to blame (anchors deleted outside
+            the library): the count was corrected and every catalog re-computed.
+        recomputed_catalogs: Catalogs re-computed in full because an earlier edit was killed
+            while it updated them (or because of ``recounted``).
+        unfinished_jobs: Catalogs with an ``asif-qdrant index`` job that did not finish
+            (``asif-qdrant index --resume`` completes it).
+        applied: False when the problems were only reported (a shared store, or
+            ``repair=False``).
+    """
+
+    checked: Literal["counts", "marker", "ids"] = "counts"
+    interrupted: str | None = None
+    rolled_back: tuple[int, ...] = ()
+    completed_deletes: tuple[int, ...] = ()
+    adopted: tuple[int, ...] = ()
+    recounted: bool = False
+    recomputed_catalogs: tuple[str, ...] = ()
+    unfinished_jobs: tuple[str, ...] = ()
+    applied: bool = True
+
+    @property
+    def ok(self) -> bool:
+        """Whether nothing needed repair (unfinished index jobs aside)."""
+        return not (
+            self.interrupted
+            or self.rolled_back
+            or self.completed_deletes
+            or self.adopted
+            or self.recounted
+            or self.recomputed_catalogs
+        )
+
+    @property
+    def repaired(self) -> bool:
+        """Whether something was repaired."""
+        return self.applied and not self.ok
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain-Python form (for ``--json``)."""
+        return {**asdict(self), "ok": self.ok, "repaired": self.repaired}
+
+    def summary(self) -> str:
+        """One line per finding ("" when the store was consistent)."""
+        verb = (lambda done, todo: done) if self.applied else (lambda done, todo: todo)
+        lines = []
+        if self.rolled_back:
+            lines.append(
+                verb("rolled back", "to roll back")
+                + f" an interrupted add: {verb('deleted', 'delete')} anchors "
+                + f"{_ids(self.rolled_back)} (their pair was lost)"
+            )
+        if self.completed_deletes:
+            lines.append(
+                verb("completed", "to complete")
+                + f" an interrupted delete of anchors {_ids(self.completed_deletes)}"
+            )
+        if self.adopted:
+            lines.append(
+                verb("completed", "to complete")
+                + f" an interrupted add: anchors {_ids(self.adopted)} "
+                + verb("adopted", "to adopt")
+            )
+        if self.interrupted and not (self.rolled_back or self.completed_deletes or self.adopted):
+            lines.append(
+                f"an interrupted {self.interrupted} had written nothing yet: marker "
+                + verb("cleared", "to clear")
+            )
+        if self.recounted:
+            lines.append(
+                "the anchor count disagreed with the stored anchors: "
+                + verb("recounted", "to recount")
+            )
+        if self.recomputed_catalogs:
+            lines.append(
+                f"catalogs {list(self.recomputed_catalogs)} "
+                + verb("re-computed in full", "to re-compute in full")
+                + " (an edit was interrupted while it updated them)"
+            )
+        if self.unfinished_jobs:
+            lines.append(
+                f"index jobs not finished in {list(self.unfinished_jobs)}: run "
+                "'asif-qdrant index ... --resume' with the same input"
+            )
+        return "\n".join(lines)
+
+
+def _ids(ids: Sequence[int]) -> str:
+    shown = list(ids[:20])
+    return f"{shown}{' ...' if len(ids) > 20 else ''}"
+
+
+def exclusive_store(store: Store) -> bool:
+    """Whether no other process can use ``store`` now (so a repair cannot race an edit).
+
+    True for the embedded engine (each collection's folder is locked to one process) and
+    qdrant-client's local mode (also locked); False for a server, or any other store.
+
+    Example:
+        >>> import tempfile
+        >>> from asif_qdrant.store import EdgeStore
+        >>> with EdgeStore(tempfile.mkdtemp()) as store:
+        ...     exclusive_store(store)
+        True
+    """
+    if store.kind == "edge":
+        return True
+    return getattr(store, "transport", None) == "local"
+
+
+def _present(store: Store, collection: str, ids: Sequence[int]) -> set[int]:
+    if not ids or not store.has_collection(collection):
+        return set()
+    out: set[int] = set()
+    for start in range(0, len(ids), _CHUNK):
+        out |= {int(r.id) for r in store.retrieve(collection, list(ids[start : start + _CHUNK]))}
+    return out
+
+
+def _all_ids(store: Store, collection: str) -> set[int]:
+    if not store.has_collection(collection):
+        return set()
+    return {int(r.id) for r in store.scroll(collection, batch_size=_CHUNK)}
+
+
+def _count(store: Store, collection: str) -> int:
+    return store.count(collection) if store.has_collection(collection) else 0
+
+
+def _delete(store: Store, collections: Iterable[str], ids: Sequence[int]) -> None:
+    if not ids:
+        return
+    for coll in collections:
+        if store.has_collection(coll):
+            for start in range(0, len(ids), _CHUNK):
+                store.delete(coll, list(ids[start : start + _CHUNK]))
+
+
+def _units(asif: ASIF, ids: Sequence[int]) -> dict[str, np.ndarray]:
+    out = {}
+    for modality, coll in (
+        ("image", asif.image_anchor_collection),
+        ("text", asif.text_anchor_collection),
+    ):
+        recs = asif.store.retrieve(coll, list(ids), with_vectors=[modality])
+        out[modality] = np.stack([r.dense[modality] for r in recs]).astype(np.float32)
+    return out
+
+
+def check_integrity(asif: ASIF, *, repair: bool | None = None) -> IntegrityReport:
+    """Find (and repair) what an interrupted edit left behind; see the module docstring.
+
+    Args:
+        asif: The model (its fingerprint already read).
+        repair: True: repair; False: only report; None: repair when the store is exclusive
+            to this process (:func:`exclusive_store`).
+
+    Returns:
+        What was found and done. A repair is also logged as a warning.
+    """
+    store, fp = asif.store, asif.fingerprint
+    if repair is None:
+        repair = exclusive_store(store)
+    img, txt = asif.image_anchor_collection, asif.text_anchor_collection
+    marker = fp.pending_edit
+    interrupted = None
+    checked: Literal["counts", "marker", "ids"] = "counts"
+    rolled_back: list[int] = []
+    deletes: list[int] = []
+    adopted: list[int] = []
+    recounted = False
+    if marker:
+        checked, interrupted = "marker", str(marker.get("operation"))
+        if interrupted == "add":
+            first, end = (int(x) for x in marker["ids"])
+            ids = list(range(first, end))
+            in_img, in_txt = _present(store, img, ids), _present(store, txt, ids)
+            if len(in_img) == len(in_txt) == len(ids):
+                adopted = ids
+            else:
+                rolled_back = sorted(in_img | in_txt)
+        else:
+            deletes = sorted(int(x) for x in marker.get("ids", []))
+    else:
+        n_img, n_txt = _count(store, img), _count(store, txt)
+        if not n_img == n_txt == fp.anchor_count:
+            checked = "ids"
+            in_img, in_txt = _all_ids(store, img), _all_ids(store, txt)
+            one_sided = in_img ^ in_txt
+            rolled_back = sorted(i for i in one_sided if i >= fp.next_anchor_id)
+            deletes = sorted(i for i in one_sided if i < fp.next_anchor_id)
+            adopted = sorted(i for i in in_img & in_txt if i >= fp.next_anchor_id)
+            paired = fp.anchor_count - len(deletes) + len(adopted)
+            recounted = len(in_img & in_txt) != paired
+    recomputed: list[str] = []
+    if repair:
+        t0 = time.perf_counter()
+        _delete(store, (img, txt), rolled_back + deletes)
+        if adopted or deletes or recounted:
+            if adopted:
+                fp.next_anchor_id = max(fp.next_anchor_id, adopted[-1] + 1)
+            if recounted:  # deleted ids unknown: make every catalog re-compute in full
+                for info in fp.catalogs.values():
+                    info["anchor_version"] = -1
+                recomputed = sorted(c for c in fp.catalogs if store.has_collection(c))
+            fp.pending_edit = None  # cleared by the edit's first fingerprint write
+            asif._finish_edit(
+                "delete" if deletes else "add",
+                len(adopted) + len(deletes),
+                t0,
+                new_units=_units(asif, adopted) if adopted else None,
+                deleted=deletes or None,
+            )
+        elif marker:
+            fp.pending_edit = None
+            asif._write_fingerprint()
+        stale = sorted(
+            name
+            for name, info in fp.catalogs.items()
+            if info.get("anchor_version") not in (None, fp.anchor_version)
+            and store.has_collection(name)
+        )
+        for name in stale:
+            asif.reindex(name)
+        recomputed = sorted(set(recomputed) | set(stale))
+    else:
+        recomputed = sorted(
+            name
+            for name, info in fp.catalogs.items()
+            if info.get("anchor_version") not in (None, fp.anchor_version)
+            and store.has_collection(name)
+        )
+    jobs = sorted(
+        name
+        for name, info in fp.catalogs.items()
+        if isinstance(info.get("job"), dict) and not info["job"].get("done", False)
+    )
+    report = IntegrityReport(
+        checked=checked,
+        interrupted=interrupted,
+        rolled_back=tuple(rolled_back),
+        completed_deletes=tuple(deletes),
+        adopted=tuple(adopted),
+        recounted=recounted,
+        recomputed_catalogs=tuple(recomputed),
+        unfinished_jobs=tuple(jobs),
+        applied=bool(repair),
+    )
+    text = report.summary()
+    if text:
+        where = f"The ASIF model '{asif.name}' ({store.describe()})"
+        if report.ok:
+            logger.warning("%s: %s", where, text)
+        elif report.applied:
+            logger.warning("%s was repaired on open:\n%s", where, text)
+        else:
+            logger.warning(
+                "%s needs a repair (not applied: another process may be editing it):\n%s\n"
+                "When no other process edits it, run "
+                "asif_qdrant.integrity.check_integrity(asif, repair=True).",
+                where,
+                text,
+            )
+    return report
+
+
+# -- crash-safe, resumable indexing ---------------------------------------------------------------
+@dataclass(frozen=True)
+class IndexJob:
+    """What :func:`resumable_index` did.
+
+    Attributes:
+        collection: The catalog.
+        total: Items in the input.
+        start: The id of the input's first item; item ``row`` has id ``start + row``.
+        new: Items written by this call.
+        skipped: Items found already stored (written by the interrupted run) and skipped.
+        resumed: Whether this call resumed an interrupted job (else it started one).
+        ids: The items' ids, in input order.
+    """
+
+    collection: str
+    total: int
+    start: int
+    new: int
+    skipped: int
+    resumed: bool
+    ids: list[PointId] = field(repr=False, default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain-Python form (for ``--json``)."""
+        return asdict(self)
+
+
+def _digest(parts: Iterable[bytes]) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part)
+    return h.hexdigest()[:32]
+
+
+def resumable_index(
+    asif: ASIF,
+    collection: str,
+    *,
+    images: Sequence[str] = (),
+    texts: Sequence[str] = (),
+    embeddings: np.ndarray | None = None,
+    modality: Literal["image", "text"] | None = None,
+    resume: bool = False,
+    chunk_size: int = 1000,
+    on_commit: Callable[[int, int, int], None] | None = None,
+    show_progress_bar: bool | None = None,
+) -> IndexJob:
+    """Index an input in chunks that each commit for good, so a killed run can be resumed.
+
+    The input is image paths then texts (as :meth:`ASIF.index`), or precomputed
+    ``embeddings`` of one ``modality`` (as :meth:`ASIF.index_embeddings`). Ids are
+    deterministic: before writing anything, the job reserves ``total`` ids in the
+    fingerprint (``catalogs[collection]["job"]``: first id, size, a digest of the input), and
+    item ``row`` of the input gets id ``start + row``. Each chunk is written, then recorded in
+    the fingerprint; only then is it *acknowledged* (logged at INFO as ``committed rows a..b
+    of n``, and passed to ``on_commit(first_row, end_row, total)``). A kill at any point
+    leaves every acknowledged item stored and intact (each write is durable when it
+    returns), and at most the items of one unacknowledged chunk written.
+
+    ``resume=True`` with the same input finds the interrupted job, skips the items already
+    stored (looked up by id, chunk by chunk) and writes the rest: no item twice, no id
+    changed. With no job for this input it starts one (so it is always safe to pass).
+
+    Args:
+        asif: The model (the job holds its write lock: searches wait until it is done).
+        collection: The catalog collection.
+        images: Image paths.
+        texts: Texts.
+        embeddings: ``(n, dim)`` precomputed embeddings (instead of images / texts).
+        modality: The modality of ``embeddings``.
+        resume: Finish an interrupted job on the same input.
+        chunk_size: Items per committed chunk (>= 1).
+        on_commit: Called after each committed chunk with ``(first_row, end_row, total)``.
+        show_progress_bar: A progress bar over the items (None: the model's setting).
+
+    Returns:
+        What was done.
+
+    Raises:
+        InvalidParameterError: ``resume=True`` while the collection's interrupted job was
+            started with another input (resuming would index other items under its ids).
+
+    Example:
+        >>> import tempfile, numpy as np
+        >>> from asif_qdrant import ASIF
+        >>> rng = np.random.default_rng(0)
+        >>> with ASIF(path=tempfile.mkdtemp(), k=3, image_encoder="precomputed/image",
+        ...           text_encoder="precomputed/text", show_progress_bar=False) as asif:
+        ...     _ = asif.add_anchor_embeddings(rng.random((6, 8)), rng.random((6, 4)))
+        ...     emb = rng.random((25, 8))
+        ...     first = resumable_index(asif, "items", embeddings=emb, modality="image",
+        ...                             chunk_size=10)
+        ...     again = resumable_index(asif, "items", embeddings=emb, modality="image",
+        ...                             resume=True)
+        ...     (first.new, first.ids[:3]), (again.new, again.skipped), asif.store.count("items")
+        ((25, [0, 1, 2]), (0, 25), 25)
+    """
+    from asif_qdrant.model import _show
+
+    chunk_size = check_int("chunk_size", "resumable_index", chunk_size, minimum=1)
+    if embeddings is not None:
+        if images or texts:
+            raise InvalidParameterError(
+                "resumable_index takes 'embeddings' or 'images' / 'texts', not both."
+            )
+        asif._anchor_collection(modality)  # type: ignore[arg-type]  # validates it
+        arr = asif._check_embeddings("embeddings", embeddings, modality)  # type: ignore[arg-type]
+        n = len(arr)
+        digest = _digest([str(modality).encode(), str(arr.shape).encode(), arr.tobytes()])
+        items: list[tuple[str, Any]] = []
+    else:
+        texts = list(texts)
+        for i, t in enumerate(texts):
+            if not isinstance(t, str) or not t.strip():
+                raise InvalidInputError(f"Text {i} must be a non-empty str. Got {t!r:.60}.")
+        items = [("image", str(x)) for x in images] + [("text", t) for t in texts]
+        n = len(items)
+        digest = _digest([json.dumps(items).encode()])
+    with asif._rw_lock.write():
+        asif._prepare_catalog(collection, 0, None, None)  # validates the name; writes nothing
+        if n and asif.anchor_count == 0:
+            raise AnchorSetError(
+                f"The ASIF model '{asif.name}' has no anchors: add anchor pairs before indexing."
+            )
+        fp, store = asif.fingerprint, asif.store
+        info = fp.catalogs.get(collection) or {}
+        job = info.get("job") if isinstance(info.get("job"), dict) else None
+        same = job is not None and job.get("input") == digest and job.get("n") == n
+        unfinished = job is not None and not job.get("done", False)
+        resumed = bool(resume and same)
+        if resumed:
+            start = int(job["start"])  # type: ignore[index]
+        else:
+            if resume and unfinished:
+                raise InvalidParameterError(
+                    f"The interrupted index job of '{collection}' was started with another "
+                    f"input ({job['n']} items, digest {job['input']}; this input: {n} items, "  # type: ignore[index]
+                    f"digest {digest}). Resume it with the same input, or index without "
+                    "--resume to start a new job."
+                )
+            if unfinished:
+                logger.warning(
+                    "An earlier index job into '%s' did not finish; this run starts a new one "
+                    "(pass resume=True / --resume with that job's input to finish it instead).",
+                    collection,
+                )
+            start = int(info.get("next_id", 0))
+            info = fp.catalogs.setdefault(collection, {"next_id": 0})
+            info["next_id"] = max(int(info.get("next_id", 0)), start + n)
+            info["job"] = {"start": start, "n": n, "input": digest, "done": False}
+            asif._write_fingerprint()
+        new = skipped = 0
+        spb = _show(asif.show_progress_bar if show_progress_bar is None else show_progress_bar)
+        with tqdm(total=n, desc=f"Indexing {collection}", unit="item", disable=not spb) as bar:
+            for a in range(0, n, chunk_size):
+                rows = list(range(a, min(a + chunk_size, n)))
+                todo = rows
+                if resumed and store.has_collection(collection):
+                    have = {r.id for r in store.retrieve(collection, [start + r for r in rows])}
+                    todo = [r for r in rows if start + r not in have]
+                if embeddings is not None and todo:
+                    asif.index_embeddings(
+                        collection,
+                        arr[todo],
+                        modality,  # type: ignore[arg-type]
+                        ids=[start + r for r in todo],
+                        payloads=[{"row": r} for r in todo],
+                        show_progress_bar=False,
+                    )
+                elif todo:
+                    ims = [r for r in todo if items[r][0] == "image"]
+                    txs = [r for r in todo if items[r][0] == "text"]
+                    asif.index(
+                        collection,
+                        images=[items[r][1] for r in ims],
+                        texts=[items[r][1] for r in txs],
+                        ids=[start + r for r in ims + txs],
+                        payloads=[{"row": r} for r in ims + txs],
+                        show_progress_bar=False,
+                    )
+                new += len(todo)
+                skipped += len(rows) - len(todo)
+                logger.info(
+                    "committed rows %d..%d of %d into '%s' (ids %d..%d)",
+                    rows[0],
+                    rows[-1],
+                    n,
+                    collection,
+                    start + rows[0],
+                    start + rows[-1],
+                )
+                if on_commit is not None:
+                    on_commit(rows[0], rows[-1] + 1, n)
+                bar.update(len(rows))
+        info = fp.catalogs.setdefault(collection, {"next_id": start + n})
+        info["job"] = {"start": start, "n": n, "input": digest, "done": True}
+        asif._write_fingerprint()
+    return IndexJob(collection, n, start, new, skipped, resumed, [start + r for r in range(n)])

@@ -1,0 +1,281 @@
+"""Paired collections stay paired: a real SIGKILL in the middle of an anchor edit, then reopen.
+
+Each case starts a child process that opens a real model (embedded Qdrant engine), starts an
+anchor edit and kills itself with SIGKILL at one point between the edit's writes (the child
+wraps the store's ``upsert`` / ``delete`` so that the kill lands right after a chosen write:
+a real kill of the process, the writes before it are real). The parent then reopens the
+model and checks that it was repaired as docs/RELIABILITY.md says: the two anchor
+collections hold the same ids, the fingerprint counts them, and every catalog vector equals a
+full re-index.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from asif_qdrant import ASIF
+from asif_qdrant.integrity import IntegrityReport, check_integrity, exclusive_store
+from asif_qdrant.store import Record
+
+ROOT = Path(__file__).resolve().parents[2]
+DI, DT = 8, 6
+N_ANCHORS, N_ITEMS = 40, 60
+
+CHILD = textwrap.dedent(
+    """
+    import os, signal, sys
+    import numpy as np
+    import asif_qdrant.editing as editing
+    from asif_qdrant import ASIF
+
+    path, point = sys.argv[1], sys.argv[2]
+    asif = ASIF(path=path, show_progress_bar=False)
+    store = asif.store
+    upsert, delete, recompute_ids = store.upsert, store.delete, editing.recompute_ids
+
+    def kill():
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    def killing_upsert(name, records):
+        upsert(name, records)
+        marker = asif.fingerprint.pending_edit
+        if point.endswith(":after-marker") and name == asif.meta_collection and marker:
+            kill()
+        if point == "add:after-image" and name == asif.image_anchor_collection:
+            kill()
+        if point == "add:after-text" and name == asif.text_anchor_collection:
+            kill()
+
+    def killing_delete(name, ids):
+        delete(name, ids)
+        if point == "delete:after-image" and name == asif.image_anchor_collection:
+            kill()
+
+    def killing_recompute(*args, **kwargs):
+        recompute_ids(*args, **kwargs)
+        if point.endswith(":during-catalogs"):
+            kill()
+
+    store.upsert, store.delete = killing_upsert, killing_delete
+    editing.recompute_ids = killing_recompute
+    if point.startswith("add:"):
+        asif.add_anchor_embeddings(np.load(sys.argv[3]), np.load(sys.argv[4]))
+    else:
+        asif.delete_anchors([int(x) for x in sys.argv[3].split(",")])
+    print("the edit returned: the kill point was never reached", flush=True)
+    """
+)
+
+
+def _random(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
+    return rng.normal(size=(n, d)).astype(np.float32)
+
+
+@pytest.fixture
+def built(tmp_path: Path) -> dict[str, Any]:
+    """A closed model: 40 anchor pairs, a catalog of 60 items (both modalities)."""
+    rng = np.random.default_rng(7)
+    path = tmp_path / "db"
+    with ASIF(
+        path=path,
+        k=5,
+        image_encoder="precomputed/image",
+        text_encoder="precomputed/text",
+        show_progress_bar=False,
+    ) as asif:
+        asif.add_anchor_embeddings(_random(rng, N_ANCHORS, DI), _random(rng, N_ANCHORS, DT))
+        asif.index_embeddings("items", _random(rng, N_ITEMS // 2, DI), "image")
+        asif.index_embeddings("items", _random(rng, N_ITEMS // 2, DT), "text")
+        version = asif.fingerprint.anchor_version
+    new_img, new_txt = tmp_path / "img.npy", tmp_path / "txt.npy"
+    # New anchors close to many items, so that adding them changes catalog vectors.
+    np.save(new_img, _random(rng, 6, DI) * 3)
+    np.save(new_txt, _random(rng, 6, DT) * 3)
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    return {"path": path, "img": new_img, "txt": new_txt, "script": script, "version": version}
+
+
+def _kill_during(built: dict[str, Any], point: str, *args: str) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, str(built["script"]), str(built["path"]), point, *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == -signal.SIGKILL, (proc.returncode, proc.stdout, proc.stderr)
+
+
+def _catalog(asif: ASIF) -> dict[Any, tuple[list[int], list[float]]]:
+    return {
+        r.id: (r.sparse["asif"].indices.tolist(), np.round(r.sparse["asif"].values, 5).tolist())
+        for r in asif.store.scroll("items", with_vectors=["asif"])
+    }
+
+
+def _check_consistent(asif: ASIF) -> None:
+    """Paired, counted, no marker, and the catalog equals a full re-index."""
+    img_ids, _ = asif.anchor_embeddings("image")
+    txt_ids, _ = asif.anchor_embeddings("text")
+    assert img_ids == txt_ids
+    assert len(img_ids) == asif.anchor_count
+    assert asif.fingerprint.pending_edit is None
+    assert asif.fingerprint.next_anchor_id > max(img_ids)
+    assert asif.fingerprint.catalogs["items"]["anchor_version"] == asif.fingerprint.anchor_version
+    before = _catalog(asif)
+    asif.reindex("items")
+    assert _catalog(asif) == before
+
+
+def _reopen(built: dict[str, Any], caplog: pytest.LogCaptureFixture) -> ASIF:
+    with caplog.at_level(logging.WARNING, logger="asif_qdrant.integrity"):
+        return ASIF(path=built["path"], show_progress_bar=False)
+
+
+@pytest.mark.parametrize(
+    ("point", "outcome"),
+    [
+        ("add:after-marker", "cleared"),
+        ("add:after-image", "rolled back"),
+        ("add:after-text", "adopted"),
+        ("add:during-catalogs", "re-computed"),
+    ],
+)
+def test_killed_add_is_repaired_on_open(
+    built: dict[str, Any], point: str, outcome: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    _kill_during(built, point, str(built["img"]), str(built["txt"]))
+    asif = _reopen(built, caplog)
+    try:
+        report = asif.integrity
+        assert report.applied and not report.ok and report.repaired
+        assert outcome in caplog.text and outcome in report.summary()
+        ids, emb = asif.anchor_embeddings("image")
+        if outcome in ("cleared", "rolled back"):  # the store is as before the call
+            assert ids == list(range(N_ANCHORS))
+            assert asif.fingerprint.anchor_version == built["version"]
+            assert report.rolled_back == (() if outcome == "cleared" else tuple(range(40, 46)))
+        else:  # the edit is complete: the 6 pairs are there, with their exact vectors
+            assert ids == list(range(N_ANCHORS + 6))
+            new = np.load(built["img"])
+            new /= np.linalg.norm(new, axis=1, keepdims=True)
+            np.testing.assert_allclose(emb[N_ANCHORS:], new, atol=1e-6)
+            assert asif.fingerprint.anchor_version > built["version"]
+            if outcome == "adopted":
+                assert report.adopted == tuple(range(40, 46))
+                assert report.interrupted == "add"
+            else:
+                assert report.recomputed_catalogs == ("items",)
+                assert report.interrupted is None  # the marker was cleared before the kill
+        _check_consistent(asif)
+    finally:
+        asif.close()
+    with ASIF(path=built["path"]) as again:  # a repair is done once
+        assert again.integrity.ok and again.integrity.checked == "counts"
+
+
+@pytest.mark.parametrize("point", ["delete:after-marker", "delete:after-image"])
+def test_killed_delete_is_completed_on_open(
+    built: dict[str, Any], point: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    _kill_during(built, point, "3,7,11")
+    asif = _reopen(built, caplog)
+    try:
+        assert asif.integrity.completed_deletes == (3, 7, 11)
+        assert "completed an interrupted delete" in caplog.text
+        ids, _ = asif.anchor_embeddings("text")
+        assert ids == [i for i in range(N_ANCHORS) if i not in (3, 7, 11)]
+        _check_consistent(asif)
+        stored = {int(i) for vec in asif.store.scroll("items", with_vectors=["asif"])
+                  for i in vec.sparse["asif"].indices}  # fmt: skip
+        assert not stored & {3, 7, 11}
+    finally:
+        asif.close()
+
+
+def test_store_without_marker_is_checked_by_ids(built: dict[str, Any]) -> None:
+    """A store broken outside the library (or by an older version): counts disagree."""
+    with ASIF(path=built["path"]) as asif:
+        store, unit = asif.store, np.ones(DI, np.float32) / DI**0.5
+        store.upsert(asif.image_anchor_collection, [Record(50, {}, dense={"image": unit})])
+        store.delete(asif.text_anchor_collection, [5])
+        for coll, vn, d in ((asif.image_anchor_collection, "image", DI),
+                            (asif.text_anchor_collection, "text", DT)):  # fmt: skip
+            store.upsert(coll, [Record(60, {}, dense={vn: np.ones(d, np.float32) / d**0.5})])
+    with ASIF(path=built["path"]) as asif:
+        report = asif.integrity
+        assert report.checked == "ids" and report.interrupted is None
+        assert report.rolled_back == (50,)  # beyond next_anchor_id, one side only
+        assert report.completed_deletes == (5,)  # a known id gone from one side
+        assert report.adopted == (60,)  # in both, unknown to the fingerprint
+        assert not report.recounted
+        _check_consistent(asif)
+        assert 5 not in asif.anchor_embeddings("image")[0]
+
+
+def test_anchors_deleted_outside_are_recounted(built: dict[str, Any]) -> None:
+    with ASIF(path=built["path"]) as asif:
+        for coll in (asif.image_anchor_collection, asif.text_anchor_collection):
+            asif.store.delete(coll, [0, 1])
+    with ASIF(path=built["path"]) as asif:
+        assert asif.integrity.recounted
+        assert asif.integrity.recomputed_catalogs == ("items",)
+        assert asif.anchor_count == N_ANCHORS - 2
+        _check_consistent(asif)
+
+
+def test_report_only_when_not_applied(built: dict[str, Any], caplog) -> None:
+    """``repair=False`` (what a shared server store gets on open) reports and changes nothing."""
+    with ASIF(path=built["path"]) as asif:
+        fp = asif.fingerprint
+        fp.pending_edit = {"operation": "add", "ids": [fp.next_anchor_id, fp.next_anchor_id + 1]}
+        asif._write_fingerprint()
+        unit = np.ones(DI, np.float32) / DI**0.5
+        asif.store.upsert(asif.image_anchor_collection, [Record(40, {}, dense={"image": unit})])
+        with caplog.at_level(logging.WARNING, logger="asif_qdrant.integrity"):
+            report = check_integrity(asif, repair=False)
+        assert not report.applied and not report.repaired and report.rolled_back == (40,)
+        assert "to roll back" in report.summary() and "needs a repair" in caplog.text
+        assert asif.store.count(asif.image_anchor_collection) == N_ANCHORS + 1
+        assert check_integrity(asif, repair=True).rolled_back == (40,)
+        assert asif.store.count(asif.image_anchor_collection) == N_ANCHORS
+        assert check_integrity(asif).ok
+
+
+def test_consistent_store_costs_two_counts(built: dict[str, Any]) -> None:
+    with ASIF(path=built["path"]) as asif:
+        assert asif.integrity == IntegrityReport()
+        assert asif.integrity.summary() == ""
+        assert exclusive_store(asif.store)
+
+
+def test_server_store_is_not_exclusive() -> None:
+    from qdrant_client import QdrantClient
+
+    from asif_qdrant.store import ClientStore
+
+    local = ClientStore(QdrantClient(":memory:"))
+    remote = ClientStore(QdrantClient(url="http://127.0.0.1:9", check_compatibility=False))
+    assert exclusive_store(local) and not exclusive_store(remote)
+
+
+def test_old_fingerprint_without_marker_field_loads(built: dict[str, Any]) -> None:
+    from asif_qdrant.fingerprint import Fingerprint
+
+    with ASIF(path=built["path"]) as asif:
+        payload = asif.fingerprint.as_payload()
+    del payload["pending_edit"]
+    assert Fingerprint.from_payload(payload).pending_edit is None
