@@ -571,6 +571,26 @@ def info(path: Path | None, url: str | None, name: str, as_json: bool, quiet: bo
         _emit(as_json, data, "\n".join(f"{k}: {v}" for k, v in data.items()))
 
 
+@main.command()
+@click.option("--check-only", is_flag=True, help="Report what is wrong; change nothing.")
+@common_options
+def repair(
+    check_only: bool, path: Path | None, url: str | None, name: str, as_json: bool, quiet: bool
+) -> None:
+    """Check the model's anchor pairing and catalogs; repair an interrupted edit.
+
+    Opening a model on the embedded engine repairs it already; on a server the open only warns
+    (another process may be editing): run this once no other process is editing.
+    """
+    with _open(path, url, name, quiet) as asif:
+        report = asif.check_integrity(repair=not check_only)
+        _emit(
+            as_json,
+            report.as_dict(),
+            report.summary() or "consistent: the anchors are paired and the catalogs current",
+        )
+
+
 from asif_qdrant import cli_edit as _cli_edit  # noqa: E402,F401
 from asif_qdrant import cli_evaluate as _cli_evaluate  # noqa: E402,F401
 from asif_qdrant import cli_transfer as _cli_transfer  # noqa: E402,F401

@@ -72,6 +72,7 @@ if TYPE_CHECKING:
     from asif_qdrant.editing import EditReport
     from asif_qdrant.encoders.base import Encoder
     from asif_qdrant.explain import AuditReport, Explanation, LabelExplanation
+    from asif_qdrant.integrity import IntegrityReport
 
 __all__ = [
     "ASIF",
@@ -1760,6 +1761,26 @@ class ASIF:
             )
 
     # -- lifecycle -----------------------------------------------------------------------------
+    @locked("write")
+    def check_integrity(self, *, repair: bool = True) -> IntegrityReport:
+        """Check that the anchor collections are paired and the catalogs current; repair.
+
+        Opening a model already does this, repairing only when the store is this process's
+        alone (the embedded engine); against a server, where another process may be editing,
+        it only warns. Call this (or ``asif-qdrant repair``) once no other process is editing.
+
+        Args:
+            repair: Roll back or complete what an interrupted edit left (else only report).
+
+        Returns:
+            What was found and done (also in :attr:`integrity`); see
+            :mod:`asif_qdrant.integrity`.
+        """
+        from asif_qdrant.integrity import check_integrity
+
+        self.integrity = check_integrity(self, repair=repair)
+        return self.integrity
+
     @locked("write")
     def close(self) -> None:
         """Flush and close the store (and release the in-memory anchor indexes)."""

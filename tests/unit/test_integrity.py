@@ -279,3 +279,43 @@ def test_old_fingerprint_without_marker_field_loads(built: dict[str, Any]) -> No
         payload = asif.fingerprint.as_payload()
     del payload["pending_edit"]
     assert Fingerprint.from_payload(payload).pending_edit is None
+
+
+def test_check_integrity_method_and_repair_command(tmp_path: Path) -> None:
+    """A pair broken after the model opened (by hand, outside the library) is reported by
+    ``check_integrity(repair=False)`` and ``asif-qdrant repair --check-only``, and repaired by
+    ``check_integrity()`` / ``asif-qdrant repair``."""
+    import json
+
+    from click.testing import CliRunner
+
+    from asif_qdrant.cli import main
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "m"
+    with ASIF(
+        path=path,
+        k=3,
+        image_encoder="precomputed/image",
+        text_encoder="precomputed/text",
+        show_progress_bar=False,
+    ) as asif:
+        asif.add_anchor_embeddings(rng.random((6, 4)), rng.random((6, 3)))
+        asif.store.delete(asif.text_anchor_collection, [2])  # half a pair left behind
+        found = asif.check_integrity(repair=False)
+        assert not found.ok and not found.applied
+        assert asif.store.count(asif.image_anchor_collection) == 6  # nothing changed
+        fixed = asif.check_integrity()
+        assert fixed.applied and fixed.repaired
+        image_ids = {r.id for r in asif.store.scroll(asif.image_anchor_collection)}
+        text_ids = {r.id for r in asif.store.scroll(asif.text_anchor_collection)}
+        assert image_ids == text_ids and asif.anchor_count == len(image_ids)
+        assert asif.check_integrity().ok
+        # Break it again for the command line.
+        asif.store.delete(asif.image_anchor_collection, [4])
+    # (Opening the embedded engine repairs by itself: the command then finds it consistent.)
+    out = CliRunner().invoke(main, ["repair", "--path", str(path), "--json", "-q"])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.stdout)["ok"] is True
+    out = CliRunner().invoke(main, ["repair", "--check-only", "--path", str(path), "-q"])
+    assert out.exit_code == 0 and "consistent" in out.output
