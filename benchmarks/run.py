@@ -352,10 +352,11 @@ def worker_catalog(spec: dict[str, Any]) -> dict[str, Any]:
         "unique_vectors": unique,
         "anchors": len(anchors),
         "d": d,
+        "on_disk": bool(spec.get("on_disk")),
     }
     jitter = np.random.default_rng(5)
     with tempfile.TemporaryDirectory(prefix="asif-bench-catalog-") as tmp:
-        store = EdgeStore(tmp)
+        store = EdgeStore(tmp, on_disk=bool(spec.get("on_disk")))
         store.create_collection("cat", CollectionSpec(dense={"text": d}, sparse=("asif",)))
         gen_s = 0.0
         upsert_s = 0.0
@@ -602,7 +603,8 @@ def catalog_table(rows: list[dict[str, Any]]) -> str:
             out.append(f"| {r.get('items')} | error: {last} |||||||||")
             continue
         out.append(
-            f"| {r['items']:,} ({r.get('unique_vectors', r['items']):,}) | {r['anchors']:,} | "
+            f"| {r['items']:,} ({r.get('unique_vectors', r['items']):,})"
+            f"{' on disk' if r.get('on_disk') else ''} | {r['anchors']:,} | "
             f"{r['mean_nnz']:.0f} | "
             f"{r['query_p50_ms']:.2f} | {r['query_p99_ms']:.2f} | {fmt(r['upsert_items_per_s'])} | "
             f"{fmt(r['relative_items_per_s'])} | {fmt(r['index_items_per_s'])} | "
@@ -679,6 +681,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--paths", default=",".join(PATHS), help="comma-separated relative paths")
     ap.add_argument("--sizes", default=None, help="comma-separated n to keep (default: all)")
     ap.add_argument("--catalog-sizes", default=None, help="catalog items, comma-separated")
+    ap.add_argument(
+        "--catalog-on-disk",
+        action="store_true",
+        help="catalog vectors and sparse index memory-mapped (EdgeStore(on_disk=True))",
+    )
     ap.add_argument("--catalog-unique", type=int, default=None, help="distinct item vectors")
     ap.add_argument("--repeats", type=int, default=None)
     ap.add_argument("--device", default="cpu", help="torch device of the 'torch' path")
@@ -772,6 +779,7 @@ def main(argv: list[str] | None = None) -> int:
                 "items": items,
                 "queries_n": cfg["catalog_queries"],
                 "unique_items": cfg.get("catalog_unique", 100_000),
+                "on_disk": args.catalog_on_disk,
             }
             t0 = time.perf_counter()
             res = in_subprocess("catalog", spec, timeout=3600)

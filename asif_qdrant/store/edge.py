@@ -58,12 +58,16 @@ class EdgeStore(Store):
 
     Args:
         path: The folder (created if missing).
+        on_disk: Collections this store creates keep their dense vectors and sparse indexes
+            in memory-mapped files (the engine's ``Memory.Cached``) instead of RAM: for
+            catalogs larger than memory, at some cost in latency when the pages are cold.
     """
 
     kind = "edge"
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, on_disk: bool = False) -> None:
         self.path = Path(path).expanduser().absolute()
+        self.on_disk = bool(on_disk)
         try:
             (self.path / "collections").mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -135,13 +139,14 @@ class EdgeStore(Store):
         folder = self._dir(name)
         if folder.exists():  # left over from an interrupted create: the spec file comes last
             shutil.rmtree(folder)
+        memory = {"memory": qe.Memory.Cached} if self.on_disk else {}
         config = qe.EdgeConfig(
             vectors={
-                vn: qe.EdgeVectorParams(size=int(dim), distance=qe.Distance.Dot)
+                vn: qe.EdgeVectorParams(size=int(dim), distance=qe.Distance.Dot, **memory)
                 for vn, dim in spec.dense.items()
             },
             sparse_vectors={
-                vn: qe.EdgeSparseVectorParams(modifier=getattr(qe.Modifier, "None"))
+                vn: qe.EdgeSparseVectorParams(modifier=getattr(qe.Modifier, "None"), **memory)
                 for vn in spec.sparse
             },
         )
