@@ -29,8 +29,11 @@ from asif_qdrant.fast.base import AnchorIndex, segmented_topk, single_threaded_b
 
 __all__ = ["ExactIndex", "RowStore", "exact_topk", "sample_size"]
 
-#: Batches of fewer queries than this run BLAS on one thread (memory-bound products).
+#: Batches of fewer queries than this, over at most SMALL_MATRIX anchor floats, run BLAS on
+#: one thread: such products are too small to gain from a second thread, and spin-waiting
+#: BLAS threads lose badly when the CPU is busy. Larger matrices keep every BLAS thread.
 SMALL_BATCH = 8
+SMALL_MATRIX = 1 << 23
 #: Bytes of one block of similarities (queries x anchor rows) during a scan.
 BLOCK_BYTES = 64 * 1024**2
 #: The scan stops using a sampled threshold when the sample would cover this share of rows.
@@ -290,7 +293,8 @@ class ExactIndex(AnchorIndex):
             pick = np.random.default_rng(0).choice(st.n, size=key[1], replace=False)
             self._sample = st.vecs[np.sort(pick)] if key[1] <= _SAMPLE_MAX_SHARE * st.n else None
             self._sample_key = key
-        with single_threaded_blas(len(q) < SMALL_BATCH):
+        small = len(q) < SMALL_BATCH and st.n * st.dim <= SMALL_MATRIX
+        with single_threaded_blas(small):
             rows, sims = exact_topk(q, st.vecs, kk, sample=self._sample, keys=st.ids)
         return st.ids[rows], sims
 
