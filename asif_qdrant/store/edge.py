@@ -418,6 +418,18 @@ class EdgeStore(Store):
         for shard in self._shards.values():
             shard.flush()
 
+    def optimize(self, name: str) -> bool:
+        """Merge a collection's segments into optimized ones (blocking).
+
+        The embedded engine runs no background optimizer: points written stay in appendable
+        segments held in RAM until this runs. With ``on_disk=True`` the optimized segments
+        are memory-mapped, which is what keeps a large catalog's resident memory bounded.
+
+        Returns:
+            Whether anything was optimized.
+        """
+        return bool(self._call(name, "optimize", lambda s: s.optimize()))
+
     def close(self) -> None:  # noqa: D102
         if self._closed:
             return

@@ -39,6 +39,11 @@ def test_on_disk_store_answers_like_the_ram_store_and_after_reopening(tmp_path: 
             store.query_dense("c", "t", queries_d, limit=10),
             store.query_sparse("c", "asif", queries_s, 10),
         )
+        store.optimize("c")  # merges the appendable segments: the same answers after it
+        assert (
+            store.query_dense("c", "t", queries_d, limit=10),
+            store.query_sparse("c", "asif", queries_s, 10),
+        ) == first
         store.close()
         config = json.loads((path / "collections" / "c" / "edge_config.json").read_text())
         placement = {
