@@ -104,8 +104,18 @@ def _task_command(ctx: click.Context) -> str:
     "methods",
     multiple=True,
     type=click.Choice(list(METHODS)),
-    help="Method to compare (repeatable) [default: asif, numpy, numpy-noclamp, dense].",
+    help="Method to compare (repeatable) [default: all of them].",
 )
+@click.option(
+    "--csa-dim",
+    type=int,
+    default=None,
+    help="CSA dims kept [default: min(image dim, text dim, anchors // 2)].",
+)
+@click.option(
+    "--csa-ridge", type=float, default=0.1, show_default=True, help="CSA's relative ridge."
+)
+@click.option("--rrf-k", type=int, default=2, show_default=True, help="RRF constant of the hybrid.")
 @click.option("--folds", type=int, default=None, help="Tux Paint folds [default: 5; --quick: 3].")
 @click.option(
     "--fashion-per-class",
@@ -138,6 +148,9 @@ def evaluate(
     p: float,
     pools: Sequence[str],
     methods: Sequence[str],
+    csa_dim: int | None,
+    csa_ridge: float,
+    rrf_k: int,
     folds: int | None,
     fashion_per_class: int | None,
     tuxpaint_limit: int | None,
@@ -148,11 +161,12 @@ def evaluate(
 ) -> None:
     """Measure retrieval and zero-shot quality on offline data; write RESULTS.md + JSON.
 
-    Tasks: retrieval (Tux Paint recall@k), zeroshot (Tux Paint categories, Fashion-MNIST,
-    prompt-template strategies), adjust (accuracy before/after adding anchors), scaling
-    (vs number of anchors, PNG), kp (k/p heatmap, PNG), encoders (Lite0/Lite2 x
-    MiniLM/mpnet). Embeddings are cached, so a second run is fast. `bash scripts/evaluate.sh`
-    installs the data and runs everything.
+    Tasks: retrieval (Tux Paint recall@k), image (image->image mAP, intra-modal and through
+    the captions), zeroshot (Tux Paint categories, Fashion-MNIST, prompt-template
+    strategies), adjust (accuracy before/after adding anchors), scaling (vs number of
+    anchors, PNG), kp (k/p heatmap, PNG), encoders (Lite0/Lite2 x MiniLM/mpnet), csa (ASIF
+    vs CSA vs hybrid). Embeddings are cached, so a second run is fast.
+    `bash scripts/evaluate.sh` installs the data and runs everything.
     """
     from asif_qdrant.evaluation.assets import Assets
 
@@ -182,6 +196,9 @@ def evaluate(
         "k": k,
         "p": p,
         "seed": seed,
+        "csa_dim": csa_dim,
+        "csa_ridge": csa_ridge,
+        "rrf_k": rrf_k,
     }
     if pools:
         overrides["pools"] = tuple(pools)

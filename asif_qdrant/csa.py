@@ -55,8 +55,9 @@ __all__ = ["CSA", "Modality", "default_sim_dim", "fit_csa"]
 
 Modality = Literal["image", "text"]
 
-#: Default relative ridge (a fraction of each side's mean variance).
-DEFAULT_RIDGE = 1e-3
+#: Default relative ridge (a fraction of each side's mean variance): the best of a held-out sweep
+#: on the evaluation's anchor pool (docs/RESULTS.md, task csa).
+DEFAULT_RIDGE = 0.1
 
 
 def default_sim_dim(n_anchors: int, d_image: int, d_text: int) -> int:

@@ -70,7 +70,7 @@ class Fingerprint:
     last_edit: dict[str, Any] | None = None
     pending_edit: dict[str, Any] | None = None
     csa_dim: int | None = None
-    csa_ridge: float = 1e-3
+    csa_ridge: float = 0.1
     format: int = FORMAT_VERSION
     library: str = "asif-qdrant"
 

@@ -198,7 +198,7 @@ class ASIF:
             available in :meth:`search` and :meth:`classify`. Stored in the fingerprint;
             unset: the stored value (None: no CSA). Enabling it on a model with catalogs
             adds the vectors to a catalog when it is next indexed into or re-indexed.
-        csa_ridge: Relative ridge of the CSA fit (> 0; unset: the stored value, else 1e-3).
+        csa_ridge: Relative ridge of the CSA fit (> 0; unset: the stored value, else 0.1).
 
     Raises:
         InvalidParameterError: On a bad argument (the message names it and what is allowed).

@@ -5,10 +5,11 @@ install offline, and :func:`run_evaluation` writes a Markdown + JSON report with
 the encoders, k, p, the pools and their sizes, the machine and the wall time. Embeddings are
 cached on disk by (encoder name, content hash), so a second run is fast.
 
-Submodules: ``metrics`` (recall@k, mean rank, accuracy), ``cache`` (the embedding cache),
-``data`` (pools and test sets), ``encoders`` (the compared encoders), ``methods`` (library
-path, numpy recipe, baselines; :func:`register_method`), ``tasks`` (:func:`register_task`),
-``runner`` and ``plots``. Importing this package does not import torch.
+Submodules: ``metrics`` (recall@k, mean rank, accuracy, average precision), ``cache`` (the
+embedding cache), ``data`` (pools and test sets), ``encoders`` (the compared encoders),
+``methods`` (library path, numpy recipe, CSA, hybrid, baselines; :func:`register_method`),
+``tasks`` (:func:`register_task`), ``runner`` and ``plots``. Importing this package does not
+import torch.
 
 Example:
     >>> from asif_qdrant.evaluation import TASKS, METHODS, EvalConfig
@@ -32,10 +33,13 @@ from asif_qdrant.evaluation.methods import (
 )
 from asif_qdrant.evaluation.metrics import (
     accuracy,
+    average_precision,
     chance_mean_rank,
     chance_recall,
     majority_accuracy,
+    mean_average_precision,
     mean_rank,
+    precision_at_k,
     rank_counts,
     recall_at_k,
     recalls,
@@ -60,11 +64,14 @@ __all__ = [
     "Table",
     "TaskResult",
     "accuracy",
+    "average_precision",
     "chance_mean_rank",
     "chance_recall",
     "content_hash",
     "majority_accuracy",
+    "mean_average_precision",
     "mean_rank",
+    "precision_at_k",
     "rank_counts",
     "recall_at_k",
     "recalls",

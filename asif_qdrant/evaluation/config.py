@@ -44,6 +44,14 @@ class EvalConfig:
         adjust_time_encoding: Also time encoding the added images from scratch (the smoke
             version skips it: it is the slowest part and measures the encoder, not ASIF).
         methods: Methods compared (names in ``METHODS``); ``asif`` is the library path.
+            Library methods the installed library does not offer (``csa``, ``hybrid``
+            before ASIF takes ``method=``) are left out of the run, and the report says so.
+        csa_dim: Canonical directions kept by CSA; ``None``: ``min(d_img, d_txt, n // 2)``.
+        csa_ridge: CSA's relative ridge (a fraction of each side's mean variance).
+        rrf_k: The constant of reciprocal rank fusion in the hybrid methods (Qdrant's and the
+            library's: 2, ranks counted from 0).
+        csa_dims: The ``csa_dim`` values of the CSA sweep (task "csa").
+        csa_ridges: The ``csa_ridge`` values of the CSA sweep.
         scaling_sizes: Anchor counts of the "scaling" task (the whole pool is added).
         scaling_repeats: Random subsets per anchor count.
         kp_ks: Values of k in the "kp" heatmap.
@@ -69,7 +77,21 @@ class EvalConfig:
     adjust_pairs: int = 100
     adjust_trials: int = 5
     adjust_time_encoding: bool = True
-    methods: tuple[str, ...] = ("asif", "numpy", "numpy-noclamp", "dense")
+    methods: tuple[str, ...] = (
+        "asif",
+        "numpy",
+        "numpy-noclamp",
+        "dense",
+        "csa",
+        "csa-numpy",
+        "hybrid",
+        "hybrid-numpy",
+    )
+    csa_dim: int | None = None
+    csa_ridge: float = 0.1
+    rrf_k: int = 2
+    csa_dims: tuple[int, ...] = (10, 25, 50, 100, 150, 200, 300, 384)
+    csa_ridges: tuple[float, ...] = (1e-3, 1e-2, 0.1, 1.0, 10.0)
     scaling_sizes: tuple[int, ...] = (100, 250, 500, 1000, 2000)
     scaling_repeats: int = 3
     kp_ks: tuple[int, ...] = (5, 10, 25, 50, 100, 200, 400, 800)
@@ -88,6 +110,10 @@ class EvalConfig:
         check_int("adjust_pairs", "EvalConfig", self.adjust_pairs, minimum=1)
         check_int("adjust_trials", "EvalConfig", self.adjust_trials, minimum=1)
         check_int("scaling_repeats", "EvalConfig", self.scaling_repeats, minimum=1)
+        check_int("rrf_k", "EvalConfig", self.rrf_k, minimum=1)
+        check_real("csa_ridge", "EvalConfig", self.csa_ridge, greater_than=0)
+        if self.csa_dim is not None:
+            check_int("csa_dim", "EvalConfig", self.csa_dim, minimum=1)
         for name in ("tuxpaint_limit", "openclipart_limit", "emoji_limit", "fashion_per_class"):
             value = getattr(self, name)
             if value is not None:
@@ -134,6 +160,8 @@ class EvalConfig:
             "scaling_repeats": 2,
             "kp_ks": (5, 50, 800),
             "kp_ps": (1, 8),
+            "csa_dims": (5, 10, 20),
+            "csa_ridges": (1e-3, 1.0),
             "quick": True,
         }
         settings.update(overrides)

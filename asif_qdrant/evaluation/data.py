@@ -52,12 +52,15 @@ __all__ = [
     "LabeledImages",
     "PairSet",
     "even_subset",
+    "kfold_grouped",
     "kfold_groups",
     "load_emoji",
     "load_fashion_mnist",
     "load_openclipart",
     "load_pool",
     "load_tuxpaint",
+    "stamp_folder",
+    "stamp_object",
 ]
 
 #: Fashion-MNIST class names as said in a prompt (index = label).
@@ -199,6 +202,56 @@ def kfold_groups(categories: Sequence[str], *, folds: int, seed: int = 0) -> np.
     return out
 
 
+def kfold_grouped(
+    categories: Sequence[str], groups: Sequence[Any], *, folds: int, seed: int = 0
+) -> np.ndarray:
+    """Folds that keep every group whole, balanced per category and overall, deterministically.
+
+    Items sharing a group (not ``None``) go to the same fold; ``None`` items are groups of one.
+    Within each category (sorted), the groups are shuffled with ``seed``, sorted by size
+    (largest first) and each goes to the fold holding the fewest items of that category, then
+    the fewest items overall, then the lowest index.
+
+    Args:
+        categories: One category per item.
+        groups: One group key per item (``None``: the item alone).
+        folds: Number of folds, >= 2.
+        seed: Seed of the shuffle.
+
+    Returns:
+        The fold index of each item.
+
+    Example:
+        >>> f = kfold_grouped(["a"] * 4, ["x", "x", None, None], folds=2)
+        >>> bool(f[0] == f[1]), sorted(f.tolist())
+        (True, [0, 0, 1, 1])
+    """
+    folds = check_int("folds", "kfold_grouped", folds, minimum=2)
+    cats, keys = list(categories), list(groups)
+    if len(cats) != len(keys):
+        raise InvalidInputError(
+            f"kfold_grouped needs one group per item ({len(cats)}). Got {len(keys)}."
+        )
+    rng = np.random.default_rng(seed)
+    out = np.zeros(len(cats), dtype=np.int64)
+    total = np.zeros(folds, dtype=np.int64)
+    for cat in sorted(set(cats)):
+        members: dict[Any, list[int]] = {}
+        for i, (c, g) in enumerate(zip(cats, keys, strict=True)):
+            if c == cat:
+                members.setdefault(("g", g) if g is not None else ("i", i), []).append(i)
+        units = list(members.values())
+        units = [units[j] for j in rng.permutation(len(units))]
+        units.sort(key=len, reverse=True)  # stable: equal sizes keep the shuffled order
+        per_cat = np.zeros(folds, dtype=np.int64)
+        for unit in units:
+            f = min(range(folds), key=lambda j: (per_cat[j], total[j], j))
+            out[unit] = f
+            per_cat[f] += len(unit)
+            total[f] += len(unit)
+    return out
+
+
 # -------------------------------------------------------------------------------------------
 # Tux Paint
 # -------------------------------------------------------------------------------------------
@@ -230,6 +283,35 @@ def load_tuxpaint(assets: Assets, *, limit: int | None = None) -> PairSet:
         [p.caption for p in pairs],
         [str(p.metadata.get("category", "")) for p in pairs],
     )
+
+
+def stamp_folder(image: str | os.PathLike[str]) -> str:
+    """The folder a stamp sits in (its finest sub-category, e.g. ``.../animals/birds``).
+
+    Example:
+        >>> stamp_folder("/s/food/fruit/apple_red.png")
+        '/s/food/fruit'
+    """
+    return Path(image).parent.as_posix()
+
+
+def stamp_object(image: str | os.PathLike[str], category: str) -> str | None:
+    """The object a stamp shows, from its file name: variants of one object share it.
+
+    The key is the category and the file name up to its first ``_`` or ``-``, lower-cased,
+    trailing digits removed (``apple_red``, ``apple_fuji`` -> ``food/apple``;
+    ``gnu-sitting``, ``gnu-stand`` -> ``animals/gnu``; ``grave-a`` ... ``grave-h``; US and
+    Canadian ``001penny``). A stem shorter than 3 characters (``t_glove``, letters ``a``,
+    ``A``) says nothing: ``None``.
+
+    Example:
+        >>> stamp_object("/s/food/fruit/apple_granny_smith.png", "food")
+        'food/apple'
+        >>> stamp_object("/s/clothes/t_glove.png", "clothes") is None
+        True
+    """
+    stem = re.split(r"[_\-]", Path(image).stem.lower())[0].rstrip("0123456789")
+    return f"{category}/{stem}" if len(stem) >= 3 else None
 
 
 # -------------------------------------------------------------------------------------------

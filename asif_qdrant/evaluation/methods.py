@@ -16,6 +16,18 @@ Registered here:
   library. Must give identical numbers.
 * ``numpy-noclamp``: the same without clamping negative similarities, as the reference code.
 * ``dense``: the raw dense relative representation: every anchor, ``p = 1``, no clamp.
+* ``csa-numpy``: canonical similarity analysis (CSA, ICLR 2025) written here in numpy:
+  centre, whiten with a relative ridge, SVD of the whitened cross-covariance, keep
+  ``sim_dim`` canonical directions, score ``sum_j rho_j a_j b_j``.
+* ``hybrid-numpy``: reciprocal rank fusion (RRF) of the ``numpy`` and ``csa-numpy`` rankings.
+* ``csa`` and ``hybrid``: the same through the library (``ASIF(..., method=...)``), when the
+  installed library offers them.
+
+Image->image retrieval (:data:`IMAGE_VARIANTS`): every fitted method scores a query image
+against catalog images ``intra``-modally, against the catalog's captions (``caption-side``,
+the inter-modal variant (a) of Cross the Gap), and, for ASIF, through ``inversion`` (b): the
+query's top anchors' caption embeddings averaged with its relative weights, then searched as a
+text. See :meth:`FittedMethod.image_scores`.
 
 Prompt-template strategies (:data:`STRATEGIES`): ``max`` (each label scores its best
 template: the reference and ``ASIF.classify``), ``mean-relative`` (the mean of the templates'
@@ -48,24 +60,31 @@ import numpy as np
 from asif_qdrant.errors import InvalidParameterError
 
 __all__ = [
+    "IMAGE_VARIANTS",
     "METHODS",
     "STRATEGIES",
     "AnchorSet",
     "AsifLibraryMethod",
+    "CsaNumpyMethod",
     "DenseRelativeMethod",
     "FittedMethod",
+    "HybridNumpyMethod",
     "Method",
     "MethodContext",
     "NumpyRecipeMethod",
     "PromptSet",
     "TopK",
     "combine_templates",
+    "csa_dim_for",
     "register_method",
+    "rrf_scores",
 ]
 
 Modality = Literal["image", "text"]
 #: Prompt-template strategies of zero-shot classification.
 STRATEGIES: tuple[str, ...] = ("max", "mean-relative", "mean-embedding")
+#: Ways to search images with an image (see :meth:`FittedMethod.image_scores`).
+IMAGE_VARIANTS: tuple[str, ...] = ("intra", "caption-side", "inversion")
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -170,12 +189,15 @@ class MethodContext:
         text_encoder: The (cached) text encoder; ``ASIF.classify`` encodes prompts with it.
         workdir: Where methods may write (embedded Qdrant folders); a temporary folder when
             ``None``.
+        checks: Where methods record consistency checks (library vs own scoring).
+        options: Method settings besides k and p: ``csa_dim``, ``csa_ridge``, ``rrf_k``.
     """
 
     image_encoder: Any = None
     text_encoder: Any = None
     workdir: Path | None = None
     checks: list[dict[str, Any]] = field(default_factory=list)
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 class Method(ABC):
@@ -192,6 +214,11 @@ class Method(ABC):
 
     def __init__(self, context: MethodContext) -> None:
         self.context = context
+
+    @classmethod
+    def unavailable(cls) -> str | None:
+        """Why the method cannot run here (``None``: it can)."""
+        return None
 
     @abstractmethod
     def fit(self, anchors: AnchorSet, *, k: int, p: float) -> FittedMethod:
@@ -222,6 +249,41 @@ class FittedMethod(ABC):
         self, images: np.ndarray, prompts: PromptSet, strategy: str = "max"
     ) -> np.ndarray:
         """``(images, labels)`` scores of zero-shot classification."""
+
+    #: The image->image variants this method scores (a subset of :data:`IMAGE_VARIANTS`).
+    image_variants: ClassVar[tuple[str, ...]] = ("intra", "caption-side")
+
+    def image_scores(
+        self,
+        queries: np.ndarray,
+        catalog_images: np.ndarray,
+        catalog_texts: np.ndarray,
+        variant: str = "intra",
+    ) -> np.ndarray:
+        """``(queries, catalog items)`` scores of query images against a catalog of pairs.
+
+        Args:
+            queries: ``(m, d_image)`` query image embeddings.
+            catalog_images: ``(n, d_image)`` the catalog items' image embeddings.
+            catalog_texts: ``(n, d_text)`` the catalog items' caption embeddings.
+            variant: ``"intra"`` (image vs image), ``"caption-side"`` (the query image vs
+                the items' captions) or ``"inversion"`` (the query turned into a text through
+                the anchors, vs the items' images; :meth:`invert`).
+        """
+        if variant not in self.image_variants:
+            raise InvalidParameterError(
+                f"The image->image variant of {self.method.name!r} must be one of "
+                f"{', '.join(self.image_variants)}. Got {variant!r} instead."
+            )
+        if variant == "intra":
+            return self.retrieval_scores(queries, "image", catalog_images, "image")
+        if variant == "caption-side":
+            return self.retrieval_scores(queries, "image", catalog_texts, "text")
+        return self.retrieval_scores(self.invert(queries), "text", catalog_images, "image")
+
+    def invert(self, images: np.ndarray) -> np.ndarray:
+        """Text-side embeddings standing for ``images`` (methods with ``"inversion"``)."""
+        raise InvalidParameterError(f"The method {self.method.name!r} does not invert images.")
 
     def add_anchors(self, image: np.ndarray, text: np.ndarray) -> Any:
         """Add anchor pairs in place; returns a token for :meth:`undo_add`.
@@ -369,10 +431,15 @@ def _scores_from_relative(
 class _NumpyFitted(FittedMethod):
     clamp: bool = True
     dense_k: bool = False  # keep every anchor (the dense baseline)
+    image_variants = IMAGE_VARIANTS
 
     def relative(self, x: np.ndarray, modality: Modality) -> np.ndarray:
         k = len(self.anchors) if self.dense_k else self.k
         return TopK(x, self.anchors.side(modality), k).dense(k, self.p, clamp=self.clamp)
+
+    def invert(self, images: np.ndarray) -> np.ndarray:
+        """The relative-weighted mean of the unit caption embeddings of each image's anchors."""
+        return _unit(self.relative(images, "image") @ _unit(self.anchors.text))
 
     def retrieval_scores(
         self,
@@ -435,28 +502,281 @@ class DenseRelativeMethod(Method):
 
 
 # -------------------------------------------------------------------------------------------
+# CSA and hybrid, in numpy
+# -------------------------------------------------------------------------------------------
+
+#: CSA defaults when the configuration gives none (see EvalConfig.csa_dim / csa_ridge).
+DEFAULT_CSA_RIDGE = 1e-3
+#: RRF constant when the configuration gives none (Qdrant's default, the library's).
+DEFAULT_RRF_K = 2
+
+
+def csa_dim_for(n: int, d_image: int, d_text: int, csa_dim: int | None = None) -> int:
+    """CSA dims used: ``csa_dim`` if given, else ``min(d_image, d_text, n // 2)`` (>= 1).
+
+    Example:
+        >>> csa_dim_for(4000, 1280, 384), csa_dim_for(100, 1280, 384), csa_dim_for(9, 8, 4, 2)
+        (384, 50, 2)
+    """
+    return int(csa_dim) if csa_dim else max(1, min(d_image, d_text, n // 2))
+
+
+class _OwnCsa:
+    """CSA fitted with this module's own numpy code (the reference recipe, docs/method.md).
+
+    Centre each side on its anchor mean, whiten with ``S = (C + eps I)^(-1/2)`` where ``C`` is
+    the covariance and ``eps = ridge * trace(C) / d``, take the SVD ``U diag(rho) V^T`` of the
+    whitened cross-covariance ``S1 C12 S2``, keep ``sim_dim`` canonical directions ``U^T S1``
+    and ``V^T S2``. Inputs are L2-normalised first (the anchors as the library stores them).
+
+    Computed from the thin SVD ``Z = W diag(s) R^T`` of each centred side (no ``d x d``
+    matrix): ``Z S = W diag(s t) R^T`` with ``t = (s^2 / n + eps)^(-1/2)``, so the whitened
+    cross-covariance is ``R1 K R2^T`` with ``K = (s1 t1 W1^T W2 s2 t2) / n``; with
+    ``K = P diag(rho) Q^T``, the directions are ``U^T S1 = P^T diag(t1) R1^T`` (and likewise
+    for the text side). Exact, and fast when the anchors are fewer than the dims.
+    """
+
+    def __init__(self, image: np.ndarray, text: np.ndarray, sim_dim: int | None, ridge: float):
+        n = len(image)
+        self.mean: dict[str, np.ndarray] = {}
+        white: dict[str, np.ndarray] = {}
+        back: dict[str, np.ndarray] = {}
+        for side, arr in (("image", _unit(image)), ("text", _unit(text))):
+            self.mean[side] = arr.mean(axis=0)
+            w, sv, rt = np.linalg.svd(arr - self.mean[side], full_matrices=False)
+            var = sv**2 / n
+            eps = ridge * max(float(var.sum()) / arr.shape[1], np.finfo(np.float64).eps)
+            t = 1.0 / np.sqrt(var + eps)
+            white[side] = w * (sv * t)  # Z S in the basis of the right singular vectors
+            back[side] = t[:, None] * rt  # diag(t) R^T
+        p, rho, qt = np.linalg.svd(white["image"].T @ white["text"] / n, full_matrices=False)
+        dim = min(sim_dim or csa_dim_for(n, image.shape[1], text.shape[1]), len(rho))
+        self.proj = {"image": p[:, :dim].T @ back["image"], "text": qt[:dim] @ back["text"]}
+        self.rho = np.clip(rho[:dim], 0.0, 1.0)
+
+    def project(self, x: np.ndarray, modality: Modality) -> np.ndarray:
+        """``(x / |x| - mean) @ P.T``, not normalised.
+
+        Its first ``d`` columns, normalised, are the transform of a CSA keeping ``d``.
+        """
+        return (_unit(x) - self.mean[modality]) @ self.proj[modality].T
+
+    def transform(self, x: np.ndarray, modality: Modality) -> np.ndarray:
+        return _unit(self.project(x, modality))
+
+
+class _CsaFitted(FittedMethod):
+    def __init__(self, method: Method, anchors: AnchorSet, k: int, p: float) -> None:
+        super().__init__(method, anchors, k, p)
+        opts = method.context.options
+        self.sim_dim = csa_dim_for(
+            len(anchors), anchors.image.shape[1], anchors.text.shape[1], opts.get("csa_dim")
+        )
+        self.ridge = float(opts.get("csa_ridge") or DEFAULT_CSA_RIDGE)
+        self.csa = _OwnCsa(anchors.image, anchors.text, self.sim_dim, self.ridge)
+
+    def _refit(self, anchors: AnchorSet) -> None:
+        # The same dims after an edit (as a library model keeps its csa_dim).
+        self.anchors = anchors
+        self.csa = _OwnCsa(anchors.image, anchors.text, self.sim_dim, self.ridge)
+
+    def vectors(self, x: np.ndarray, modality: Modality, *, query: bool = False) -> np.ndarray:
+        """Canonical vectors; query side weighted by ``rho`` (their dot product is the score)."""
+        t = self.csa.transform(x, modality)
+        return t * self.csa.rho if query else t
+
+    def retrieval_scores(
+        self,
+        queries: np.ndarray,
+        query_modality: Modality,
+        catalog: np.ndarray,
+        catalog_modality: Modality,
+    ) -> np.ndarray:
+        return (
+            self.vectors(queries, query_modality, query=True)
+            @ self.vectors(catalog, catalog_modality).T
+        )
+
+    def classification_scores(
+        self, images: np.ndarray, prompts: PromptSet, strategy: str = "max"
+    ) -> np.ndarray:
+        """The template strategies with canonical vectors in place of relative vectors.
+
+        ``max``: each label's best prompt; ``mean-relative``: the mean of the prompts' unit
+        canonical vectors, re-normalised; ``mean-embedding``: the mean of the prompts' unit
+        embeddings, projected as it is (not re-normalised first, as ``ASIF.classify`` does).
+        """
+        if strategy not in STRATEGIES:
+            raise InvalidParameterError(
+                f"The strategy must be one of {', '.join(STRATEGIES)}. Got {strategy!r} instead."
+            )
+        n_labels, n_templates, dim = prompts.embeddings.shape
+        q = self.vectors(images, "image", query=True)
+        emb = _unit(prompts.embeddings.reshape(-1, dim))
+        if strategy == "max" or n_templates == 1:
+            each = self.vectors(emb, "text")
+            return (q @ each.T).reshape(len(q), n_labels, n_templates).max(axis=2)
+        if strategy == "mean-embedding":
+            mean = emb.reshape(n_labels, n_templates, dim).mean(axis=1)
+            lab = _unit((mean - self.csa.mean["text"]) @ self.csa.proj["text"].T)
+        else:
+            lab = _unit(self.vectors(emb, "text").reshape(n_labels, n_templates, -1).mean(axis=1))
+        return q @ lab.T
+
+
+@register_method
+class CsaNumpyMethod(Method):
+    """Canonical similarity analysis (CSA), in numpy, on the same anchor pairs."""
+
+    name = "csa-numpy"
+    title = "CSA (numpy)"
+    description = (
+        "canonical similarity analysis: centre, whiten (relative ridge), SVD of the whitened "
+        "cross-covariance, sim_dim canonical directions, score sum_j rho_j a_j b_j; numpy"
+    )
+
+    def fit(self, anchors: AnchorSet, *, k: int, p: float) -> FittedMethod:
+        """Fit CSA on the anchors (``k`` and ``p`` do not apply)."""
+        return _CsaFitted(self, anchors, k, p)
+
+
+def rrf_scores(
+    *score_matrices: np.ndarray, k: int = DEFAULT_RRF_K, positive: Sequence[bool] = ()
+) -> np.ndarray:
+    """Reciprocal rank fusion of ``(queries, items)`` score matrices: ``sum 1 / (k + rank)``.
+
+    Qdrant's formula: ``rank`` counts from 0 (the best item of a ranking adds ``1 / k``).
+    Each matrix ranks every item of a row (ties in item order). With ``positive[i]`` true,
+    only items scoring above 0 in matrix ``i`` are in its ranking (a sparse search returns no
+    item that shares nothing with the query).
+
+    Example:
+        >>> rrf_scores(np.array([[0.9, 0.1, 0.5]]), np.array([[0.2, 0.3, 0.1]]), k=2).round(3)
+        array([[0.833, 0.75 , 0.583]])
+    """
+    out = np.zeros(np.asarray(score_matrices[0]).shape)
+    for i, scores in enumerate(score_matrices):
+        s = np.asarray(scores, dtype=np.float64)
+        order = np.argsort(-s, axis=1, kind="stable")
+        ranks = np.empty_like(order)
+        np.put_along_axis(ranks, order, np.arange(s.shape[1])[None, :], axis=1)
+        contrib = 1.0 / (k + ranks)
+        if i < len(positive) and positive[i]:
+            contrib = np.where(s > 0, contrib, 0.0)
+        out += contrib
+    return out
+
+
+class _HybridFitted(FittedMethod):
+    """RRF of two fitted methods' rankings (ASIF and CSA)."""
+
+    image_variants = ("intra", "caption-side")
+
+    def __init__(
+        self, method: Method, anchors: AnchorSet, k: int, p: float, parts: list[FittedMethod]
+    ) -> None:
+        super().__init__(method, anchors, k, p)
+        self.parts = parts
+        self.rrf_k = int(method.context.options.get("rrf_k") or DEFAULT_RRF_K)
+
+    def _fuse(self, mats: list[np.ndarray]) -> np.ndarray:
+        return rrf_scores(*mats, k=self.rrf_k, positive=(True, False))
+
+    def retrieval_scores(
+        self,
+        queries: np.ndarray,
+        query_modality: Modality,
+        catalog: np.ndarray,
+        catalog_modality: Modality,
+    ) -> np.ndarray:
+        return self._fuse(
+            [
+                f.retrieval_scores(queries, query_modality, catalog, catalog_modality)
+                for f in self.parts
+            ]
+        )
+
+    def classification_scores(
+        self, images: np.ndarray, prompts: PromptSet, strategy: str = "max"
+    ) -> np.ndarray:
+        # Every label is in both rankings (as ASIF.classify with method="hybrid" does).
+        return rrf_scores(
+            *[f.classification_scores(images, prompts, strategy) for f in self.parts], k=self.rrf_k
+        )
+
+    def add_anchors(self, image: np.ndarray, text: np.ndarray) -> Any:
+        self.anchors = self.anchors.concat(AnchorSet(image, text))
+        return [f.add_anchors(image, text) for f in self.parts]
+
+    def undo_add(self, token: Any) -> None:
+        for f, t in zip(self.parts, token, strict=True):
+            f.undo_add(t)
+        self.anchors = self.parts[0].anchors
+
+    def close(self) -> None:
+        for f in self.parts:
+            f.close()
+
+
+@register_method
+class HybridNumpyMethod(Method):
+    """Reciprocal rank fusion of the numpy ASIF recipe and numpy CSA rankings."""
+
+    name = "hybrid-numpy"
+    title = "hybrid ASIF+CSA (numpy)"
+    description = (
+        "reciprocal rank fusion (sum of 1/(rrf_k + rank), rank from 0) of the numpy recipe's "
+        "ranking "
+        "(items sharing an anchor with the query) and CSA's ranking (every item)"
+    )
+    parts: ClassVar[tuple[str, str]] = ("numpy", "csa-numpy")
+
+    def fit(self, anchors: AnchorSet, *, k: int, p: float) -> FittedMethod:
+        """Fit both parts on the anchors."""
+        parts = [METHODS[name](self.context).fit(anchors, k=k, p=p) for name in self.parts]
+        return _HybridFitted(self, anchors, k, p, parts)
+
+
+# -------------------------------------------------------------------------------------------
 # The library path
 # -------------------------------------------------------------------------------------------
 
 
 class _AsifFitted(FittedMethod):
+    #: ``method=`` of the library's searches ("asif", "csa" or "hybrid").
+    search_method: str = "asif"
+
     def __init__(self, method: Method, anchors: AnchorSet, k: int, p: float) -> None:
         super().__init__(method, anchors, k, p)
         from asif_qdrant.model import ASIF
 
         ctx = method.context
         self._dir = Path(tempfile.mkdtemp(prefix="asif-eval-", dir=ctx.workdir))
+        extra: dict[str, Any] = {}
+        if self.search_method != "asif":
+            # The same CSA settings as the numpy version (csa-numpy).
+            extra["csa_dim"] = csa_dim_for(
+                len(anchors),
+                anchors.image.shape[1],
+                anchors.text.shape[1],
+                ctx.options.get("csa_dim"),
+            )
+            extra["csa_ridge"] = float(ctx.options.get("csa_ridge") or DEFAULT_CSA_RIDGE)
         self.asif = ASIF(
             path=self._dir,
             name="eval",
             k=k,
             p=p,
-            image_encoder=ctx.image_encoder or "precomputed/image",
+            image_encoder=self._image_encoder(),
             text_encoder=ctx.text_encoder or "precomputed/text",
             show_progress_bar=False,
+            **extra,
         )
         self.ids = self.asif.add_anchor_embeddings(anchors.image, anchors.text)
         self._collections = 0
+
+    def _image_encoder(self) -> Any:
+        return self.method.context.image_encoder or "precomputed/image"
 
     # sparse vectors -> dense rows over anchor ids
     def _dense(self, vecs: Sequence[Any]) -> np.ndarray:
@@ -470,6 +790,50 @@ class _AsifFitted(FittedMethod):
         self._collections += 1
         return f"catalog{self._collections}"
 
+    def _catalog(
+        self, catalog: np.ndarray, modality: Modality, captions: np.ndarray | None = None
+    ) -> str:
+        coll = self._new_collection()
+        extra = {} if captions is None else {"caption_embeddings": captions}
+        self.asif.index_embeddings(
+            coll, catalog, modality, ids=list(range(len(catalog))), show_progress_bar=False, **extra
+        )
+        return coll
+
+    @staticmethod
+    def _matrix(results: Sequence[Sequence[Any]], n: int) -> np.ndarray:
+        out = np.zeros((len(results), n))
+        for row, hits in enumerate(results):
+            for h in hits:
+                out[row, int(h.id)] = h.score
+        return out
+
+    def _search(
+        self,
+        coll: str,
+        queries: np.ndarray,
+        query_modality: Modality,
+        n: int,
+        catalog_modality: Modality,
+        **options: Any,
+    ) -> np.ndarray:
+        """Scores of ``queries`` against a catalog of ``n`` items, through the library."""
+        if self.search_method == "asif" and not options:
+            # The plain ASIF path: the queries' sparse vectors, then search_batch.
+            vecs = self.asif.relative_from_embeddings(queries, query_modality)
+            results = self.asif.search_batch(coll, vecs, limit=n, modality=catalog_modality)
+        else:
+            results = self.asif.search_embeddings(
+                coll,
+                queries,
+                query_modality,
+                limit=n,
+                modality_filter=catalog_modality,
+                method=self.search_method,
+                **options,
+            )
+        return self._matrix(results, n)
+
     def retrieval_scores(
         self,
         queries: np.ndarray,
@@ -477,17 +841,39 @@ class _AsifFitted(FittedMethod):
         catalog: np.ndarray,
         catalog_modality: Modality,
     ) -> np.ndarray:
-        coll = self._new_collection()
-        n = len(catalog)
-        self.asif.index_embeddings(
-            coll, catalog, catalog_modality, ids=list(range(n)), show_progress_bar=False
-        )
-        vecs = self.asif.relative_from_embeddings(queries, query_modality)
-        results = self.asif.search_batch(coll, vecs, limit=n, modality=catalog_modality)
-        out = np.zeros((len(queries), n))
-        for row, hits in enumerate(results):
-            for h in hits:
-                out[row, int(h.id)] = h.score
+        coll = self._catalog(catalog, catalog_modality)
+        out = self._search(coll, queries, query_modality, len(catalog), catalog_modality)
+        self.asif.store.delete_collection(coll)
+        return out
+
+    @property
+    def image_variants(self) -> tuple[str, ...]:  # type: ignore[override]
+        if self.search_method != "asif":
+            return ("intra", "caption-side")
+        if "query_via" in inspect.signature(self.asif.search_embeddings).parameters:
+            return IMAGE_VARIANTS
+        return ("intra", "caption-side")
+
+    def image_scores(
+        self,
+        queries: np.ndarray,
+        catalog_images: np.ndarray,
+        catalog_texts: np.ndarray,
+        variant: str = "intra",
+    ) -> np.ndarray:
+        """The library's options: ``target="caption"`` and ``query_via="invert"`` (ASIF)."""
+        if self.search_method != "asif" or variant == "intra":
+            return super().image_scores(queries, catalog_images, catalog_texts, variant)
+        if variant not in self.image_variants:
+            return super().image_scores(queries, catalog_images, catalog_texts, variant)
+        n = len(catalog_images)
+        if variant == "caption-side":
+            # Image items indexed with their captions; the query image vs the caption vectors.
+            coll = self._catalog(catalog_images, "image", captions=catalog_texts)
+            out = self._search(coll, queries, "image", n, "image", target="caption")
+        else:
+            coll = self._catalog(catalog_images, "image")
+            out = self._search(coll, queries, "image", n, "image", query_via="invert")
         self.asif.store.delete_collection(coll)
         return out
 
@@ -580,3 +966,93 @@ class AsifLibraryMethod(Method):
     def fit(self, anchors: AnchorSet, *, k: int, p: float) -> FittedMethod:
         """Build an ASIF model in a temporary folder and add the anchors."""
         return _AsifFitted(self, anchors, k, p)
+
+
+def _library_offers(option: str) -> str | None:
+    """``None`` when the library searches and classifies with ``method=option``; else why not."""
+    from asif_qdrant.model import ASIF
+
+    for fn in (ASIF.search_embeddings, ASIF.classify) if hasattr(ASIF, "search_embeddings") else ():
+        if "method" not in inspect.signature(fn).parameters:
+            return f"the installed ASIF.{fn.__name__} takes no 'method' argument"
+    if not hasattr(ASIF, "search_embeddings"):
+        return "the installed ASIF has no search_embeddings"
+    return None
+
+
+class _EmbeddingRows:
+    """An image "encoder" whose inputs are already embeddings: it returns them, normalised.
+
+    The CSA and hybrid library paths classify images (not sparse vectors); the evaluation
+    has their embeddings, so the model's image encoder passes them through.
+    """
+
+    def __init__(self, name: str, dim: int) -> None:
+        self.name, self.dim = name, dim
+
+    def embed(
+        self, batch: Sequence[Any], *, batch_size: int = 32, show_progress_bar: bool | None = None
+    ) -> np.ndarray:
+        rows = np.stack([np.asarray(x, dtype=np.float32) for x in batch]) if len(batch) else None
+        return _unit(rows).astype(np.float32) if rows is not None else np.zeros((0, self.dim))
+
+
+class _AsifMethodFitted(_AsifFitted):
+    """The library path of CSA or the hybrid (``method=`` on searches and classify)."""
+
+    def __init__(self, method: Method, anchors: AnchorSet, k: int, p: float) -> None:
+        self.search_method = str(getattr(method, "search_method", "asif"))
+        ctx = method.context
+        name = getattr(ctx.image_encoder, "name", None) or "precomputed/image"
+        self._image_rows = _EmbeddingRows(name, anchors.image.shape[1])
+        super().__init__(method, anchors, k, p)
+
+    def _image_encoder(self) -> Any:
+        return self._image_rows
+
+    def classification_scores(
+        self, images: np.ndarray, prompts: PromptSet, strategy: str = "max"
+    ) -> np.ndarray:
+        """``ASIF.classify(..., method=...)`` on the images (their embeddings passed through)."""
+        if strategy not in STRATEGIES:
+            raise InvalidParameterError(
+                f"The strategy must be one of {', '.join(STRATEGIES)}. Got {strategy!r} instead."
+            )
+        _, scores = self.asif.classify(
+            list(np.asarray(images, dtype=np.float32)),
+            prompts.labels,
+            templates=prompts.templates,
+            template_strategy=strategy,
+            return_scores=True,
+            method=self.search_method,
+        )
+        return np.asarray(scores, dtype=np.float64)
+
+
+@register_method
+class CsaLibraryMethod(AsifLibraryMethod):
+    """The library path of CSA: ``ASIF(..., )`` searched with ``method="csa"``."""
+
+    name = "csa"
+    title = "CSA (library)"
+    description = "ASIF on the embedded Qdrant engine searched with method='csa'"
+    library = True
+    search_method = "csa"
+
+    @classmethod
+    def unavailable(cls) -> str | None:
+        return _library_offers(cls.search_method)
+
+    def fit(self, anchors: AnchorSet, *, k: int, p: float) -> FittedMethod:
+        """Build an ASIF model with CSA in a temporary folder and add the anchors."""
+        return _AsifMethodFitted(self, anchors, k, p)
+
+
+@register_method
+class HybridLibraryMethod(CsaLibraryMethod):
+    """The library path of the hybrid: ``method="hybrid"`` (Qdrant prefetch + fusion)."""
+
+    name = "hybrid"
+    title = "hybrid ASIF+CSA (library)"
+    description = "ASIF on the embedded Qdrant engine searched with method='hybrid'"
+    search_method = "hybrid"

@@ -15,6 +15,10 @@ scoring exactly the same as it:
 * the chance that it lands in the top ``k`` is ``clip((k - g) / t, 0, 1)``;
 * top-1 accuracy is the chance that it lands first: ``1 / t`` when ``g == 0``, else 0.
 
+For queries with several relevant items (image->image retrieval: every stamp of the same
+category), :func:`average_precision` and :func:`precision_at_k` return the expected average
+precision and precision@k under random tie-breaking (exact, per McSherry and Najork, ECIR 2008).
+
 Example:
     >>> import numpy as np
     >>> from asif_qdrant.evaluation.metrics import recall_at_k, mean_rank, accuracy
@@ -43,11 +47,14 @@ __all__ = [
     "SCORE_TOLERANCE",
     "accuracy",
     "accuracy_from_counts",
+    "average_precision",
     "chance_mean_rank",
     "chance_recall",
     "majority_accuracy",
+    "mean_average_precision",
     "mean_rank",
     "mean_rank_from_counts",
+    "precision_at_k",
     "rank_counts",
     "recall_at_k",
     "recall_from_counts",
@@ -265,3 +272,149 @@ def majority_accuracy(targets: Sequence[int] | np.ndarray) -> float:
     if t.size == 0:
         return float("nan")
     return float(np.bincount(t.astype(np.int64)).max() / t.size)
+
+
+def _tie_groups(scores: np.ndarray, relevant: np.ndarray, tolerance: float) -> np.ndarray:
+    """``(groups, 2)``: per tie group in descending score order, its size and relevant count.
+
+    Sorted scores closer than ``tolerance`` to their neighbour fall in the same group.
+    """
+    order = np.argsort(-scores, kind="stable")
+    s, r = scores[order], relevant[order]
+    starts = np.flatnonzero(np.r_[True, np.diff(-s) > tolerance])
+    sizes = np.diff(np.r_[starts, len(s)])
+    rel = np.add.reduceat(r.astype(np.int64), starts) if len(s) else np.zeros(0, np.int64)
+    return np.stack([sizes, rel], axis=1)
+
+
+def _check_relevance(
+    scores: np.ndarray, relevant: np.ndarray, valid: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    s = np.asarray(scores, dtype=np.float64)
+    r = np.asarray(relevant, dtype=bool)
+    if s.ndim != 2 or r.shape != s.shape:
+        raise InvalidInputError(
+            "'scores' and 'relevant' must be 2-D arrays of the same shape (queries, items). "
+            f"Got {s.shape} and {r.shape}."
+        )
+    v = np.ones_like(r) if valid is None else np.asarray(valid, dtype=bool)
+    if v.shape != s.shape:
+        raise InvalidInputError(
+            f"'valid' must have the shape of 'scores' {s.shape}. Got {v.shape}."
+        )
+    if np.isnan(s[v]).any():
+        raise InvalidInputError("'scores' must not hold NaN where 'valid' is True.")
+    return s, r & v, v
+
+
+def average_precision(
+    scores: np.ndarray,
+    relevant: np.ndarray,
+    *,
+    valid: np.ndarray | None = None,
+    tolerance: float = 0.0,
+) -> np.ndarray:
+    """Expected average precision of each query, ties broken at random.
+
+    AP is the mean, over the query's relevant items, of the precision at each one's rank.
+    Within a tie group of ``t`` items holding ``r`` relevant ones, after ``b`` items of which
+    ``rb`` are relevant, a relevant item sits at place ``j`` (uniform over ``1..t``) with on
+    average ``(j - 1)(r - 1)/(t - 1)`` other relevant items ahead of it in the group, so its
+    expected precision is ``mean_j (rb + 1 + (j - 1)(r - 1)/(t - 1)) / (b + j)`` (exact: the
+    denominator is fixed given ``j``).
+
+    Args:
+        scores: ``(queries, items)`` scores, higher is better.
+        relevant: ``(queries, items)`` booleans: which items are relevant to each query.
+        valid: ``(queries, items)`` booleans: the items ranked for each query (e.g. ``False``
+            on the query itself); default: every item.
+        tolerance: Scores within this distance of their neighbour count as tied.
+
+    Returns:
+        ``(queries,)`` expected AP; NaN for a query without a relevant valid item.
+
+    Example:
+        >>> average_precision(np.array([[0.9, 0.8, 0.7, 0.6]]), np.array([[1, 0, 1, 0]])).round(4)
+        array([0.8333])
+        >>> average_precision(np.zeros((1, 2)), np.array([[1, 0]]))  # tied: (1 + 1/2) / 2
+        array([0.75])
+    """
+    s, r, v = _check_relevance(scores, relevant, valid)
+    out = np.full(len(s), np.nan)
+    for q in range(len(s)):
+        n_rel = int(r[q].sum())
+        if n_rel == 0:
+            continue
+        total, before, rel_before = 0.0, 0, 0
+        for t, rr in _tie_groups(s[q, v[q]], r[q, v[q]], tolerance):
+            if rr:
+                j = np.arange(1, t + 1)
+                ahead = (j - 1) * (rr - 1) / (t - 1) if t > 1 else np.zeros(1)
+                total += rr * float(np.mean((rel_before + 1 + ahead) / (before + j)))
+            before += int(t)
+            rel_before += int(rr)
+        out[q] = total / n_rel
+    return out
+
+
+def precision_at_k(
+    scores: np.ndarray,
+    relevant: np.ndarray,
+    k: int,
+    *,
+    valid: np.ndarray | None = None,
+    tolerance: float = 0.0,
+) -> np.ndarray:
+    """Expected share of relevant items among each query's top ``k``, ties broken at random.
+
+    ``k`` is capped at the number of valid items of the query. With ``k = 1`` it is the
+    chance that the first result is relevant.
+
+    Args:
+        scores: ``(queries, items)`` scores.
+        relevant: ``(queries, items)`` booleans.
+        k: The cut-off, >= 1.
+        valid: Items ranked for each query (default: all).
+        tolerance: Scores within this distance of their neighbour count as tied.
+
+    Returns:
+        ``(queries,)`` expected precision@k; NaN for a query without a relevant valid item.
+
+    Example:
+        >>> s = np.array([[0.9, 0.5, 0.5, 0.1]])
+        >>> precision_at_k(s, np.array([[0, 1, 0, 1]]), 2)  # 0 + 1/2 of a relevant item
+        array([0.25])
+    """
+    k = check_int("k", "precision_at_k", k, minimum=1)
+    s, r, v = _check_relevance(scores, relevant, valid)
+    out = np.full(len(s), np.nan)
+    for q in range(len(s)):
+        if not r[q].any():
+            continue
+        kk = min(k, int(v[q].sum()))
+        hits, before = 0.0, 0
+        for t, rr in _tie_groups(s[q, v[q]], r[q, v[q]], tolerance):
+            if before >= kk:
+                break
+            hits += rr * min(1.0, (kk - before) / t)
+            before += int(t)
+        out[q] = hits / kk
+    return out
+
+
+def mean_average_precision(
+    scores: np.ndarray,
+    relevant: np.ndarray,
+    *,
+    valid: np.ndarray | None = None,
+    tolerance: float = 0.0,
+) -> float:
+    """Mean of :func:`average_precision` over the queries that have a relevant item.
+
+    Example:
+        >>> mean_average_precision(np.array([[0.9, 0.1], [0.9, 0.1]]), np.array([[1, 0], [0, 0]]))
+        1.0
+    """
+    ap = average_precision(scores, relevant, valid=valid, tolerance=tolerance)
+    ap = ap[~np.isnan(ap)]
+    return float(ap.mean()) if ap.size else float("nan")

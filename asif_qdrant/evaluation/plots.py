@@ -29,6 +29,8 @@ import numpy as np
 __all__ = ["kp_heatmap", "scaling_plot"]
 
 _DPI = 120
+#: Prefix of a second method's metrics in :func:`scaling_plot` (drawn dashed).
+_SECOND = "CSA "
 
 
 def _figure(width: float, height: float) -> Any:
@@ -57,7 +59,8 @@ def scaling_plot(
     """Plot metrics against the number of anchors (log x axis), with ±1 std bands.
 
     Metrics whose name ends in ``accuracy`` go in the left panel, recall metrics in the
-    right one; chance levels are dotted lines of the same colour.
+    right one; chance levels are dotted lines of the same colour. A metric named
+    ``"CSA <metric>"`` is drawn dashed in the colour of ``<metric>``.
 
     Args:
         series: ``{metric: {"anchors": [...], "mean": [...], "std": [...]}}``.
@@ -86,13 +89,18 @@ def scaling_plot(
     ]
     for i, (group, keys) in enumerate(groups.items()):
         ax = fig.add_subplot(1, len(groups), i + 1)
-        for j, key in enumerate(keys):
+        base = [k for k in keys if not k.startswith(_SECOND)]
+        for key in keys:
             s = series[key]
             x = np.asarray(s["anchors"], dtype=float)
             m = np.asarray(s["mean"], dtype=float)
             sd = np.asarray(s.get("std", [0.0] * len(m)), dtype=float)
+            # A second method's curve ("CSA ...") is dashed, in its metric's colour.
+            second = key.startswith(_SECOND) and key[len(_SECOND) :] in base
+            j = base.index(key[len(_SECOND) :]) if second else keys.index(key)
             color = colors[j % len(colors)]
-            ax.plot(x, m, "o-", color=color, label=key, linewidth=1.6, markersize=4)
+            style = "s--" if second else "o-"
+            ax.plot(x, m, style, color=color, label=key, linewidth=1.6, markersize=4)
             ax.fill_between(x, m - sd, m + sd, color=color, alpha=0.15, linewidth=0)
             if chance and key in chance and not math.isnan(chance[key]):
                 ax.axhline(chance[key], color=color, linestyle=":", linewidth=1)

@@ -254,7 +254,9 @@ def _highlights(results: Sequence[TaskResult]) -> list[str]:
     try:
         if "retrieval" in by:
             f = by["retrieval"].figures
-            pools = [k for k in f if k not in ("chance", "library_equals_numpy")]
+            pools = [
+                k for k in f if k not in ("chance", "library_equals_numpy", "library_vs_numpy")
+            ]
             label = pools[-1]
             lib = f[label]["asif"]
             ch = f["chance"]
@@ -273,7 +275,33 @@ def _highlights(results: Sequence[TaskResult]) -> list[str]:
                 + f["best_strategy"]
                 + "** (mean accuracy over the zero-shot rows: "
                 + ", ".join(f"{s} {v:.3f}" for s, v in mean.items())
-                + ")."
+                + f"); the library's default is **{f.get('library_default_strategy', 'max')}**."
+            )
+        if "image" in by:
+            f = by["image"].figures
+            parts = []
+            for level, b in f["best"].items():
+                who = (
+                    "raw encoder cosine"
+                    if b["method"] == "raw"
+                    else f"{METHODS[b['method']].title}, {b['variant']}, pool {b['pool']}"
+                )
+                parts.append(
+                    f"same {level}: best mAP {b['mAP']:.3f} ({who}; raw cosine {b['raw_mAP']:.3f})"
+                )
+            out.append("Image->image search: " + "; ".join(parts) + ".")
+        if "csa" in by:
+            f = by["csa"].figures
+            won: dict[str, list[str]] = {}
+            for col, whos in f["winners"].items():
+                for who in whos:
+                    won.setdefault(who, []).append(col)
+            out.append(
+                "ASIF vs CSA vs hybrid: "
+                + "; ".join(
+                    f"{who} best on {len(cols)} of {len(f['winners'])}" for who, cols in won.items()
+                )
+                + " (see the comparison section)."
             )
         if "adjust" in by:
             f = by["adjust"].figures["asif"]
@@ -410,6 +438,10 @@ def run_evaluation(
         InvalidParameterError: On an unknown task name.
     """
     config = config or EvalConfig()
+    not_run = {m: METHODS[m].unavailable() for m in config.methods}
+    not_run = {m: why for m, why in not_run.items() if why}
+    if not_run and len(not_run) < len(config.methods):
+        config = config.replace(methods=tuple(m for m in config.methods if m not in not_run))
     names = list(tasks) if tasks else list(TASKS)
     unknown = [t for t in names if t not in TASKS]
     if unknown:
@@ -451,6 +483,13 @@ def run_evaluation(
             result.seconds = time.perf_counter() - t0
             results.append(result)
         data = _data_summary(ctx)
+        if not_run:
+            data["methods_not_run"] = not_run
+            data["lines"].append(
+                "**Methods not run:** "
+                + "; ".join(f"`{m}` ({why})" for m, why in not_run.items())
+                + "."
+            )
         encoders = ctx.encoders_used()
     cache.close()
     machine["load_average_end"] = (

@@ -23,12 +23,14 @@ pytestmark = pytest.mark.integration
 
 # The encoders task repeats retrieval and zero-shot per encoder pair; its plumbing is covered by
 # tests/unit/evaluation/test_eval_runner.py, so the smoke leaves it out to stay short.
-TASKS = ["retrieval", "zeroshot", "adjust", "scaling", "kp"]
+TASKS = ["retrieval", "image", "zeroshot", "adjust", "scaling", "kp", "csa"]
+#: Each library method with its numpy version (they must give identical ranks).
+PAIRS = {"asif": "numpy", "csa": "csa-numpy", "hybrid": "hybrid-numpy"}
 
 
 def _config() -> EvalConfig:
     return EvalConfig.smoke(
-        methods=("asif", "numpy"),
+        methods=tuple(m for pair in PAIRS.items() for m in pair),
         tuxpaint_limit=48,
         fashion_per_class=5,
         adjust_pairs=20,
@@ -70,11 +72,25 @@ def test_library_path_and_numpy_recipe_give_identical_numbers(
     smoke: tuple[Report, Path, Path],
 ) -> None:
     report, _, _ = smoke
-    for name in ("retrieval", "zeroshot", "adjust"):
-        same = report.result(name).figures["library_equals_numpy"]
-        assert same and all(same.values()), (name, same)
+    for name in ("retrieval", "image", "zeroshot", "adjust"):
+        detail = report.result(name).figures["library_vs_numpy"]
+        for lib in ("csa", "hybrid"):  # compared too (asif's keys have no prefix)
+            assert any(k.startswith(f"{lib}: ") for k in detail), (name, lib, detail)
+        for key, agree in detail.items():
+            if ":" not in key:  # ASIF: the same sparse vectors, every rank identical
+                assert agree["differing"] == 0, (name, key, agree)
+            else:  # CSA / hybrid: Qdrant's float32 dense scores may order near-ties otherwise
+                assert agree["differing"] <= 0.05 * agree["queries"], (name, key, agree)
+                assert agree["max_diff"] <= 0.03, (name, key, agree)
     ret = report.result("retrieval").figures["tuxpaint (48)"]
+    img = report.result("image").figures["tuxpaint (48)"]
     assert ret["asif"] == ret["numpy"]  # every figure, bit for bit
+    for variant, summ in img["asif"].items():  # (NaN != NaN: compare level by level)
+        for level, figs in summ.items():
+            if figs["queries"]:
+                assert figs == img["numpy"][variant][level], (variant, level)
+    assert set(img["asif"]) == {"intra", "caption-side", "inversion"}
+    assert set(img["csa"]) == set(img["hybrid"]) == {"intra", "caption-side"}
     zs = report.result("zeroshot").figures
     compared = 0
     for per_pool in zs.values():
@@ -98,6 +114,16 @@ def test_better_than_chance_and_adjusting_helps(smoke: tuple[Report, Path, Path]
         chance = ret["chance"][direction]
         assert got["R@5"] > chance["R@5"] + 0.1, (direction, got, chance)
         assert got["mean_rank"] < chance["mean_rank"]
+    img = report.result("image").figures
+    raw = img["raw cosine"]["category"]
+    # 48 stamps in 3 folds: a stamp alone in its category within its fold is no query
+    assert 20 < raw["queries"] <= 48 and raw["mAP"] > 0.2
+    for method, variants in img["tuxpaint (48)"].items():
+        for variant, summ in variants.items():
+            assert 0.0 < summ["category"]["mAP"] <= 1.0, (method, variant)
+    csa = report.result("csa").figures
+    assert set(csa["compared"]) == {"ASIF", "CSA", "hybrid"}
+    assert csa["advice"] and all(set(w) <= set(csa["compared"]) for w in csa["winners"].values())
     adj = report.result("adjust").figures["asif"]
     assert adj["after_mean"] > adj["before"] + 0.1, adj
     assert adj["after_delete"] == [adj["before"]] * 2  # deleting the pairs restores the model

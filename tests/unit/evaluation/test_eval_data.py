@@ -20,12 +20,15 @@ from asif_qdrant.evaluation.data import (
     FASHION_MNIST_CLASSES,
     PairSet,
     even_subset,
+    kfold_grouped,
     kfold_groups,
     load_emoji,
     load_fashion_mnist,
     load_openclipart,
     load_pool,
     load_tuxpaint,
+    stamp_folder,
+    stamp_object,
 )
 
 SVG = """<svg xmlns:dc="http://purl.org/dc/elements/1.1/"
@@ -55,6 +58,33 @@ def test_kfold_groups_are_stratified_balanced_and_deterministic() -> None:
         assert max(per_fold.values()) - min(per_fold.get(f, 0) for f in range(4)) <= 1
     assert folds.tolist() == kfold_groups(cats, folds=4, seed=3).tolist()
     assert folds.tolist() != kfold_groups(cats, folds=4, seed=4).tolist()
+
+
+def test_kfold_grouped_keeps_groups_whole_and_balances() -> None:
+    cats = ["a"] * 10 + ["b"] * 8
+    groups = ["g1", "g1", "g1", "g2", "g2", None, None, None, None, None]
+    groups += ["g3", "g3", None, None, None, None, None, None]
+    folds = kfold_grouped(cats, groups, folds=3, seed=1)
+    for g in ("g1", "g2", "g3"):
+        assert len({int(f) for f, x in zip(folds, groups, strict=True) if x == g}) == 1
+    sizes = sorted(Counter(folds.tolist()).values())
+    assert sizes == [6, 6, 6]
+    for cat in "ab":  # stratified: every category in every fold
+        assert {int(f) for f, c in zip(folds, cats, strict=True) if c == cat} == {0, 1, 2}
+    assert folds.tolist() == kfold_grouped(cats, groups, folds=3, seed=1).tolist()
+    with pytest.raises(InvalidInputError, match="one group per item"):
+        kfold_grouped(cats, groups[:3], folds=3)
+
+
+def test_stamp_object_and_folder() -> None:
+    assert stamp_object("/s/food/fruit/apple_red.png", "food") == "food/apple"
+    assert stamp_object("/s/food/fruit/cartoon/apple_core.png", "food") == "food/apple"
+    assert stamp_object("/s/animals/mammals/bovines/gnu-baby-stand.png", "animals") == "animals/gnu"
+    assert stamp_object("/s/plants/flowers/flower10.png", "plants") == "plants/flower"
+    assert stamp_object("/s/symbols/money/us/coins/001penny.png", "symbols") == "symbols/001penny"
+    assert stamp_object("/s/symbols/alphabets/english/a.png", "symbols") is None  # too short
+    assert stamp_object("/s/food/fruit/apple.png", "seasonal") == "seasonal/apple"  # per category
+    assert stamp_folder("/s/animals/birds/owl.png") == "/s/animals/birds"
 
 
 def test_even_subset_and_pairset() -> None:

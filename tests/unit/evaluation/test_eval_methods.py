@@ -217,3 +217,239 @@ def test_register_method_plugs_a_new_method_in(world: dict) -> None:
 
     with pytest.raises(InvalidParameterError, match="needs a non-empty 'name'"):
         register_method(Nameless)
+
+
+# -------------------------------------------------------------------------------------------
+# CSA, hybrid and image->image variants
+# -------------------------------------------------------------------------------------------
+
+
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+@pytest.fixture
+def paired() -> dict:
+    """Anchor pairs with a shared latent structure (CSA finds it), and queries."""
+    rng = np.random.default_rng(3)
+    latent = rng.normal(size=(120, 5))
+    wi, wt = rng.normal(size=(5, 16)), rng.normal(size=(5, 10))
+    img = latent @ wi + 0.3 * rng.normal(size=(120, 16))
+    txt = latent @ wt + 0.3 * rng.normal(size=(120, 10))
+    q = rng.normal(size=(12, 5))
+    return {
+        "anchors": AnchorSet(img[:100], txt[:100]),
+        "q_img": q @ wi + 0.3 * rng.normal(size=(12, 16)),
+        "q_txt": q @ wt + 0.3 * rng.normal(size=(12, 10)),
+    }
+
+
+@pytest.mark.parametrize("ridge", [1e-3, 0.1])
+def test_csa_numpy_equals_the_library_fit_csa(paired: dict, tmp_path: Path, ridge: float) -> None:
+    from asif_qdrant.csa import fit_csa
+
+    a = paired["anchors"]
+    ctx = MethodContext(workdir=tmp_path, options={"csa_dim": 4, "csa_ridge": ridge})
+    ours = METHODS["csa-numpy"](ctx).fit(a, k=10, p=8.0)
+    lib = fit_csa(_unit_rows(a.image), _unit_rows(a.text), sim_dim=4, ridge=ridge)
+    np.testing.assert_allclose(ours.csa.rho, lib.rho, atol=1e-10)
+    for qm, q, cm, c in [
+        ("image", paired["q_img"], "text", paired["q_txt"]),
+        ("text", paired["q_txt"], "image", paired["q_img"]),
+        ("image", paired["q_img"], "image", paired["q_img"]),
+    ]:
+        np.testing.assert_allclose(
+            ours.retrieval_scores(q, qm, c, cm),
+            lib.similarity(_unit_rows(q), qm, _unit_rows(c), cm),
+            atol=1e-6,
+        )
+    # CSA finds the shared structure: each query's own caption ranks first far above chance.
+    s = ours.retrieval_scores(paired["q_img"], "image", paired["q_txt"], "text")
+    assert (s.argmax(axis=1) == np.arange(12)).mean() > 0.5
+
+
+def test_csa_dims_default_to_half_the_anchors(paired: dict) -> None:
+    from asif_qdrant.evaluation.methods import csa_dim_for
+
+    fitted = METHODS["csa-numpy"](MethodContext()).fit(
+        paired["anchors"].subset(range(14)), k=5, p=1
+    )
+    assert fitted.csa.rho.shape == (7,) == (csa_dim_for(14, 16, 10),)
+    assert csa_dim_for(1000, 16, 10) == 10 and csa_dim_for(1000, 16, 10, 3) == 3
+
+
+def test_csa_template_strategies(paired: dict) -> None:
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(4, 3, 10))
+    prompts = PromptSet(LABELS, TEMPLATES, emb)
+    csa = METHODS["csa-numpy"](MethodContext(options={"csa_dim": 5})).fit(
+        paired["anchors"], k=5, p=8.0
+    )
+    scores = {s: csa.classification_scores(paired["q_img"], prompts, s) for s in STRATEGIES}
+    assert scores["max"].shape == (12, 4)
+    img = csa.vectors(paired["q_img"], "image", query=True)
+    txt = csa.vectors(emb.reshape(12, 10), "text").reshape(4, 3, -1)
+    np.testing.assert_allclose(
+        scores["max"], (img @ txt.reshape(12, -1).T).reshape(12, 4, 3).max(2)
+    )
+    mean_rel = txt.mean(axis=1)
+    np.testing.assert_allclose(scores["mean-relative"], img @ _unit_rows(mean_rel).T, atol=1e-9)
+    # mean-embedding: the mean of the unit prompt embeddings, projected as it is (ASIF.classify)
+    mean = _unit_rows(emb.reshape(12, 10)).reshape(4, 3, 10).mean(axis=1)
+    proj = (mean - csa.csa.mean["text"]) @ csa.csa.proj["text"].T
+    np.testing.assert_allclose(scores["mean-embedding"], img @ _unit_rows(proj).T, atol=1e-9)
+    one = prompts.first_template()
+    single = [csa.classification_scores(paired["q_img"], one, s) for s in STRATEGIES]
+    np.testing.assert_allclose(single[0], single[1], atol=1e-9)
+    np.testing.assert_allclose(single[0], single[2], atol=1e-9)
+
+
+def test_rrf_scores_by_hand() -> None:
+    from asif_qdrant.evaluation.methods import rrf_scores
+
+    asif = np.array([[0.9, 0.0, 0.5, 0.0]])  # items 1 and 3 share no anchor: not ranked
+    csa = np.array([[0.1, 0.4, 0.3, 0.2]])
+    got = rrf_scores(asif, csa, k=2, positive=(True, False))
+    # asif ranks: item 0 -> 0, item 2 -> 1; csa ranks: 1, 2, 3, 0 -> 3, 0, 1, 2
+    expected = [1 / 2 + 1 / 5, 1 / 2, 1 / 3 + 1 / 3, 1 / 4]
+    np.testing.assert_allclose(got[0], expected)
+    # without 'positive', zero-score items are ranked too (after the others, in item order)
+    np.testing.assert_allclose(rrf_scores(asif, csa, k=2)[0][1], 1 / 4 + 1 / 2)
+
+
+def test_hybrid_numpy_fuses_the_numpy_and_csa_rankings(paired: dict) -> None:
+    from asif_qdrant.evaluation.methods import rrf_scores
+
+    ctx = MethodContext(options={"csa_dim": 4, "rrf_k": 2})
+    a = paired["anchors"]
+    hyb = METHODS["hybrid-numpy"](ctx).fit(a, k=20, p=8.0)
+    asif = METHODS["numpy"](ctx).fit(a, k=20, p=8.0)
+    csa = METHODS["csa-numpy"](ctx).fit(a, k=20, p=8.0)
+    args = (paired["q_img"], "image", paired["q_txt"], "text")
+    np.testing.assert_allclose(
+        hyb.retrieval_scores(*args),
+        rrf_scores(
+            asif.retrieval_scores(*args), csa.retrieval_scores(*args), k=2, positive=(True,)
+        ),
+    )
+    assert hyb.image_variants == ("intra", "caption-side")
+
+
+def test_image_variants_of_the_numpy_recipe(paired: dict) -> None:
+    a = paired["anchors"]
+    fitted = METHODS["numpy"](MethodContext()).fit(a, k=15, p=8.0)
+    q, ci, ct = paired["q_img"][:4], paired["q_img"], paired["q_txt"]
+    np.testing.assert_allclose(
+        fitted.image_scores(q, ci, ct, "intra"), fitted.retrieval_scores(q, "image", ci, "image")
+    )
+    np.testing.assert_allclose(
+        fitted.image_scores(q, ci, ct, "caption-side"),
+        fitted.retrieval_scores(q, "image", ct, "text"),
+    )
+    # inversion: the relative-weighted mean of the unit caption embeddings of the top anchors
+    rel = fitted.relative(q, "image")
+    assert (np.count_nonzero(rel, axis=1) <= 15).all()
+    pseudo = _unit_rows(rel @ _unit_rows(a.text))
+    np.testing.assert_allclose(
+        fitted.image_scores(q, ci, ct, "inversion"),
+        fitted.retrieval_scores(pseudo, "text", ci, "image"),
+        atol=1e-6,
+    )
+    csa = METHODS["csa-numpy"](MethodContext(options={"csa_dim": 4})).fit(a, k=15, p=8.0)
+    with pytest.raises(InvalidParameterError, match="variant of 'csa-numpy' must be one of"):
+        csa.image_scores(q, ci, ct, "inversion")
+
+
+def _skip_without(name: str) -> None:
+    why = METHODS[name].unavailable()
+    if why:
+        pytest.skip(f"library method {name!r} not available: {why}")
+
+
+@pytest.mark.parametrize("lib, ref", [("csa", "csa-numpy"), ("hybrid", "hybrid-numpy")])
+def test_library_csa_and_hybrid_equal_their_numpy_versions(
+    paired: dict, tmp_path: Path, lib: str, ref: str
+) -> None:
+    _skip_without(lib)
+    text = HashTextEncoder(dim=10)
+    ctx = MethodContext(
+        text_encoder=text,
+        workdir=tmp_path,
+        options={"csa_dim": 4, "csa_ridge": 0.1, "rrf_k": 2},
+    )
+    prompts = PromptSet(
+        LABELS,
+        TEMPLATES,
+        text.embed([t.format(lab) for lab in LABELS for t in TEMPLATES]).reshape(4, 3, -1),
+    )
+    a = paired["anchors"]
+    ours = METHODS[ref](ctx).fit(a, k=20, p=8.0)
+    with METHODS[lib](ctx).fit(a, k=20, p=8.0) as fitted:
+        for args in [
+            (paired["q_img"], "image", paired["q_txt"], "text"),
+            (paired["q_txt"], "text", paired["q_img"], "image"),
+        ]:
+            x, y = fitted.retrieval_scores(*args), ours.retrieval_scores(*args)
+            np.testing.assert_allclose(x, y, atol=1e-5)
+        for variant in fitted.image_variants:
+            x = fitted.image_scores(paired["q_img"], paired["q_img"], paired["q_txt"], variant)
+            y = ours.image_scores(paired["q_img"], paired["q_img"], paired["q_txt"], variant)
+            np.testing.assert_allclose(x, y, atol=1e-5)
+        for strategy in STRATEGIES:
+            for p in (prompts, prompts.first_template()):
+                x = fitted.classification_scores(paired["q_img"], p, strategy)
+                y = ours.classification_scores(paired["q_img"], p, strategy)
+                assert x.shape == (12, 4)
+                np.testing.assert_allclose(x, y, atol=1e-5, err_msg=strategy)
+
+
+def test_library_image_variants_equal_the_numpy_recipe(paired: dict, tmp_path: Path) -> None:
+    ctx = MethodContext(workdir=tmp_path)
+    a = AnchorSet(np.abs(paired["anchors"].image), np.abs(paired["anchors"].text))
+    q, ct = np.abs(paired["q_img"]), np.abs(paired["q_txt"])
+    ours = METHODS["numpy"](ctx).fit(a, k=20, p=8.0)
+    with METHODS["asif"](ctx).fit(a, k=20, p=8.0) as fitted:
+        assert "intra" in fitted.image_variants
+        for variant in fitted.image_variants:
+            np.testing.assert_allclose(
+                fitted.image_scores(q, q, ct, variant),
+                ours.image_scores(q, q, ct, variant),
+                atol=1e-5,
+                err_msg=variant,
+            )
+
+
+@pytest.mark.parametrize("name", ["csa-numpy", "hybrid-numpy", "csa", "hybrid"])
+def test_csa_edits_keep_the_dims_and_undo_restores(paired: dict, tmp_path: Path, name: str) -> None:
+    _skip_without(name)
+    a = paired["anchors"]
+    ctx = MethodContext(workdir=tmp_path, options={"csa_ridge": 0.1})  # dims: 30 // 2
+    args = (paired["q_img"], "image", paired["q_txt"], "text")
+    with METHODS[name](ctx).fit(a.subset(range(30)), k=10, p=8.0) as fitted:
+        before = fitted.retrieval_scores(*args)
+        token = fitted.add_anchors(a.image[30:], a.text[30:])
+        after = fitted.retrieval_scores(*args)
+        ref = "csa-numpy" if "csa" in name else "hybrid-numpy"
+        fresh = METHODS[ref](MethodContext(options={"csa_dim": 15, "csa_ridge": 0.1}))
+        np.testing.assert_allclose(
+            after, fresh.fit(a, k=10, p=8.0).retrieval_scores(*args), atol=1e-5
+        )
+        fitted.undo_add(token)
+        np.testing.assert_allclose(fitted.retrieval_scores(*args), before, atol=1e-5)
+
+
+def test_csa_numpy_with_fewer_anchors_than_dims_equals_fit_csa() -> None:
+    from asif_qdrant.csa import fit_csa
+
+    rng = np.random.default_rng(5)
+    img, txt = rng.normal(size=(12, 40)), rng.normal(size=(12, 30))
+    q, c = rng.normal(size=(3, 40)), rng.normal(size=(4, 30))
+    ours = METHODS["csa-numpy"](MethodContext(options={"csa_dim": 5, "csa_ridge": 0.1}))
+    fitted = ours.fit(AnchorSet(img, txt), k=1, p=1.0)
+    lib = fit_csa(_unit_rows(img), _unit_rows(txt), sim_dim=5, ridge=0.1)
+    np.testing.assert_allclose(fitted.csa.rho, lib.rho, atol=1e-9)
+    np.testing.assert_allclose(
+        fitted.retrieval_scores(q, "image", c, "text"),
+        lib.similarity(_unit_rows(q), "image", _unit_rows(c), "text"),
+        atol=1e-6,
+    )

@@ -167,3 +167,100 @@ def test_tolerance_turns_float_noise_into_ties() -> None:
     assert [x.tolist() for x in a] == [x.tolist() for x in b] == [[0], [2]]
     with pytest.raises(InvalidInputError, match="'tolerance' must be a number >= 0"):
         rank_counts(float32_path, [0], tolerance=-1.0)
+
+
+# -------------------------------------------------------------------------------------------
+# Several relevant items per query: average precision and precision@k
+# -------------------------------------------------------------------------------------------
+
+
+def _brute_force(scores: np.ndarray, relevant: np.ndarray, k: int) -> tuple[float, float]:
+    """AP and P@k averaged over every order of the tied items (tie-breaking at random)."""
+    aps, pks = [], []
+    n = len(scores)
+    for perm in itertools.permutations(range(n)):
+        # sort by score, ties in the order of this permutation
+        order = sorted(range(n), key=lambda i: (-scores[i], perm.index(i)))
+        rel = relevant[order]
+        hits = np.cumsum(rel)
+        ranks = np.flatnonzero(rel) + 1
+        aps.append(float(np.mean(hits[ranks - 1] / ranks)))
+        pks.append(float(rel[:k].sum() / k))
+    return float(np.mean(aps)), float(np.mean(pks))
+
+
+def test_average_precision_by_hand() -> None:
+    from asif_qdrant.evaluation.metrics import average_precision, precision_at_k
+
+    scores = np.array([[0.9, 0.8, 0.7, 0.6], [0.1, 0.2, 0.3, 0.4]])
+    relevant = np.array([[1, 0, 1, 0], [1, 0, 0, 0]], dtype=bool)
+    ap = average_precision(scores, relevant)
+    assert ap[0] == pytest.approx((1 / 1 + 2 / 3) / 2)
+    assert ap[1] == pytest.approx(1 / 4)  # the one relevant item is last
+    assert precision_at_k(scores, relevant, 2).tolist() == [0.5, 0.0]
+    assert precision_at_k(scores, relevant, 1).tolist() == [1.0, 0.0]
+    # k beyond the items is capped: P@10 of 4 items with 2 relevant is 2/4
+    assert precision_at_k(scores, relevant, 10)[0] == pytest.approx(0.5)
+
+
+def test_average_precision_without_relevant_items_is_nan_and_skipped() -> None:
+    from asif_qdrant.evaluation.metrics import average_precision, mean_average_precision
+
+    scores = np.array([[0.9, 0.1], [0.5, 0.4]])
+    relevant = np.array([[0, 1], [0, 0]], dtype=bool)
+    ap = average_precision(scores, relevant)
+    assert ap[0] == 0.5 and np.isnan(ap[1])
+    assert mean_average_precision(scores, relevant) == 0.5
+
+
+def test_valid_mask_leaves_out_the_query_itself() -> None:
+    from asif_qdrant.evaluation.metrics import average_precision, precision_at_k
+
+    # item 0 is the query itself: best score, marked relevant, but not ranked
+    scores = np.array([[1.0, 0.2, 0.9, 0.5]])
+    relevant = np.array([[1, 1, 0, 0]], dtype=bool)
+    valid = np.array([[0, 1, 1, 1]], dtype=bool)
+    assert average_precision(scores, relevant, valid=valid)[0] == pytest.approx(1 / 3)
+    assert precision_at_k(scores, relevant, 1, valid=valid)[0] == 0.0
+    assert average_precision(scores, relevant)[0] == 0.75  # without the mask: (1 + 2/4) / 2
+
+
+@pytest.mark.parametrize(
+    "scores, relevant",
+    [
+        ([0.0, 0.0, 0.0, 0.0], [1, 0, 0, 0]),
+        ([0.5, 0.5, 0.5, 0.1, 0.1], [1, 0, 1, 1, 0]),
+        ([0.9, 0.5, 0.5, 0.5, 0.2, 0.2], [0, 1, 1, 0, 1, 0]),
+        ([0.3, 0.3, 0.3, 0.3, 0.3, 0.3], [1, 1, 0, 1, 0, 0]),
+    ],
+)
+def test_expected_ap_and_precision_equal_every_tie_order_averaged(
+    scores: list[float], relevant: list[int]
+) -> None:
+    from asif_qdrant.evaluation.metrics import average_precision, precision_at_k
+
+    s, r = np.array(scores), np.array(relevant, dtype=bool)
+    for k in (1, 2, 3):
+        ap, pk = _brute_force(s, r, k)
+        assert average_precision(s[None], r[None])[0] == pytest.approx(ap)
+        assert precision_at_k(s[None], r[None], k)[0] == pytest.approx(pk)
+
+
+def test_tolerance_merges_near_ties() -> None:
+    from asif_qdrant.evaluation.metrics import average_precision
+
+    s = np.array([[0.5, 0.5000001, 0.1]])
+    r = np.array([[1, 0, 0]], dtype=bool)
+    assert average_precision(s, r)[0] == 0.5
+    assert average_precision(s, r, tolerance=1e-6)[0] == pytest.approx(0.75)
+
+
+def test_relevance_metrics_reject_bad_input() -> None:
+    from asif_qdrant.evaluation.metrics import average_precision, precision_at_k
+
+    with pytest.raises(InvalidInputError, match="same shape"):
+        average_precision(np.zeros((2, 3)), np.zeros((2, 2), dtype=bool))
+    with pytest.raises(InvalidInputError, match="NaN"):
+        average_precision(np.array([[np.nan, 1.0]]), np.array([[1, 0]], dtype=bool))
+    with pytest.raises(InvalidParameterError):
+        precision_at_k(np.zeros((1, 2)), np.ones((1, 2), dtype=bool), 0)

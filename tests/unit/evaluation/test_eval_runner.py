@@ -122,6 +122,13 @@ def test_runner_writes_every_figure_and_library_equals_numpy(
     adj = report.result("adjust").figures
     assert adj["asif"]["after_delete"] == [adj["asif"]["before"]] * 2  # deleting restores
     assert len(adj["asif"]["after"]) == 2 and len(adj["asif"]["edit_seconds"]) == 2
+    img = report.result("image").figures
+    assert set(img["tuxpaint (18)"]["asif"]) == {"intra", "caption-side", "inversion"}
+    assert img["library_equals_numpy"] and all(img["library_equals_numpy"].values())
+    assert img["raw cosine"]["category"]["queries"] == 18
+    csa = report.result("csa").figures
+    assert set(csa["compared"]) == {"ASIF", "CSA", "hybrid"} and csa["advice"]
+    assert csa["compared"]["ASIF"]["Tux i->t R@1"] == lib["image->text"]["R@1"]
     enc = report.result("encoders")
     assert enc.figures["skipped"] == ["lite0 + mpnet (missing: mpnet)"]
     # the whole-pool point of the scaling curve is the zero-shot task's figure
@@ -198,8 +205,9 @@ def test_cli_help_and_list() -> None:
     runner = CliRunner()
     result = runner.invoke(main, ["evaluate", "--help"])
     assert result.exit_code == 0
-    for option in ("--task", "--quick", "--json", "--out", "--list", "--cache-dir"):
+    for option in ("--task", "--quick", "--json", "--out", "--list", "--cache-dir", "--csa-dim"):
         assert option in result.output
+    assert "--csa-ridge" in result.output and "--rrf-k" in result.output
     result = runner.invoke(main, ["evaluate", "--list", "--json"])
     assert result.exit_code == 0
     data = json.loads(result.output)
@@ -209,3 +217,17 @@ def test_cli_help_and_list() -> None:
     result = runner.invoke(main, ["evaluate", "--k", "0", "--task", "retrieval", "--json"])
     assert result.exit_code == 1
     assert json.loads(result.output)["error"] == "InvalidParameterError"
+    result = runner.invoke(main, ["evaluate", "--csa-ridge", "0", "--task", "csa", "--json"])
+    assert result.exit_code == 1 and "csa_ridge" in json.loads(result.output)["message"]
+
+
+def test_identity_note_counts_differing_queries() -> None:
+    from asif_qdrant.evaluation.tasks import _identity_note
+
+    same = {"a": {"queries": 10, "differing": 0, "max_diff": 0.0}}
+    assert "every per-query rank is identical" in _identity_note(same)
+    same["csa: b"] = {"queries": 20, "differing": 3, "max_diff": 0.0123}
+    note = _identity_note(same)
+    assert "identical per-query ranks in 1 of 2 comparisons" in note
+    assert "3 of 20 queries" in note and "0.0123" in note
+    assert "not compared" in _identity_note({})
