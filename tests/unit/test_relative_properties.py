@@ -9,7 +9,8 @@ from hypothesis.extra.numpy import arrays
 
 from asif_qdrant.relative import relative_topk
 
-finite = st.floats(min_value=-10, max_value=10, allow_nan=False, width=32)
+# No subnormals: scaling one by 0.5 can underflow to 0 and turn a query into another problem.
+finite = st.floats(min_value=-10, max_value=10, allow_nan=False, allow_subnormal=False, width=32)
 
 
 @st.composite
