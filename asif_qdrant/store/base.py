@@ -43,6 +43,18 @@ PayloadFilter = Mapping[str, Any]
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")
 
 
+def nonzero_terms(vector: SparseVector) -> tuple[list[int], list[float]]:
+    """A sparse vector's non-zero ``(indices, values)`` as plain lists, for a Qdrant request.
+
+    Example:
+        >>> import numpy as np
+        >>> nonzero_terms(SparseVector(np.array([3, 5, 9]), np.array([0.5, 0.0, 0.25])))
+        ([3, 9], [0.5, 0.25])
+    """
+    keep = vector.values != 0
+    return vector.indices[keep].tolist(), vector.values[keep].tolist()
+
+
 def filter_conditions(flt: PayloadFilter | None) -> list[tuple[str, Any, bool]]:
     """Validate an exact-match payload filter: ``(key, value, is_any_of_list)`` per condition.
 

@@ -57,6 +57,7 @@ from asif_qdrant.store.base import (
     check_collection_name,
     check_fusion,
     filter_conditions,
+    nonzero_terms,
 )
 from asif_qdrant.types import SparseVector
 
@@ -891,8 +892,8 @@ class ClientStore(Store):
         flt = _filter(filter)
         out: list[list[ScoredPoint]] = []
         for sv in queries:
-            keep = sv.values != 0
-            if not keep.any():  # shares no anchor with anything: every score is 0
+            indices, values = nonzero_terms(sv)
+            if not indices:  # shares no anchor with anything: every score is 0
                 out.append([])
                 continue
             res = self._call(
@@ -900,9 +901,7 @@ class ClientStore(Store):
                 "query sparse vectors",
                 self.client.query_points,
                 collection_name=self.qdrant_name(name),
-                query=models.SparseVector(
-                    indices=sv.indices[keep].tolist(), values=sv.values[keep].tolist()
-                ),
+                query=models.SparseVector(indices=indices, values=values),
                 using=vector_name,
                 limit=limit,
                 query_filter=flt,
@@ -934,10 +933,8 @@ class ClientStore(Store):
         stages = []
         for p in todo:
             if isinstance(p.query, SparseVector):
-                keep = p.query.values != 0
-                vec: Any = models.SparseVector(
-                    indices=p.query.indices[keep].tolist(), values=p.query.values[keep].tolist()
-                )
+                indices, values = nonzero_terms(p.query)
+                vec: Any = models.SparseVector(indices=indices, values=values)
                 params = None
             else:
                 vec = np.asarray(p.query, dtype=np.float32).tolist()

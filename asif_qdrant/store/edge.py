@@ -39,6 +39,7 @@ from asif_qdrant.store.base import (
     check_collection_name,
     check_fusion,
     filter_conditions,
+    nonzero_terms,
 )
 from asif_qdrant.types import SparseVector
 
@@ -272,16 +273,14 @@ class EdgeStore(Store):
         flt = _filter(filter)
         out: list[list[ScoredPoint]] = []
         for sv in queries:
-            keep = sv.values != 0
-            if not keep.any():  # shares no anchor with anything: every score is 0
+            indices, values = nonzero_terms(sv)
+            if not indices:  # shares no anchor with anything: every score is 0
                 out.append([])
                 continue
             req = qe.QueryRequest(
                 limit=limit,
                 query=qe.Query.Nearest(
-                    qe.SparseVector(
-                        indices=sv.indices[keep].tolist(), values=sv.values[keep].tolist()
-                    ),
+                    qe.SparseVector(indices=indices, values=values),
                     using=vector_name,
                 ),
                 filter=flt,
@@ -312,10 +311,8 @@ class EdgeStore(Store):
         stages = []
         for p in todo:
             if isinstance(p.query, SparseVector):
-                keep = p.query.values != 0
-                vec: Any = qe.SparseVector(
-                    indices=p.query.indices[keep].tolist(), values=p.query.values[keep].tolist()
-                )
+                indices, values = nonzero_terms(p.query)
+                vec: Any = qe.SparseVector(indices=indices, values=values)
                 params = None
             else:
                 vec = np.asarray(p.query, dtype=np.float32).tolist()
