@@ -130,7 +130,7 @@ def _mean_sparse(vectors: Sequence[SparseVector]) -> SparseVector:
 
 
 def _check_anchor_search(value: Any) -> str:
-    from asif_qdrant.fast import METHODS
+    from asif_qdrant.anchor_index import METHODS
 
     allowed = ("auto", "qdrant", *(m for m in METHODS if not m.startswith("qdrant-")))
     if value not in allowed:
@@ -186,9 +186,9 @@ class ASIF:
             ``"auto"`` (default): an in-memory index built from the stored anchors on first
             use and kept in step with edits: exact numpy BLAS below 300,000 anchors on a CPU,
             the calibrated IVF two-stage search (recall@k >= 0.99, approximate) from there
-            on, torch on a CUDA device (:func:`asif_qdrant.fast.choose_method`).
+            on, torch on a CUDA device (:func:`asif_qdrant.anchor_index.choose_method`).
             ``"qdrant"``: exact search in the anchor collections by the Qdrant engine (no
-            copy in memory). Or one method of :data:`asif_qdrant.fast.METHODS` without the
+            copy in memory). Or one method of :data:`asif_qdrant.anchor_index.METHODS` without the
             ``qdrant-`` prefix, e.g. ``"exact"`` (always exact). Anchor edits keep catalogs
             equal to a full re-index with every exact path; docs/PERFORMANCE.md has the
             measured speed of each.
@@ -873,7 +873,7 @@ class ASIF:
             cached = self._anchor_indexes.get(modality)
             if cached is not None and cached[0] == version:
                 return cached[1]
-            from asif_qdrant.fast import choose_method, make_index
+            from asif_qdrant.anchor_index import choose_method, make_index
 
             ids, emb = self.anchor_embeddings(modality)
             method = self.anchor_search

@@ -56,7 +56,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from asif_qdrant.errors import (
     CollectionNotFoundError,
@@ -66,6 +65,7 @@ from asif_qdrant.errors import (
     check_int,
 )
 from asif_qdrant.fingerprint import Fingerprint
+from asif_qdrant.progress import progress_bar, show_progress
 from asif_qdrant.store.base import CollectionSpec, Record, Store, check_collection_name
 from asif_qdrant.types import SparseVector
 
@@ -136,12 +136,6 @@ class TransferReport:
     def as_dict(self) -> dict[str, Any]:
         """Plain-Python form (JSON-serialisable)."""
         return asdict(self)
-
-
-def _show(show_progress_bar: bool | None) -> bool:
-    if show_progress_bar is None:
-        return logger.getEffectiveLevel() <= logging.INFO
-    return bool(show_progress_bar)
 
 
 def _fingerprint(store: Store, name: str) -> Fingerprint:
@@ -505,7 +499,7 @@ def _decode_batch(data: bytes, plan: _Plan, path: Path) -> list[Record]:
 def _run(source: Any, sink: Any, report: TransferReport, desc: str, show: bool) -> TransferReport:
     t0 = time.perf_counter()
     total = sum(p.count for p in source.plans)
-    with tqdm(total=total, desc=desc, unit="point", disable=not show) as bar:
+    with progress_bar(total=total, desc=desc, unit="point", show=show) as bar:
         for plan in source.plans:
             sink.write(plan, source.batches(plan), bar)
     report.collections = dict(sink.counts)
@@ -560,7 +554,7 @@ def copy_model(
     sink.begin(source.plans)
     report = TransferReport(model=name, dest_model=dest_name)
     desc = f"Copying model '{name}'"
-    return _run(source, sink, report, desc, _show(show_progress_bar))
+    return _run(source, sink, report, desc, show_progress(show_progress_bar, logger))
 
 
 def export_model(
@@ -595,7 +589,13 @@ def export_model(
     try:
         sink.begin_manifest(source.manifest, source.plans)
         report = TransferReport(model=name, dest_model=name)
-        _run(source, sink, report, f"Exporting model '{name}'", _show(show_progress_bar))
+        _run(
+            source,
+            sink,
+            report,
+            f"Exporting model '{name}'",
+            show_progress(show_progress_bar, logger),
+        )
         sink.end()
     except BaseException:
         sink.abort()
@@ -648,7 +648,13 @@ def import_model(
         sink = _StoreSink(dest, dest_name, overwrite)
         sink.begin(source.plans)
         report = TransferReport(model=model, dest_model=dest_name, path=str(p))
-        _run(source, sink, report, f"Importing model '{model}'", _show(show_progress_bar))
+        _run(
+            source,
+            sink,
+            report,
+            f"Importing model '{model}'",
+            show_progress(show_progress_bar, logger),
+        )
         counts = source.finish()
     finally:
         source.close()

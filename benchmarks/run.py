@@ -164,7 +164,7 @@ def data_paths(work: Path, n: int, d: int) -> dict[str, str]:
 def prepare_data(work: Path, n: int, d: int) -> dict[str, str]:
     """Anchors, held-out queries, held-out rows for anchor edits (same distribution), and the
     exact top-k of the first BATCH queries, as .npy files (reused when present)."""
-    from asif_qdrant.fast import exact_topk
+    from asif_qdrant.anchor_index import exact_topk
 
     paths = data_paths(work, n, d)
     if all(Path(p).exists() for p in paths.values()):
@@ -184,7 +184,7 @@ def quality(
     truth_ids: np.ndarray, truth_sims: np.ndarray, ids: np.ndarray, sims: np.ndarray
 ) -> dict[str, float]:
     """Recall@k of the anchor set and cosine of the sparse vector, vs the exact ones."""
-    from asif_qdrant.fast import recall_at_k, sparse_cosine
+    from asif_qdrant.anchor_index import recall_at_k, sparse_cosine
     from asif_qdrant.relative import relative_weights
 
     rec = recall_at_k(truth_ids, ids)
@@ -199,7 +199,7 @@ def quality(
 
 # -- worker: one path on one data set, in its own process -------------------------------------
 def worker_relative(spec: dict[str, Any]) -> dict[str, Any]:
-    from asif_qdrant.fast import make_index
+    from asif_qdrant.anchor_index import make_index
     from asif_qdrant.relative import relative_topk
 
     anchors = np.load(spec["anchors"])
@@ -240,7 +240,7 @@ def worker_relative(spec: dict[str, Any]) -> dict[str, Any]:
     out["b64_s"] = times
     out["b64_qps"] = BATCH / median(times)
     if path == "baseline":  # relative_topk returns weights, not similarities
-        from asif_qdrant.fast import recall_at_k, sparse_cosine
+        from asif_qdrant.anchor_index import recall_at_k, sparse_cosine
         from asif_qdrant.relative import relative_weights
 
         rec = recall_at_k(truth_ids, ids)
@@ -330,7 +330,7 @@ def read_back(index: Any) -> float:
 
 # -- worker: catalog search on the embedded engine --------------------------------------------
 def worker_catalog(spec: dict[str, Any]) -> dict[str, Any]:
-    from asif_qdrant.fast import ExactIndex, IVFIndex, relative_vectors
+    from asif_qdrant.anchor_index import ExactIndex, IVFIndex, relative_vectors
     from asif_qdrant.store import CollectionSpec, EdgeStore, Record
 
     anchors = np.load(spec["anchors"])
@@ -423,8 +423,8 @@ def worker_catalog(spec: dict[str, Any]) -> dict[str, Any]:
 
 # -- worker: end to end on the offline encoders ----------------------------------------------
 def worker_e2e(spec: dict[str, Any]) -> dict[str, Any]:
+    from asif_qdrant.anchor_index import choose_method, make_index
     from asif_qdrant.encoders import load_image_encoder
-    from asif_qdrant.fast import choose_method, make_index
     from asif_qdrant.loaders import load_tuxpaint_stamps
     from asif_qdrant.relative import l2_normalize, relative_topk, relative_weights
 
@@ -472,7 +472,7 @@ def worker_e2e(spec: dict[str, Any]) -> dict[str, Any]:
         out[f"{label}_s_per_image_single"] = median(per_one)
         out[f"{label}_share_of_encoder_batched"] = median(per_batch) / out["encoder_s_per_image"]
     # how close are the real images' vectors from the auto path to the exact ones
-    from asif_qdrant.fast import exact_topk
+    from asif_qdrant.anchor_index import exact_topk
 
     rows, sims = exact_topk(l2_normalize(emb), anchors, K)
     ids, got = index.topk(emb, K)
@@ -485,10 +485,10 @@ def smoke(n: int = 30_000, d: int = 384, m: int = 32, seed: int = 3) -> list[dic
     """Seconds-long version of the relative section, in this process (used by the tests).
 
     Runs the baseline and the two default paths (``choose_method`` below and above
-    :data:`~asif_qdrant.fast.IVF_MIN_ANCHORS`: ``exact`` and ``ivf``) on the same structured
+    :data:`~asif_qdrant.anchor_index.IVF_MIN_ANCHORS`: ``exact`` and ``ivf``) on the same structured
     data and returns their queries/s (batch ``m``) and quality vs the exact result.
     """
-    from asif_qdrant.fast import IVF_MIN_ANCHORS, choose_method, exact_topk, make_index
+    from asif_qdrant.anchor_index import IVF_MIN_ANCHORS, choose_method, exact_topk, make_index
     from asif_qdrant.relative import relative_topk
 
     anchors, queries = clustered_embeddings(n, d, n_queries=m, seed=seed)

@@ -21,7 +21,7 @@ fastest path whose recall bar is asserted by the tests (see ``docs/PERFORMANCE.m
 
 Example:
     >>> import numpy as np
-    >>> from asif_qdrant.fast import choose_method, make_index
+    >>> from asif_qdrant.anchor_index import choose_method, make_index
     >>> choose_method(50_000, device="cpu"), choose_method(2_000_000, device="cpu")
     ('exact', 'ivf')
     >>> index = make_index("exact").build(np.arange(3), np.eye(3))
@@ -33,19 +33,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from asif_qdrant.errors import InvalidParameterError, check_int
-from asif_qdrant.fast.base import (
+from asif_qdrant.anchor_index.base import (
     AnchorIndex,
     recall_at_k,
     relative_vectors,
     segmented_topk,
     sparse_cosine,
 )
-from asif_qdrant.fast.exact import ExactIndex, exact_topk
-from asif_qdrant.fast.ivf import IVFIndex
-from asif_qdrant.fast.qdrant_index import QdrantIndex
-from asif_qdrant.fast.quantized import QuantizedIndex
-from asif_qdrant.fast.torch_index import TorchIndex, cuda_available
+from asif_qdrant.anchor_index.exact import ExactIndex, exact_topk
+from asif_qdrant.anchor_index.ivf import IVFIndex
+from asif_qdrant.anchor_index.qdrant_index import QdrantIndex
+from asif_qdrant.anchor_index.quantized import QuantizedIndex
+from asif_qdrant.anchor_index.torch_index import TorchIndex, cuda_available
+from asif_qdrant.errors import InvalidParameterError, check_int
 
 __all__ = [
     "IVF_MIN_ANCHORS",

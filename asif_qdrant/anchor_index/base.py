@@ -7,7 +7,7 @@ their similarities. Everything ASIF needs on top of that (clamp, power ``p``, no
 
 Example:
     >>> import numpy as np
-    >>> from asif_qdrant.fast import ExactIndex, relative_vectors
+    >>> from asif_qdrant.anchor_index import ExactIndex, relative_vectors
     >>> rng = np.random.default_rng(0)
     >>> index = ExactIndex().build(np.arange(100), rng.normal(size=(100, 8)))
     >>> ids, sims = index.topk(rng.normal(size=(2, 8)), k=5)
@@ -194,16 +194,16 @@ def single_threaded_blas(enabled: bool = True) -> Iterator[None]:
 class AnchorIndex(ABC):
     """Anchor embeddings of one modality under their ids, with a fast top-k cosine search.
 
-    Implementations: :class:`~asif_qdrant.fast.ExactIndex` (numpy BLAS, exact),
-    :class:`~asif_qdrant.fast.IVFIndex` (coarse-then-exact two-stage search),
-    :class:`~asif_qdrant.fast.QuantizedIndex` (bf16 / int8 / binary scan + exact rescoring),
-    :class:`~asif_qdrant.fast.TorchIndex` (torch, GPU when present) and
-    :class:`~asif_qdrant.fast.QdrantIndex` (the embedded Qdrant engine).
+    Implementations: :class:`~asif_qdrant.anchor_index.ExactIndex` (numpy BLAS, exact),
+    :class:`~asif_qdrant.anchor_index.IVFIndex` (coarse-then-exact two-stage search),
+    :class:`~asif_qdrant.anchor_index.QuantizedIndex` (bf16 / int8 / binary scan + exact rescoring),
+    :class:`~asif_qdrant.anchor_index.TorchIndex` (torch, GPU when present) and
+    :class:`~asif_qdrant.anchor_index.QdrantIndex` (the embedded Qdrant engine).
 
     Rows are L2-normalised on the way in, queries too, so similarities are cosines.
     """
 
-    #: The method name accepted by :func:`~asif_qdrant.fast.make_index`.
+    #: The method name accepted by :func:`~asif_qdrant.anchor_index.make_index`.
     method: str = "abstract"
     #: Whether :meth:`topk` returns the exact top-k (ties aside).
     exact: bool = False
@@ -326,7 +326,7 @@ def relative_vectors(
     at 0, raised to ``p``, L2-normalised; anchors of weight 0 are left out.
 
     Example:
-        >>> from asif_qdrant.fast import ExactIndex
+        >>> from asif_qdrant.anchor_index import ExactIndex
         >>> index = ExactIndex().build([10, 11, 12], np.eye(3))
         >>> v = relative_vectors(index, np.array([[1.0, 0.5, 0.0]]), k=2, p=1.0)[0]
         >>> v.indices.tolist(), [round(float(x), 3) for x in v.values]

@@ -9,7 +9,7 @@ small (rare) is redone with a full partition. The result is exact either way.
 
 Example:
     >>> import numpy as np
-    >>> from asif_qdrant.fast import ExactIndex
+    >>> from asif_qdrant.anchor_index import ExactIndex
     >>> index = ExactIndex().build([5, 6, 7], np.eye(3))
     >>> ids, sims = index.topk(np.array([[0.0, 1.0, 0.2]]), k=2)
     >>> ids.tolist(), [round(float(s), 3) for s in sims[0]]
@@ -24,8 +24,8 @@ import math
 
 import numpy as np
 
+from asif_qdrant.anchor_index.base import AnchorIndex, segmented_topk, single_threaded_blas
 from asif_qdrant.errors import InvalidInputError
-from asif_qdrant.fast.base import AnchorIndex, segmented_topk, single_threaded_blas
 
 __all__ = ["ExactIndex", "RowStore", "exact_topk", "sample_size"]
 

@@ -18,7 +18,7 @@ next search retrains.
 
 Example:
     >>> import numpy as np
-    >>> from asif_qdrant.fast import IVFIndex
+    >>> from asif_qdrant.anchor_index import IVFIndex
     >>> rng = np.random.default_rng(0)
     >>> centers = rng.normal(size=(20, 16))
     >>> x = centers[rng.integers(0, 20, 3000)] + 0.5 * rng.normal(size=(3000, 16))
@@ -37,9 +37,9 @@ from typing import Any
 
 import numpy as np
 
+from asif_qdrant.anchor_index.base import AnchorIndex, segmented_topk, single_threaded_blas
+from asif_qdrant.anchor_index.exact import exact_topk
 from asif_qdrant.errors import InvalidInputError, InvalidParameterError, check_int, check_real
-from asif_qdrant.fast.base import AnchorIndex, segmented_topk, single_threaded_blas
-from asif_qdrant.fast.exact import exact_topk
 from asif_qdrant.relative import relative_weights
 
 __all__ = ["IVFIndex", "spherical_kmeans"]

@@ -11,7 +11,7 @@ The shard lives in ``path`` (a temporary folder by default, removed by :meth:`cl
 
 Example:
     >>> import numpy as np
-    >>> from asif_qdrant.fast import QdrantIndex
+    >>> from asif_qdrant.anchor_index import QdrantIndex
     >>> with QdrantIndex("exact") as index:
     ...     _ = index.build([1, 2, 3], np.eye(3))
     ...     index.topk(np.array([[0.0, 1.0, 0.0]]), k=1)[0].tolist()
@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from asif_qdrant.anchor_index.base import AnchorIndex
 from asif_qdrant.errors import (
     InvalidInputError,
     InvalidParameterError,
@@ -34,7 +35,6 @@ from asif_qdrant.errors import (
     check_int,
     check_real,
 )
-from asif_qdrant.fast.base import AnchorIndex
 
 __all__ = ["QdrantIndex"]
 

@@ -15,7 +15,7 @@ benchmark and asserted in the tests); the returned similarities are always exact
 
 Example:
     >>> import numpy as np
-    >>> from asif_qdrant.fast import QuantizedIndex
+    >>> from asif_qdrant.anchor_index import QuantizedIndex
     >>> rng = np.random.default_rng(0)
     >>> x = rng.normal(size=(500, 32))
     >>> index = QuantizedIndex("binary", oversample=8).build(np.arange(500), x)
@@ -30,9 +30,9 @@ from typing import Any, Literal
 
 import numpy as np
 
+from asif_qdrant.anchor_index.base import AnchorIndex, segmented_topk
+from asif_qdrant.anchor_index.exact import RowStore
 from asif_qdrant.errors import InvalidParameterError, check_real
-from asif_qdrant.fast.base import AnchorIndex, segmented_topk
-from asif_qdrant.fast.exact import RowStore
 
 __all__ = ["QuantizedIndex"]
 

@@ -2,12 +2,12 @@
 
 On a GPU the whole product and ``torch.topk`` run on the device: a million anchors fit in
 1.5 GB of GPU memory and a batch is a single matmul. On a CPU it works too (blocked), but the
-numpy :class:`~asif_qdrant.fast.ExactIndex` is usually faster there. TF32 is not used, so the
-similarities are ``float32`` dot products.
+numpy :class:`~asif_qdrant.anchor_index.ExactIndex` is usually faster there. TF32 is not used,
+so the similarities are ``float32`` dot products.
 
 Example:
     >>> import numpy as np
-    >>> from asif_qdrant.fast import TorchIndex
+    >>> from asif_qdrant.anchor_index import TorchIndex
     >>> index = TorchIndex(device="cpu").build([4, 5, 6], np.eye(3))
     >>> ids, sims = index.topk(np.array([[0.0, 0.0, 1.0]]), k=1)
     >>> ids.tolist(), index.device
@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from asif_qdrant.anchor_index.base import AnchorIndex
 from asif_qdrant.errors import InvalidInputError, InvalidParameterError
-from asif_qdrant.fast.base import AnchorIndex
 
 __all__ = ["TorchIndex", "cuda_available"]
 

@@ -31,6 +31,7 @@ from asif_qdrant.errors import (
     check_int,
 )
 from asif_qdrant.images import load_image
+from asif_qdrant.progress import show_progress
 
 if TYPE_CHECKING:
     from asif_qdrant.types import ImageInput
@@ -54,36 +55,6 @@ def default_device() -> str:
         True
     """
     return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def resolve_show_progress_bar(
-    show_progress_bar: bool | None, log: logging.Logger, owner: str
-) -> bool:
-    """Resolve ``show_progress_bar=None`` from the logger level, as sentence-transformers does.
-
-    Args:
-        show_progress_bar: ``True``, ``False`` or ``None`` (follow ``log``'s level).
-        log: The logger whose effective level decides when ``show_progress_bar`` is ``None``.
-        owner: The method name used in the error message.
-
-    Returns:
-        Whether to show a progress bar.
-
-    Raises:
-        InvalidParameterError: If ``show_progress_bar`` is not a bool or ``None``.
-
-    Example:
-        >>> resolve_show_progress_bar(True, logging.getLogger("x"), "embed")
-        True
-    """
-    if show_progress_bar is None:
-        return log.getEffectiveLevel() in (logging.INFO, logging.DEBUG)
-    if not isinstance(show_progress_bar, (bool, np.bool_)):
-        raise InvalidParameterError(
-            f"The 'show_progress_bar' parameter of {owner} must be a bool or None. "
-            f"Got {show_progress_bar!r} instead."
-        )
-    return bool(show_progress_bar)
 
 
 def _strip_timm_prefix(model: str) -> str:
@@ -262,9 +233,9 @@ class TimmImageEncoder:
             >>> bool(np.allclose(np.linalg.norm(x, axis=1), 1.0, atol=1e-5))
             True
         """
-        items = _as_list(batch, "TimmImageEncoder.embed", "images")
+        items = as_list(batch, "TimmImageEncoder.embed", "images")
         batch_size = check_int("batch_size", "TimmImageEncoder.embed", batch_size, minimum=1)
-        show = resolve_show_progress_bar(show_progress_bar, logger, "TimmImageEncoder.embed")
+        show = show_progress(show_progress_bar, logger, "TimmImageEncoder.embed")
         n = len(items)
         if n == 0:
             return np.empty((0, self.dim), dtype=np.float32)
@@ -282,7 +253,8 @@ class TimmImageEncoder:
         return out
 
 
-def _as_list(batch: Any, owner: str, what: str) -> list[Any]:
+def as_list(batch: Any, owner: str, what: str) -> list[Any]:
+    """A batch as a list; one bare input (a str, bytes, an image) is an error, not a batch."""
     single = (str, bytes, bytearray, memoryview, os.PathLike, Image.Image)
     if isinstance(batch, single):
         raise InvalidInputError(

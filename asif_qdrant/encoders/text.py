@@ -19,13 +19,14 @@ from typing import Any
 import numpy as np
 from sentence_transformers import SentenceTransformer
 
-from asif_qdrant.encoders.image import _as_list, resolve_show_progress_bar
+from asif_qdrant.encoders.image import as_list
 from asif_qdrant.errors import (
     EncoderLoadError,
     InvalidInputError,
     InvalidParameterError,
     check_int,
 )
+from asif_qdrant.progress import show_progress
 
 __all__ = ["SentenceTransformerEncoder"]
 
@@ -161,7 +162,7 @@ class SentenceTransformerEncoder:
             >>> x.dtype, x.shape
             (dtype('float32'), (2, 384))
         """
-        texts = _as_list(batch, "SentenceTransformerEncoder.embed", "str")
+        texts = as_list(batch, "SentenceTransformerEncoder.embed", "str")
         for i, text in enumerate(texts):
             if not isinstance(text, str):
                 raise InvalidInputError(
@@ -171,9 +172,7 @@ class SentenceTransformerEncoder:
         batch_size = check_int(
             "batch_size", "SentenceTransformerEncoder.embed", batch_size, minimum=1
         )
-        show = resolve_show_progress_bar(
-            show_progress_bar, logger, "SentenceTransformerEncoder.embed"
-        )
+        show = show_progress(show_progress_bar, logger, "SentenceTransformerEncoder.embed")
         if not texts:
             return np.empty((0, self.dim), dtype=np.float32)
         out = self.model.encode(

@@ -1,4 +1,4 @@
-"""The fast anchor-search paths of asif_qdrant.fast: exactness, recall bars, edits, errors.
+"""The fast anchor-search paths of asif_qdrant.anchor_index: exactness, recall bars, edits, errors.
 
 Every path is run on the same structured synthetic embeddings (benchmarks.synthetic, which
 mimic the statistics of real MiniLM / EfficientNet embeddings) and compared with the exact
@@ -14,8 +14,7 @@ import re
 import numpy as np
 import pytest
 
-from asif_qdrant.errors import AnchorSetError, InvalidInputError, InvalidParameterError
-from asif_qdrant.fast import (
+from asif_qdrant.anchor_index import (
     IVF_MIN_ANCHORS,
     METHODS,
     ExactIndex,
@@ -28,6 +27,7 @@ from asif_qdrant.fast import (
     relative_vectors,
     sparse_cosine,
 )
+from asif_qdrant.errors import AnchorSetError, InvalidInputError, InvalidParameterError
 from asif_qdrant.relative import l2_normalize, relative_topk, relative_weights
 from benchmarks.synthetic import clustered_embeddings
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from asif_qdrant import ASIF, InvalidParameterError
-from asif_qdrant.fast import ExactIndex, IVFIndex, recall_at_k, sparse_cosine
+from asif_qdrant.anchor_index import ExactIndex, IVFIndex, recall_at_k, sparse_cosine
 from asif_qdrant.relative import relative_topk
 
 K = 20
