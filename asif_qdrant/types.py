@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypedDict, Union
 
 import numpy as np
 
-from asif_qdrant.errors import InvalidParameterError, check_int, check_real
+from asif_qdrant.errors import InvalidParameterError, check_int, check_one_of, check_real
 
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
@@ -62,21 +62,6 @@ TARGETS: tuple[str, ...] = ("item", "caption")
 #: How two rankings are fused: reciprocal rank fusion or distribution-based score fusion.
 Fusion = Literal["rrf", "dbsf"]
 FUSIONS: tuple[str, ...] = ("rrf", "dbsf")
-
-
-def one_of(owner: str, name: str, value: Any, allowed: tuple[str, ...]) -> str:
-    """Validate a choice among ``allowed``; the message names the parameter and the choices.
-
-    Example:
-        >>> one_of("ASIF.search", "method", "csa", METHODS)
-        'csa'
-    """
-    if not isinstance(value, str) or value not in allowed:
-        raise InvalidParameterError(
-            f"The '{name}' parameter of {owner} must be one of "
-            f"{', '.join(repr(a) for a in allowed)}. Got {value!r:.100} instead."
-        )
-    return value
 
 
 @dataclass(frozen=True)
@@ -219,22 +204,22 @@ method='csa', query_via='native', target='caption'.
             shared = check_int("min_shared_anchors", owner, self.min_shared_anchors, minimum=0)
             set_(self, "min_shared_anchors", shared)
         if self.item_modality is not None:
-            one_of(owner, "item_modality", self.item_modality, MODALITIES)
+            check_one_of(owner, "item_modality", self.item_modality, MODALITIES)
         if self.filter is not None and not isinstance(self.filter, Mapping):
             raise InvalidParameterError(
                 f"The 'filter' parameter of {owner} must be a mapping of payload key to value "
                 f"(exact match) or None. Got {self.filter!r:.100} instead."
             )
-        method = one_of(owner, "method", self.method, METHODS)
-        query_via = one_of(owner, "query_via", self.query_via, QUERY_VIA)
-        target = one_of(owner, "target", self.target, TARGETS)
+        method = check_one_of(owner, "method", self.method, METHODS)
+        query_via = check_one_of(owner, "query_via", self.query_via, QUERY_VIA)
+        target = check_one_of(owner, "target", self.target, TARGETS)
         if method != "asif" and (query_via != "native" or target != "item"):
             raise InvalidParameterError(
                 f"{owner}: query_via='invert' and target='caption' work on ASIF relative "
                 f"vectors only: use them with method='asif'. Got method={method!r}, "
                 f"query_via={query_via!r}, target={target!r}."
             )
-        one_of(owner, "fusion", self.fusion, FUSIONS)
+        check_one_of(owner, "fusion", self.fusion, FUSIONS)
         if self.prefetch_limit is not None:
             pl = check_int("prefetch_limit", owner, self.prefetch_limit, minimum=1)
             set_(self, "prefetch_limit", pl)
