@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from asif_qdrant import ASIF, CollectionNotFoundError, InvalidInputError, InvalidParameterError
-from asif_qdrant.explain import explain_vectors, roc_auc
 from asif_qdrant.plotting import explain_figure
+from asif_qdrant.retriever.explain import explain_vectors, roc_auc
 from asif_qdrant.store import Store
 from asif_qdrant.types import SparseVector
 from tests.conftest import ColorImageEncoder, HashTextEncoder
