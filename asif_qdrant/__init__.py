@@ -30,8 +30,7 @@ from asif_qdrant.retriever.explain import AuditReport, Explanation, LabelExplana
 from asif_qdrant.retriever.integrity import IntegrityReport
 from asif_qdrant.retriever.recompute import EditReport
 from asif_qdrant.types import Hit, SearchOptions, SparseVector
-
-__version__ = "0.1.0"
+from asif_qdrant.version import __version__
 
 __all__ = [
     "ASIF",

@@ -6,15 +6,8 @@ done on the open model's :class:`~asif_qdrant.retriever.state.ModelState`. Data 
 encoder -> anchor search (the nearest anchors of the input's modality) -> sparse relative
 vector -> Qdrant (stored, or used as a sparse query). docs/design.md draws the layers.
 
-Typical use (the class docstring has an example that runs without any model)::
-
-    from pathlib import Path
-    from asif_qdrant import ASIF
-
-    asif = ASIF(path="my-asif")                     # offline default encoders
-    asif.add_anchors(["cat.png", "dog.png"], ["A cat.", "A dog."])
-    asif.index("pets", images=[Path("my_cat.png")])
-    hits = asif.search("pets", "a cat", limit=1)
+The class docstring has an example that runs without any model; README.md one with the
+offline encoders.
 """
 
 from __future__ import annotations
@@ -26,13 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from asif_qdrant.errors import InvalidParameterError, check_int, check_real
+from asif_qdrant.errors import check_int, check_real
 from asif_qdrant.locking import ReadWriteLock, locked
 from asif_qdrant.relative import l2_normalize
 from asif_qdrant.retriever import anchors, catalogs, crossgap, edits, explain, search, zeroshot
 from asif_qdrant.retriever.integrity import IntegrityReport, check_integrity
 from asif_qdrant.retriever.layout import Layout
-from asif_qdrant.retriever.state import DEFAULT_K, DEFAULT_P, ModelState
+from asif_qdrant.retriever.state import DEFAULT_K, DEFAULT_P, ModelState, check_store_args, connect
 from asif_qdrant.retriever.zeroshot import (
     DEFAULT_TEMPLATE_STRATEGY,
     DEFAULT_TEMPLATES,
@@ -89,21 +82,14 @@ class ASIF:
         device: Device of encoders loaded by name (``None``: CUDA when available).
         batch_size: Inputs per encoder forward pass.
         show_progress_bar: Progress bars on long work; ``None`` follows the logger level.
-        anchor_search: How a new input finds its ``k`` nearest anchors.
-            ``"auto"`` (default): an in-memory index built from the stored anchors on first
-            use and kept in step with edits: exact numpy BLAS below 300,000 anchors on a CPU,
-            the calibrated IVF two-stage search (recall@k >= 0.99, approximate) from there
-            on, torch on a CUDA device (:func:`asif_qdrant.anchor_index.choose_method`).
-            ``"qdrant"``: exact search in the anchor collections by the Qdrant engine (no
-            copy in memory). Or one method of :data:`asif_qdrant.anchor_index.METHODS`, e.g.
-            ``"exact"`` (always exact). Anchor edits keep catalogs equal to a full re-index
-            with every exact path; docs/PERFORMANCE.md has the measured speed of each.
-        csa_dim: Enable CSA (:mod:`asif_qdrant.csa`, docs/METHODS.md) with this many
-            canonical dimensions (>= 1, at most the smaller encoder dim): catalogs store a
-            dense ``csa`` vector per item and ``method="csa"`` / ``"hybrid"`` become
-            available in :meth:`search` and :meth:`classify`. Stored in the fingerprint;
-            unset: the stored value (None: no CSA). Enabling it on a model with catalogs
-            adds the vectors to a catalog when it is next indexed into or re-indexed.
+        anchor_search: How a new input finds its ``k`` nearest anchors: ``"auto"`` (an
+            in-memory index kept in step with edits: exact BLAS below 300,000 anchors on a
+            CPU, calibrated IVF above, torch on CUDA; :mod:`asif_qdrant.anchor_index`),
+            ``"qdrant"`` (exact search by the engine, no copy in memory) or a method of
+            :data:`asif_qdrant.anchor_index.METHODS` (``"exact"``...). docs/PERFORMANCE.md.
+        csa_dim: Enable CSA (docs/METHODS.md) with this many canonical dimensions (at most
+            the smaller encoder dim): catalogs store a dense ``csa`` vector per item and
+            ``method="csa"`` / ``"hybrid"`` become available. Stored in the fingerprint.
         csa_ridge: Relative ridge of the CSA fit (> 0; unset: the stored value, else 0.1).
 
     Raises:
@@ -141,13 +127,7 @@ class ASIF:
         csa_dim: int | None = None,
         csa_ridge: float | None = None,
     ) -> None:
-        given = [x is not None for x in (path, client, store)]
-        if sum(given) != 1:
-            raise InvalidParameterError(
-                "ASIF needs exactly one of 'path' (a folder for the embedded Qdrant engine), "
-                "'client' (a qdrant_client.QdrantClient) or 'store'. Got "
-                f"{sum(given)} of them."
-            )
+        check_store_args(path, client, store)
         layout = Layout(name)
         k = None if k is None else check_int("k", "ASIF", k, minimum=1)
         p = None if p is None else check_real("p", "ASIF", p, greater_than=0)
@@ -158,21 +138,7 @@ class ASIF:
             csa_ridge = check_real("csa_ridge", "ASIF", csa_ridge, greater_than=0)
         #: Edits are exclusive, reads shared (:mod:`asif_qdrant.locking`).
         self._rw_lock = ReadWriteLock()
-        if store is not None:
-            if not isinstance(store, Store):
-                raise InvalidParameterError(
-                    "The 'store' parameter of ASIF must be an asif_qdrant.store.Store. "
-                    f"Got {type(store).__name__} instead."
-                )
-            opened = store
-        elif client is not None:
-            from asif_qdrant.store.client import ClientStore
-
-            opened = ClientStore(client)
-        else:
-            from asif_qdrant.store.edge import EdgeStore
-
-            opened = EdgeStore(path)  # type: ignore[arg-type]
+        opened, owned = connect(path, client, store)
         self._state = ModelState(
             opened,
             layout,
@@ -186,7 +152,7 @@ class ASIF:
             self._state.integrity = check_integrity(self._state)
             crossgap.init_csa(self._state, csa_dim, csa_ridge)
         except BaseException:
-            if store is None:  # we opened it: release it (an embedded folder is locked)
+            if owned:  # we opened it: release it (an embedded folder is locked)
                 opened.close()
             raise
 
@@ -212,19 +178,9 @@ class ASIF:
         return self._state.fingerprint
 
     @property
-    def image_anchor_collection(self) -> str:
-        """Name of the image-anchor collection."""
-        return self._state.layout.image_anchors
-
-    @property
-    def text_anchor_collection(self) -> str:
-        """Name of the text-anchor collection."""
-        return self._state.layout.text_anchors
-
-    @property
-    def meta_collection(self) -> str:
-        """Name of the collection holding the fingerprint."""
-        return self._state.layout.meta
+    def layout(self) -> Layout:
+        """The model's collection names (``layout.image_anchors``, ``.text_anchors``, ``.meta``)."""
+        return self._state.layout
 
     @property
     def k(self) -> int:
@@ -273,12 +229,7 @@ class ASIF:
         return crossgap.csa_model(self._state, required=False)
 
     def __repr__(self) -> str:
-        fp = self.fingerprint
-        return (
-            f"ASIF(name={self.name!r}, anchors={fp.anchor_count}, k={fp.k}, p={fp.p}, "
-            f"image_encoder={fp.image_encoder!r}, text_encoder={fp.text_encoder!r}, "
-            f"store={self.store.describe()!r})"
-        )
+        return f"ASIF({self._state.describe()})"
 
     @locked("read")
     def encode(
@@ -320,10 +271,8 @@ class ASIF:
     ) -> list[int]:
         """Add anchor pairs from precomputed embeddings.
 
-        Every catalog of the model is brought up to date in the same call: exactly the items
-        for which a new anchor reaches their k-th similarity are re-computed from their
-        stored embedding (:mod:`asif_qdrant.retriever.recompute`). What was done (items
-        re-computed per catalog, seconds) is in :attr:`last_edit`.
+        Every catalog is brought up to date in the same call: exactly the items a new anchor
+        affects are re-computed (:mod:`asif_qdrant.retriever.recompute`; :attr:`last_edit`).
 
         Args:
             image_embeddings: ``(n, d_image)`` embeddings of the anchor images.
@@ -341,16 +290,13 @@ class ASIF:
     def delete_anchors(self, ids: Iterable[int], *, purge: bool = False) -> int:
         """Delete anchor pairs by id from both anchor collections, and from every catalog.
 
-        The catalog items whose vectors gave a deleted anchor a positive weight (found with
-        one sparse query per catalog) are re-computed from their stored embedding, so no
-        stored vector keeps a deleted anchor as a dimension, and every catalog vector equals
-        a full re-index. What was done is in :attr:`last_edit`.
+        The items that gave a deleted anchor weight are re-computed, so every catalog vector
+        equals a full re-index (:attr:`last_edit` says what was done).
 
         Args:
             ids: Anchor ids. Every id must exist: if any is unknown, nothing is deleted.
             purge: Also rewrite the anchor collections and the touched catalogs, so that the
-                deleted pairs leave the engine's files on disk too (Qdrant keeps deleted
-                points in its write-ahead log until it vacuums them). Costs a full rewrite.
+                deleted pairs leave the engine's files on disk too (a full rewrite).
 
         Returns:
             How many pairs were deleted.
@@ -364,8 +310,7 @@ class ASIF:
     def reindex(self, collection: str | None = None) -> EditReport:
         """Re-compute catalog vectors from the items' stored embeddings (no encoding).
 
-        Edits keep catalogs exact on their own; this is the full re-index they are checked
-        against, and the way to repair a catalog after an interrupted edit.
+        The full re-index that edits are checked against; it also repairs a stale catalog.
 
         Args:
             collection: One catalog; ``None``: every catalog of the model.
@@ -406,12 +351,9 @@ class ASIF:
     ) -> list[SparseVector]:
         """Relative vectors of precomputed embeddings of ``modality``.
 
-        Each embedding finds its ``k`` nearest anchors (cosine) of its own modality; the
-        similarities become weights with :func:`~asif_qdrant.relative.relative_weights`.
-        Anchors of weight 0 (negative similarity) are left out of the sparse vector. Anchors
-        tied at the k-th place are kept in id order (the lower id wins), so the result does
-        not depend on the order in which a search returns ties (the same rule as
-        :func:`~asif_qdrant.relative_topk`).
+        The ``k`` nearest anchors of the same modality, weighed by the recipe of
+        :func:`~asif_qdrant.relative_topk` (ties at the k-th place: the lower id wins);
+        anchors of weight 0 are left out.
         """
         return anchors.relative_from_embeddings(self._state, embeddings, modality)
 
@@ -428,12 +370,10 @@ class ASIF:
         show_progress_bar: bool | None = None,
         captions: Sequence[str | None] | None = None,
     ) -> list[PointId]:
-        """Store catalog items (images and/or texts) with their ASIF sparse vectors.
+        """Store catalog items (images, then texts) with their ASIF sparse vectors.
 
-        Items are the images first, then the texts; ``payloads`` and ``ids``, when given,
-        follow that order. Each item's payload also records its ``modality`` and, for images
-        given as paths, ``image``; for texts, ``text``. Each item also keeps its own
-        embedding, so that it can be re-indexed after anchor edits without encoding it again.
+        Each payload also records the item's ``modality`` and its ``image`` path or ``text``;
+        each item keeps its embedding, so that edits never encode it again.
 
         Args:
             collection: The catalog collection (created on first use).
@@ -448,16 +388,8 @@ class ASIF:
         Returns:
             The items' point ids.
         """
-        return catalogs.index(
-            self._state,
-            collection,
-            images=images,
-            texts=texts,
-            payloads=payloads,
-            ids=ids,
-            show_progress_bar=show_progress_bar,
-            captions=captions,
-        )
+        args = (images, texts, payloads, ids, show_progress_bar, captions)
+        return catalogs.index(self._state, collection, *args)
 
     @locked("write")
     def index_embeddings(
@@ -473,29 +405,12 @@ class ASIF:
     ) -> list[PointId]:
         """Store catalog items from precomputed embeddings of one modality.
 
-        Args:
-            collection: The catalog collection (created on first use).
-            embeddings: ``(n, dim)`` embeddings from this model's encoder of ``modality``.
-            modality: "image" or "text".
-            payloads: One payload per item.
-            ids: One point id per item; default: consecutive ints.
-            show_progress_bar: Override the model's setting.
-            caption_embeddings: For image items: ``(n, d_text)`` embeddings of their
-                captions (a row of NaN: no caption), searched with ``target="caption"``.
-
-        Returns:
-            The items' point ids.
+        ``embeddings`` are ``(n, dim)`` embeddings of ``modality`` from this model's encoder;
+        ``caption_embeddings`` (image items only) ``(n, d_text)`` embeddings of their
+        captions (a row of NaN: no caption). The rest is as in :meth:`index`.
         """
-        return catalogs.index_embeddings(
-            self._state,
-            collection,
-            embeddings,
-            modality,
-            payloads=payloads,
-            ids=ids,
-            show_progress_bar=show_progress_bar,
-            caption_embeddings=caption_embeddings,
-        )
+        args = (payloads, ids, show_progress_bar, caption_embeddings)
+        return catalogs.index_embeddings(self._state, collection, embeddings, modality, *args)
 
     @locked("write")
     def resumable_index(
@@ -513,50 +428,15 @@ class ASIF:
     ) -> IndexJob:
         """Index an input in chunks that each commit for good, so a killed run can resume.
 
-        Ids are deterministic (item ``row`` gets ``start + row``); ``resume=True`` with the
-        same input skips the items already stored. The guarantees are those of
+        The input is image paths and texts (as :meth:`index`), or ``embeddings`` of one
+        ``modality`` (as :meth:`index_embeddings`). Ids are deterministic (item ``row`` gets
+        ``start + row``); ``resume=True`` with the same input skips the items already
+        stored. After each chunk of ``chunk_size`` items is committed, ``on_commit(first_row,
+        end_row, total)`` is called. The guarantees, and an example, are those of
         :func:`asif_qdrant.retriever.catalogs.resumable_index`.
-
-        Args:
-            collection: The catalog collection.
-            images: Image paths.
-            texts: Texts.
-            embeddings: ``(n, dim)`` precomputed embeddings (instead of images / texts).
-            modality: The modality of ``embeddings``.
-            resume: Finish an interrupted job on the same input.
-            chunk_size: Items per committed chunk (>= 1).
-            on_commit: Called after each committed chunk with ``(first_row, end_row, total)``.
-            show_progress_bar: A progress bar over the items (None: the model's setting).
-
-        Returns:
-            What was done.
-
-        Example:
-            >>> import tempfile, numpy as np
-            >>> rng = np.random.default_rng(0)
-            >>> with ASIF(path=tempfile.mkdtemp(), k=3, image_encoder="precomputed/image",
-            ...           text_encoder="precomputed/text", show_progress_bar=False) as asif:
-            ...     _ = asif.add_anchor_embeddings(rng.random((6, 8)), rng.random((6, 4)))
-            ...     emb = rng.random((25, 8))
-            ...     first = asif.resumable_index("items", embeddings=emb, modality="image",
-            ...                                  chunk_size=10)
-            ...     again = asif.resumable_index("items", embeddings=emb, modality="image",
-            ...                                  resume=True)
-            ...     (first.new, first.ids[:3]), (again.new, again.skipped)
-            ((25, [0, 1, 2]), (0, 25))
         """
-        return catalogs.resumable_index(
-            self._state,
-            collection,
-            images=images,
-            texts=texts,
-            embeddings=embeddings,
-            modality=modality,
-            resume=resume,
-            chunk_size=chunk_size,
-            on_commit=on_commit,
-            show_progress_bar=show_progress_bar,
-        )
+        args = (images, texts, embeddings, modality, resume, chunk_size, on_commit)
+        return catalogs.resumable_index(self._state, collection, *args, show_progress_bar)
 
     # -- search ----------------------------------------------------------------------------------
     @locked("read")
@@ -588,23 +468,7 @@ class ASIF:
             Hits best first. A hit's score is the ASIF dot product (0 when nothing is
             shared, and such items are not returned; :meth:`explain` breaks it down), the
             weighted CSA similarity, or the fusion score for "hybrid".
-
-        Example:
-            >>> import tempfile, numpy as np
-            >>> rng = np.random.default_rng(0)
-            >>> with ASIF(path=tempfile.mkdtemp(), k=4, csa_dim=3,
-            ...           image_encoder="precomputed/image", text_encoder="precomputed/text",
-            ...           show_progress_bar=False) as asif:
-            ...     _ = asif.add_anchor_embeddings(rng.random((12, 8)), rng.random((12, 4)))
-            ...     _ = asif.index_embeddings("items", rng.random((5, 8)), "image",
-            ...                               caption_embeddings=rng.random((5, 4)))
-            ...     q = rng.random((1, 8))  # one precomputed image embedding
-            ...     (csa,) = asif.search_embeddings("items", q, "image", method="csa", limit=2)
-            ...     (hyb,) = asif.search_embeddings("items", q, "image", method="hybrid")
-            ...     (cap,) = asif.search_embeddings("items", q, "image", target="caption")
-            ...     (inv,) = asif.search_embeddings("items", q, "image", query_via="invert")
-            ...     len(csa), len(hyb), len(cap) > 0, len(inv) > 0
-            (2, 5, True, True)
+            :mod:`asif_qdrant.retriever.search` has an example of each method.
         """
         return self.search_batch(collection, [query], options, **fields)[0]
 
@@ -631,16 +495,9 @@ class ASIF:
     ) -> list[list[Hit]]:
         """:meth:`search_batch` for precomputed query embeddings of one modality.
 
-        Args:
-            collection: The catalog collection.
-            embeddings: ``(n, dim)`` query embeddings from this model's encoder of
-                ``modality``.
-            modality: The queries' modality, "image" or "text".
-            options: As in :meth:`search`.
-            **fields: As in :meth:`search` (``item_modality`` filters the catalog items).
-
-        Returns:
-            One list of hits per query row.
+        ``embeddings`` are ``(n, dim)`` query embeddings of ``modality`` ("image" or "text");
+        ``options`` and ``fields`` are as in :meth:`search` (``item_modality`` filters the
+        catalog items). Returns one list of hits per query row.
         """
         m = self._state
         m.layout.anchors(modality)  # validates the modality
@@ -664,8 +521,6 @@ class ASIF:
     ) -> list[str]:
         """Zero-shot classification: the label whose prompts best match each image.
 
-        How prompts are built, cached and combined is in :mod:`asif_qdrant.retriever.zeroshot`.
-
         Args:
             images: Images (or their sparse vectors from :meth:`embed_images`).
             labels: Class names, e.g. ``["cat", "dog"]``.
@@ -678,27 +533,18 @@ class ASIF:
             min_shared_anchors: An image sharing fewer anchors with its best prompt gets
                 ``unknown_label`` (``1``: only images sharing nothing with every prompt).
             unknown_label: The "does not know" outcome.
-            method: ``"asif"``; ``"csa"``: the weighted CSA similarity of the image and each
-                label's prompts (a model built with ``csa_dim``); ``"hybrid"``: per image,
-                the reciprocal rank fusion (k=2) of the labels' ASIF and CSA rankings.
-                ``"csa"`` / ``"hybrid"`` need images (not sparse vectors) and take no
-                ``min_shared_anchors``. See docs/METHODS.md.
+            method: ``"asif"``, ``"csa"`` (a model built with ``csa_dim``) or ``"hybrid"``
+                (the RRF of both rankings); the last two need images, not sparse vectors.
 
         Returns:
             The predicted label per image (:meth:`classify_scores` gives the scores;
             :meth:`explain_label` says why a label won).
         """
-        return zeroshot.classify(
-            self._state,
-            images,
-            labels,
-            templates=templates,
-            template_strategy=template_strategy,
-            min_score=min_score,
-            min_shared_anchors=min_shared_anchors,
-            unknown_label=unknown_label,
-            method=method,
-        )[0]
+        floors = (min_score, min_shared_anchors, unknown_label)
+        m = self._state
+        return zeroshot.classify(m, images, labels, templates, template_strategy, *floors, method)[
+            0
+        ]
 
     @locked("cache")
     def classify_scores(
@@ -724,35 +570,11 @@ class ASIF:
             method: ``"asif"``, ``"csa"`` or ``"hybrid"`` (as in :meth:`classify`).
 
         Returns:
-            ``(n_images, n_labels)`` ``float32`` scores, labels in the given order.
-
-        Example:
-            >>> import tempfile, numpy as np
-            >>> class Letters:  # a toy text encoder: letter counts
-            ...     name, dim = "toy/letters", 3
-            ...     def embed(self, batch, *, batch_size=32, show_progress_bar=None):
-            ...         return np.array([[t.count(c) + 0.1 for c in "abc"] for t in batch])
-            >>> rng = np.random.default_rng(0)
-            >>> with ASIF(path=tempfile.mkdtemp(), k=4, image_encoder="precomputed/image",
-            ...           text_encoder=Letters(), show_progress_bar=False) as asif:
-            ...     _ = asif.add_anchor_embeddings(rng.random((9, 8)), rng.random((9, 3)))
-            ...     vecs = asif.relative_from_embeddings(rng.random((2, 8)), "image")
-            ...     scores = asif.classify_scores(vecs, ["a", "b", "c"], templates=["{}"])
-            ...     labels = asif.classify(vecs, ["a", "b", "c"], templates=["{}"])
-            ...     scores.shape, [["a", "b", "c"][j] for j in scores.argmax(axis=1)] == labels
-            ((2, 3), True)
+            ``(n_images, n_labels)`` ``float32`` scores, labels in the given order
+            (:mod:`asif_qdrant.retriever.zeroshot` has an example).
         """
-        return zeroshot.classify(
-            self._state,
-            images,
-            labels,
-            templates=templates,
-            template_strategy=template_strategy,
-            min_score=None,
-            min_shared_anchors=None,
-            unknown_label="unknown",
-            method=method,
-        )[1]
+        m, strategy = self._state, template_strategy
+        return zeroshot.classify(m, images, labels, templates, strategy, None, None, "", method)[1]
 
     # -- explanations --------------------------------------------------------------------------
     @locked("read")
@@ -764,10 +586,8 @@ class ASIF:
     ) -> Explanation:
         """The anchor pairs behind a score: why ``item`` matches ``query``.
 
-        The ASIF score is the dot product of two sparse vectors over anchor ids, so it is
-        exactly the sum, over the anchors both share, of query weight x item weight. Each
-        shared anchor comes with its id, caption, image reference, both weights and its
-        contribution; the contributions sum to the search score.
+        The score is a dot product over anchor ids: the shared anchors' contributions (query
+        weight x item weight) sum to it, each with its caption, image and both weights.
 
         Args:
             query: A text, an image or a sparse vector (as for :meth:`search`).
@@ -807,30 +627,16 @@ class ASIF:
     ) -> LabelExplanation:
         """Why an image got ``label`` rather than ``versus`` in zero-shot classification.
 
-        Each label scores as in :meth:`classify` (its combined prompt vector, or its best
-        prompt for ``"max"``); the difference of the two scores is split over anchors
-        (``w_image * (w_label - w_versus)``).
-
-        Args:
-            image: The image (or its sparse vector).
-            labels: The class names.
-            templates: Prompt templates (as in :meth:`classify`).
-            template_strategy: How templates combine (as in :meth:`classify`).
-            label: Label A; default: the predicted label.
-            versus: Label B; default: the runner-up.
+        The difference of the two labels' scores (as :meth:`classify` scores them) is split
+        over anchors: ``w_image * (w_label - w_versus)``. ``labels``, ``templates`` and
+        ``template_strategy`` are as in :meth:`classify`; ``label`` defaults to the
+        predicted label, ``versus`` to the runner-up.
 
         Returns:
             A :class:`~asif_qdrant.retriever.explain.LabelExplanation`.
         """
-        return explain.explain_label(
-            self._state,
-            image,
-            labels,
-            templates=templates,
-            template_strategy=template_strategy,
-            label=label,
-            versus=versus,
-        )
+        args = (templates, template_strategy, label, versus)
+        return explain.explain_label(self._state, image, labels, *args)
 
     @locked("cache")
     def audit_anchors(
@@ -847,23 +653,16 @@ class ASIF:
         See :func:`asif_qdrant.retriever.explain.audit_anchors`. Deleting the top ones
         (:meth:`delete_anchors`) is the paper's "remove the broken samples" edit.
         """
-        return explain.audit_anchors(
-            self._state,
-            images,
-            truth,
-            labels,
-            templates=templates,
-            template_strategy=template_strategy,
-        )
+        args = (templates, template_strategy)
+        return explain.audit_anchors(self._state, images, truth, labels, *args)
 
     # -- lifecycle -----------------------------------------------------------------------------
     @locked("write")
     def check_integrity(self, *, repair: bool = True) -> IntegrityReport:
         """Check that the anchor collections are paired and the catalogs current; repair.
 
-        Opening a model already does this, repairing only when the store is this process's
-        alone (the embedded engine); against a server, where another process may be editing,
-        it only warns. Call this (or ``asif-qdrant repair``) once no other process is editing.
+        Opening a model does this too, but repairs only a store this process holds alone
+        (the embedded engine); on a server, call this once no other process is editing.
 
         Args:
             repair: Roll back or complete what an interrupted edit left (else only report).

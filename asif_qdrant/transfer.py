@@ -70,6 +70,7 @@ from asif_qdrant.retriever.fingerprint import Fingerprint
 from asif_qdrant.retriever.layout import MODEL_ROLES, Layout
 from asif_qdrant.store.base import CollectionSpec, Record, Store, check_collection_name
 from asif_qdrant.types import SparseVector
+from asif_qdrant.version import __version__
 
 __all__ = [
     "EXPORT_FORMAT",
@@ -233,8 +234,6 @@ class _StoreSource:
 
 
 def _manifest(name: str, fp: Fingerprint, plans: Sequence[_Plan]) -> dict[str, Any]:
-    from asif_qdrant import __version__
-
     return {
         "format": EXPORT_FORMAT,
         "version": EXPORT_VERSION,

@@ -291,7 +291,6 @@ def _encode_captions(
 def index(
     m: ModelState,
     collection: str,
-    *,
     images: Sequence[ImageInput] | None = None,
     texts: Sequence[str] | None = None,
     payloads: Sequence[Mapping[str, Any]] | None = None,
@@ -348,7 +347,6 @@ def index_embeddings(
     collection: str,
     embeddings: Any,
     modality: Modality,
-    *,
     payloads: Sequence[Mapping[str, Any]] | None = None,
     ids: Sequence[PointId] | None = None,
     show_progress_bar: bool | None = None,
@@ -433,6 +431,21 @@ class IndexJob:
         skipped: Items found already stored (written by the interrupted run) and skipped.
         resumed: Whether this call resumed an interrupted job (else it started one).
         ids: The items' ids, in input order.
+
+    Example:
+        >>> import tempfile, numpy as np
+        >>> from asif_qdrant import ASIF
+        >>> rng = np.random.default_rng(0)
+        >>> with ASIF(path=tempfile.mkdtemp(), k=3, image_encoder="precomputed/image",
+        ...           text_encoder="precomputed/text", show_progress_bar=False) as asif:
+        ...     _ = asif.add_anchor_embeddings(rng.random((6, 8)), rng.random((6, 4)))
+        ...     emb = rng.random((25, 8))
+        ...     first = asif.resumable_index("items", embeddings=emb, modality="image",
+        ...                                  chunk_size=10)
+        ...     again = asif.resumable_index("items", embeddings=emb, modality="image",
+        ...                                  resume=True)
+        ...     (first.new, first.ids[:3]), (again.new, again.skipped), asif.store.count("items")
+        ((25, [0, 1, 2]), (0, 25), 25)
     """
 
     collection: str
@@ -458,7 +471,6 @@ def _digest(parts: Iterable[bytes]) -> str:
 def resumable_index(
     m: ModelState,
     collection: str,
-    *,
     images: Sequence[str] = (),
     texts: Sequence[str] = (),
     embeddings: Any = None,
@@ -481,9 +493,8 @@ def resumable_index(
     at most the items of one unacknowledged chunk written.
 
     ``resume=True`` with the same input finds the interrupted job, skips the items already
-    stored (looked up by id, chunk by chunk) and writes the rest: no item twice, no id
-    changed. With no job for this input it starts one (so it is always safe to pass).
-    The caller holds the model's write lock (``ASIF.resumable_index`` does).
+    stored and writes the rest: no item twice, no id changed. With no job for this input it
+    starts one (so it is always safe to pass). The caller holds the model's write lock.
 
     Raises:
         InvalidParameterError: ``resume=True`` while the collection's interrupted job was
@@ -511,41 +522,15 @@ def resumable_index(
     prepare_catalog(m, collection, 0, None, None)  # validates the name; writes nothing
     if n:
         m.require_anchors("before indexing")
-    fp, store = m.fingerprint, m.store
-    info = fp.catalogs.get(collection) or {}
-    job = info.get("job") if isinstance(info.get("job"), dict) else None
-    same = job is not None and job.get("input") == digest and job.get("n") == n
-    unfinished = job is not None and not job.get("done", False)
-    resumed = bool(resume and same)
-    if resumed:
-        start = int(job["start"])  # type: ignore[index]
-    else:
-        if resume and unfinished:
-            raise InvalidParameterError(
-                f"The interrupted index job of '{collection}' was started with another "
-                f"input ({job['n']} items, digest {job['input']}; this input: {n} items, "  # type: ignore[index]
-                f"digest {digest}). Resume it with the same input, or index without "
-                "--resume to start a new job."
-            )
-        if unfinished:
-            logger.warning(
-                "An earlier index job into '%s' did not finish; this run starts a new one "
-                "(pass resume=True / --resume with that job's input to finish it instead).",
-                collection,
-            )
-        start = int(info.get("next_id", 0))
-        info = fp.catalogs.setdefault(collection, {"next_id": 0})
-        info["next_id"] = max(int(info.get("next_id", 0)), start + n)
-        info["job"] = {"start": start, "n": n, "input": digest, "done": False}
-        writes.write_fingerprint(m)
+    start, resumed = _start_job(m, collection, n, digest, resume)
     new = skipped = 0
     show = m.progress(show_progress_bar)
     with progress_bar(total=n, desc=f"Indexing {collection}", unit="item", show=show) as bar:
         for a in range(0, n, chunk_size):
             rows = list(range(a, min(a + chunk_size, n)))
             todo = rows
-            if resumed and store.has_collection(collection):
-                have = {r.id for r in store.retrieve(collection, [start + r for r in rows])}
+            if resumed and m.store.has_collection(collection):
+                have = {r.id for r in m.store.retrieve(collection, [start + r for r in rows])}
                 todo = [r for r in rows if start + r not in have]
             if embeddings is not None and todo:
                 index_embeddings(
@@ -573,17 +558,48 @@ def resumable_index(
             skipped += len(rows) - len(todo)
             logger.info(
                 "committed rows %d..%d of %d into '%s' (ids %d..%d)",
-                rows[0],
-                rows[-1],
-                n,
-                collection,
-                start + rows[0],
-                start + rows[-1],
+                *(rows[0], rows[-1], n, collection, start + rows[0], start + rows[-1]),
             )
             if on_commit is not None:
                 on_commit(rows[0], rows[-1] + 1, n)
             bar.update(len(rows))
-    info = fp.catalogs.setdefault(collection, {"next_id": start + n})
+    info = m.fingerprint.catalogs.setdefault(collection, {"next_id": start + n})
     info["job"] = {"start": start, "n": n, "input": digest, "done": True}
     writes.write_fingerprint(m)
     return IndexJob(collection, n, start, new, skipped, resumed, [start + r for r in range(n)])
+
+
+def _start_job(
+    m: ModelState, collection: str, n: int, digest: str, resume: bool
+) -> tuple[int, bool]:
+    """Find the interrupted job on this input (``resume``), or reserve ids for a new one.
+
+    Returns:
+        ``(first id, resumed)``.
+    """
+    fp = m.fingerprint
+    info = fp.catalogs.get(collection) or {}
+    job = info.get("job") if isinstance(info.get("job"), dict) else None
+    same = job is not None and job.get("input") == digest and job.get("n") == n
+    unfinished = job is not None and not job.get("done", False)
+    if resume and same:
+        return int(job["start"]), True  # type: ignore[index]
+    if resume and unfinished:
+        raise InvalidParameterError(
+            f"The interrupted index job of '{collection}' was started with another "
+            f"input ({job['n']} items, digest {job['input']}; this input: {n} items, "  # type: ignore[index]
+            f"digest {digest}). Resume it with the same input, or index without "
+            "--resume to start a new job."
+        )
+    if unfinished:
+        logger.warning(
+            "An earlier index job into '%s' did not finish; this run starts a new one "
+            "(pass resume=True / --resume with that job's input to finish it instead).",
+            collection,
+        )
+    start = int(info.get("next_id", 0))
+    info = fp.catalogs.setdefault(collection, {"next_id": 0})
+    info["next_id"] = max(int(info.get("next_id", 0)), start + n)
+    info["job"] = {"start": start, "n": n, "input": digest, "done": False}
+    writes.write_fingerprint(m)
+    return start, False

@@ -526,7 +526,6 @@ def explain_label(
     m: ModelState,
     image: Any,
     labels: Sequence[str],
-    *,
     templates: Sequence[str] | None = None,
     template_strategy: str | None = None,
     label: str | None = None,
@@ -600,7 +599,6 @@ def audit_anchors(
     images: Sequence[Any],
     truth: Sequence[str],
     labels: Sequence[str],
-    *,
     templates: Sequence[str] | None = None,
     template_strategy: str | None = None,
 ) -> AuditReport:

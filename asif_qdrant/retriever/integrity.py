@@ -53,7 +53,7 @@ Example:
     ...     # what a kill between the two anchor writes leaves behind:
     ...     asif.fingerprint.pending_edit = {"operation": "add", "ids": [3, 4]}
     ...     write_fingerprint(asif.state)
-    ...     asif.store.upsert(asif.image_anchor_collection, [Record(3, {}, dense={
+    ...     asif.store.upsert(asif.layout.image_anchors, [Record(3, {}, dense={
     ...         "image": np.ones(8, np.float32) / 8 ** 0.5})])
     >>> with ASIF(path=path) as asif:
     ...     asif.integrity.rolled_back, asif.anchor_count, asif.integrity.summary()
@@ -62,6 +62,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Iterable, Sequence
@@ -257,105 +258,109 @@ def check_integrity(m: ModelState, *, repair: bool | None = None) -> IntegrityRe
     store, fp = m.store, m.fingerprint
     if repair is None:
         repair = exclusive_store(store)
-    img, txt = m.layout.image_anchors, m.layout.text_anchors
-    marker = fp.pending_edit
-    interrupted = None
-    checked: Literal["counts", "marker", "ids"] = "counts"
-    rolled_back: list[int] = []
-    deletes: list[int] = []
-    adopted: list[int] = []
-    recounted = False
-    if marker:
-        checked, interrupted = "marker", str(marker.get("operation"))
-        if interrupted == "add":
-            first, end = (int(x) for x in marker["ids"])
-            ids = list(range(first, end))
-            in_img, in_txt = _present(store, img, ids), _present(store, txt, ids)
-            if len(in_img) == len(in_txt) == len(ids):
-                adopted = ids
-            else:
-                rolled_back = sorted(in_img | in_txt)
-        else:
-            deletes = sorted(int(x) for x in marker.get("ids", []))
-    else:
-        n_img, n_txt = _count(store, img), _count(store, txt)
-        if not n_img == n_txt == fp.anchor_count:
-            checked = "ids"
-            in_img, in_txt = _all_ids(store, img), _all_ids(store, txt)
-            one_sided = in_img ^ in_txt
-            rolled_back = sorted(i for i in one_sided if i >= fp.next_anchor_id)
-            deletes = sorted(i for i in one_sided if i < fp.next_anchor_id)
-            adopted = sorted(i for i in in_img & in_txt if i >= fp.next_anchor_id)
-            paired = fp.anchor_count - len(deletes) + len(adopted)
-            recounted = len(in_img & in_txt) != paired
-    recomputed: list[str] = []
-    if repair:
-        t0 = time.perf_counter()
-        _delete(store, (img, txt), rolled_back + deletes)
-        if adopted or deletes or recounted:
-            if adopted:
-                fp.next_anchor_id = max(fp.next_anchor_id, adopted[-1] + 1)
-            if recounted:  # deleted ids unknown: make every catalog re-compute in full
-                for info in fp.catalogs.values():
-                    info["anchor_version"] = -1
-                recomputed = sorted(c for c in fp.catalogs if store.has_collection(c))
-            fp.pending_edit = None  # cleared by the edit's first fingerprint write
-            finish_edit(
-                m,
-                "delete" if deletes else "add",
-                len(adopted) + len(deletes),
-                t0,
-                new_units=_units(m, adopted) if adopted else None,
-                deleted=deletes or None,
-            )
-        elif marker:
-            fp.pending_edit = None
-            writes.write_fingerprint(m)
-        stale = sorted(
-            name
-            for name, info in fp.catalogs.items()
-            if info.get("anchor_version") not in (None, fp.anchor_version)
-            and store.has_collection(name)
-        )
-        for name in stale:
-            reindex(m, name)
-        recomputed = sorted(set(recomputed) | set(stale))
-    else:
-        recomputed = sorted(
-            name
-            for name, info in fp.catalogs.items()
-            if info.get("anchor_version") not in (None, fp.anchor_version)
-            and store.has_collection(name)
-        )
+    found = _diagnose(m)
+    recomputed = _repair(m, found) if repair else _stale_catalogs(m)
     jobs = sorted(
         name
         for name, info in fp.catalogs.items()
         if isinstance(info.get("job"), dict) and not info["job"].get("done", False)
     )
-    report = IntegrityReport(
-        checked=checked,
-        interrupted=interrupted,
-        rolled_back=tuple(rolled_back),
+    report = dataclasses.replace(
+        found, recomputed_catalogs=tuple(recomputed), unfinished_jobs=tuple(jobs), applied=repair
+    )
+    _log(m, report)
+    return report
+
+
+def _diagnose(m: ModelState) -> IntegrityReport:
+    """What an interrupted edit left: the marker's ids, or (no marker) the ids that disagree."""
+    store, fp = m.store, m.fingerprint
+    img, txt = m.layout.image_anchors, m.layout.text_anchors
+    marker = fp.pending_edit
+    if marker:
+        interrupted = str(marker.get("operation"))
+        if interrupted != "add":
+            deletes = tuple(sorted(int(x) for x in marker.get("ids", [])))
+            return IntegrityReport("marker", interrupted, completed_deletes=deletes)
+        first, end = (int(x) for x in marker["ids"])
+        ids = list(range(first, end))
+        in_img, in_txt = _present(store, img, ids), _present(store, txt, ids)
+        if len(in_img) == len(in_txt) == len(ids):
+            return IntegrityReport("marker", interrupted, adopted=tuple(ids))
+        return IntegrityReport("marker", interrupted, rolled_back=tuple(sorted(in_img | in_txt)))
+    if _count(store, img) == _count(store, txt) == fp.anchor_count:
+        return IntegrityReport("counts")
+    in_img, in_txt = _all_ids(store, img), _all_ids(store, txt)
+    one_sided = in_img ^ in_txt
+    deletes = sorted(i for i in one_sided if i < fp.next_anchor_id)
+    adopted = sorted(i for i in in_img & in_txt if i >= fp.next_anchor_id)
+    paired = fp.anchor_count - len(deletes) + len(adopted)
+    return IntegrityReport(
+        "ids",
+        rolled_back=tuple(sorted(i for i in one_sided if i >= fp.next_anchor_id)),
         completed_deletes=tuple(deletes),
         adopted=tuple(adopted),
-        recounted=recounted,
-        recomputed_catalogs=tuple(recomputed),
-        unfinished_jobs=tuple(jobs),
-        applied=bool(repair),
+        recounted=len(in_img & in_txt) != paired,
     )
+
+
+def _stale_catalogs(m: ModelState) -> list[str]:
+    """Catalogs left at an older anchor version (an edit was killed while it updated them)."""
+    fp = m.fingerprint
+    return sorted(
+        name
+        for name, info in fp.catalogs.items()
+        if info.get("anchor_version") not in (None, fp.anchor_version)
+        and m.store.has_collection(name)
+    )
+
+
+def _repair(m: ModelState, found: IntegrityReport) -> list[str]:
+    """Roll back, complete or adopt what :func:`_diagnose` found; returns the catalogs redone."""
+    store, fp = m.store, m.fingerprint
+    t0 = time.perf_counter()
+    adopted, deletes = list(found.adopted), list(found.completed_deletes)
+    _delete(store, (m.layout.image_anchors, m.layout.text_anchors), [*found.rolled_back, *deletes])
+    recomputed: list[str] = []
+    if adopted or deletes or found.recounted:
+        if adopted:
+            fp.next_anchor_id = max(fp.next_anchor_id, adopted[-1] + 1)
+        if found.recounted:  # deleted ids unknown: make every catalog re-compute in full
+            for info in fp.catalogs.values():
+                info["anchor_version"] = -1
+            recomputed = sorted(c for c in fp.catalogs if store.has_collection(c))
+        fp.pending_edit = None  # cleared by the edit's first fingerprint write
+        finish_edit(
+            m,
+            "delete" if deletes else "add",
+            len(adopted) + len(deletes),
+            t0,
+            new_units=_units(m, adopted) if adopted else None,
+            deleted=deletes or None,
+        )
+    elif fp.pending_edit:
+        fp.pending_edit = None
+        writes.write_fingerprint(m)
+    stale = _stale_catalogs(m)
+    for name in stale:
+        reindex(m, name)
+    return sorted(set(recomputed) | set(stale))
+
+
+def _log(m: ModelState, report: IntegrityReport) -> None:
     text = report.summary()
-    if text:
-        where = f"The ASIF model '{m.name}' ({store.describe()})"
-        if report.ok:
-            logger.warning("%s: %s", where, text)
-        elif report.applied:
-            logger.warning("%s was repaired on open:\n%s", where, text)
-        else:
-            logger.warning(
-                "%s needs a repair (not applied: another process may be editing it):\n%s\n"
-                "When no other process edits it, run "
-                "asif.check_integrity(repair=True) (or 'asif-qdrant repair').",
-                where,
-                text,
-            )
-    return report
+    if not text:
+        return
+    where = f"The ASIF model '{m.name}' ({m.store.describe()})"
+    if report.ok:
+        logger.warning("%s: %s", where, text)
+    elif report.applied:
+        logger.warning("%s was repaired on open:\n%s", where, text)
+    else:
+        logger.warning(
+            "%s needs a repair (not applied: another process may be editing it):\n%s\n"
+            "When no other process edits it, run "
+            "asif.check_integrity(repair=True) (or 'asif-qdrant repair').",
+            where,
+            text,
+        )

@@ -9,6 +9,21 @@ product), and the floors drop what scores too low or shares too few anchors.
 Example:
     >>> shared_anchors(SparseVector([1, 2], [0.6, 0.8]), SparseVector([2, 3], [1.0, 0.0]))
     1
+    >>> from asif_qdrant import ASIF
+    >>> import tempfile, numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> with ASIF(path=tempfile.mkdtemp(), k=4, csa_dim=3,
+    ...           image_encoder="precomputed/image", text_encoder="precomputed/text",
+    ...           show_progress_bar=False) as asif:
+    ...     _ = asif.add_anchor_embeddings(rng.random((12, 8)), rng.random((12, 4)))
+    ...     _ = asif.index_embeddings("items", rng.random((5, 8)), "image",
+    ...                               caption_embeddings=rng.random((5, 4)))
+    ...     q = rng.random((1, 8))  # one precomputed image embedding
+    ...     (csa,) = asif.search_embeddings("items", q, "image", method="csa", limit=2)
+    ...     (hyb,) = asif.search_embeddings("items", q, "image", method="hybrid")
+    ...     (cap,) = asif.search_embeddings("items", q, "image", target="caption")
+    ...     len(csa), len(hyb), len(cap) > 0
+    (2, 5, True)
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from asif_qdrant.errors import AnchorSetError, check_matrix
+from asif_qdrant.errors import AnchorSetError, InvalidParameterError, check_matrix
 from asif_qdrant.progress import show_progress
 from asif_qdrant.retriever.fingerprint import Fingerprint
 from asif_qdrant.retriever.layout import Layout
@@ -35,13 +35,46 @@ from asif_qdrant.types import Modality
 if TYPE_CHECKING:
     from asif_qdrant.encoders.base import Encoder
 
-__all__ = ["DEFAULT_K", "DEFAULT_P", "ModelState"]
+__all__ = ["DEFAULT_K", "DEFAULT_P", "ModelState", "check_store_args", "connect"]
 
 logger = logging.getLogger("asif_qdrant.model")
 
 #: The paper's settings, used when a new model is created without ``k`` / ``p``.
 DEFAULT_K = 800
 DEFAULT_P = 8.0
+
+
+def check_store_args(path: Any, client: Any, store: Any) -> None:
+    """``ASIF`` takes exactly one of ``path``, ``client`` and ``store``."""
+    given = sum(x is not None for x in (path, client, store))
+    if given != 1:
+        raise InvalidParameterError(
+            "ASIF needs exactly one of 'path' (a folder for the embedded Qdrant engine), "
+            f"'client' (a qdrant_client.QdrantClient) or 'store'. Got {given} of them."
+        )
+
+
+def connect(path: Any, client: Any, store: Any) -> tuple[Store, bool]:
+    """The store ``ASIF`` works on, from exactly one of its three arguments.
+
+    Returns:
+        ``(store, owned)``: ``owned`` when this call opened it (and closing it is ours).
+    """
+    check_store_args(path, client, store)
+    if store is not None:
+        if not isinstance(store, Store):
+            raise InvalidParameterError(
+                "The 'store' parameter of ASIF must be an asif_qdrant.store.Store. "
+                f"Got {type(store).__name__} instead."
+            )
+        return store, False
+    if client is not None:
+        from asif_qdrant.store.client import ClientStore
+
+        return ClientStore(client), True
+    from asif_qdrant.store.edge import EdgeStore
+
+    return EdgeStore(path), True
 
 
 class ModelState:
@@ -111,6 +144,15 @@ class ModelState:
     def anchor_count(self) -> int:
         """Number of anchor pairs."""
         return self.fingerprint.anchor_count
+
+    def describe(self) -> str:
+        """The model in one line (``ASIF``'s repr)."""
+        fp = self.fingerprint
+        return (
+            f"name={self.name!r}, anchors={fp.anchor_count}, k={fp.k}, p={fp.p}, "
+            f"image_encoder={fp.image_encoder!r}, text_encoder={fp.text_encoder!r}, "
+            f"store={self.store.describe()!r}"
+        )
 
     def dim(self, modality: Modality) -> int | None:
         """The embedding dim of ``modality`` (None before the first anchors)."""

@@ -12,6 +12,21 @@ Example:
     >>> v = mean_sparse([SparseVector([1, 2], [1.0, 0.0]), SparseVector([2], [1.0])])
     >>> v.indices.tolist(), [round(float(x), 4) for x in v.values]
     ([1, 2], [0.7071, 0.7071])
+    >>> from asif_qdrant import ASIF
+    >>> import tempfile, numpy as np
+    >>> class Letters:  # a toy text encoder: letter counts
+    ...     name, dim = "toy/letters", 3
+    ...     def embed(self, batch, *, batch_size=32, show_progress_bar=None):
+    ...         return np.array([[t.count(c) + 0.1 for c in "abc"] for t in batch])
+    >>> rng = np.random.default_rng(0)
+    >>> with ASIF(path=tempfile.mkdtemp(), k=4, image_encoder="precomputed/image",
+    ...           text_encoder=Letters(), show_progress_bar=False) as asif:
+    ...     _ = asif.add_anchor_embeddings(rng.random((9, 8)), rng.random((9, 3)))
+    ...     vecs = asif.relative_from_embeddings(rng.random((2, 8)), "image")
+    ...     scores = asif.classify_scores(vecs, ["a", "b", "c"], templates=["{}"])
+    ...     labels = asif.classify(vecs, ["a", "b", "c"], templates=["{}"])
+    ...     scores.shape, [["a", "b", "c"][j] for j in scores.argmax(axis=1)] == labels
+    ((2, 3), True)
 """
 
 from __future__ import annotations
@@ -186,7 +201,6 @@ def classify(
     m: ModelState,
     images: Sequence[ImageInput] | Sequence[SparseVector],
     labels: Sequence[str],
-    *,
     templates: Sequence[str] | None,
     template_strategy: Any,
     min_score: float | None,
