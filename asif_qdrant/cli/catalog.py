@@ -77,7 +77,6 @@ def index(
     """
     import numpy as np
 
-    from asif_qdrant.integrity import resumable_index
     from asif_qdrant.loaders import DEFAULT_IMAGE_EXTENSIONS
 
     images = [str(x) for x in image_paths]
@@ -109,8 +108,7 @@ def index(
             "Nothing to index: give --images, --image-folder, --texts or --embeddings."
         )
     with model.open() as asif:
-        job = resumable_index(
-            asif,
+        job = asif.resumable_index(
             collection,
             images=images,
             texts=texts,
@@ -168,7 +166,7 @@ def search(
             collection,
             q,
             limit=limit,
-            modality=item_modality,  # type: ignore[arg-type]
+            item_modality=item_modality,  # type: ignore[arg-type]
             method=method,  # type: ignore[arg-type]
             query_via=query_via,  # type: ignore[arg-type]
             target=target,  # type: ignore[arg-type]
@@ -202,14 +200,14 @@ def classify(
     """Zero-shot classify IMAGES into --labels."""
     names = split_labels(labels)
     with model.open() as asif:
-        predicted, scores = asif.classify(
+        scores = asif.classify_scores(
             [str(x) for x in images],
             names,
             templates=list(templates) or None,
             template_strategy=template_strategy,  # type: ignore[arg-type]
             method=method,  # type: ignore[arg-type]
-            return_scores=True,
         )
+        predicted = [names[j] for j in scores.argmax(axis=1)]  # what classify() returns
         rows = [
             {
                 "image": str(img),
