@@ -104,12 +104,11 @@ def check_device_and_name(
         ...
         asif_qdrant.errors.InvalidParameterError: The 'name' parameter of Enc must be a str or None. Got 3 instead.
     """  # noqa: E501
-    if device is not None and not isinstance(device, device_types):
-        raise InvalidParameterError(
-            f"The 'device' parameter of {owner} must be a str such as 'cpu' or 'cuda', or "
-            f"None. Got {device!r} instead."
-        )
-    if name is not None and not isinstance(name, str):
-        raise InvalidParameterError(
-            f"The 'name' parameter of {owner} must be a str or None. Got {name!r} instead."
-        )
+    for param, value, types, expected in (
+        ("device", device, device_types, "a str such as 'cpu' or 'cuda', or None"),
+        ("name", name, (str,), "a str or None"),
+    ):
+        if value is not None and not isinstance(value, types):
+            raise InvalidParameterError(
+                f"The '{param}' parameter of {owner} must be {expected}. Got {value!r} instead."
+            )
