@@ -32,7 +32,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -136,10 +136,8 @@ class RetryPolicy:
 
     def __post_init__(self) -> None:
         check_int("max_retries", "RetryPolicy", self.max_retries, minimum=0)
-        check_real("initial_backoff", "RetryPolicy", self.initial_backoff, greater_than=0)
-        check_real("multiplier", "RetryPolicy", self.multiplier, greater_than=0)
-        check_real("max_backoff", "RetryPolicy", self.max_backoff, greater_than=0)
-        check_real("max_retry_after", "RetryPolicy", self.max_retry_after, greater_than=0)
+        for name in ("initial_backoff", "multiplier", "max_backoff", "max_retry_after"):
+            check_real(name, "RetryPolicy", getattr(self, name), greater_than=0)
         jitter = check_real("jitter", "RetryPolicy", self.jitter)
         if not 0 <= jitter < 1:
             raise InvalidParameterError(
@@ -208,14 +206,7 @@ class CollectionOptions:
 
     def as_dict(self) -> dict[str, Any]:
         """Plain-Python form."""
-        return {
-            "shard_number": self.shard_number,
-            "replication_factor": self.replication_factor,
-            "write_consistency_factor": self.write_consistency_factor,
-            "on_disk_payload": self.on_disk_payload,
-            "on_disk_vectors": self.on_disk_vectors,
-            "on_disk_sparse_index": self.on_disk_sparse_index,
-        }
+        return asdict(self)
 
 
 class _Secret:
@@ -353,16 +344,15 @@ class ClientStore(Store):
                 "The 'client' parameter of ClientStore must be a qdrant_client.QdrantClient. "
                 f"Got {type(client).__name__} instead."
             )
-        if collection_options is not None and not isinstance(collection_options, CollectionOptions):
-            raise InvalidParameterError(
-                "The 'collection_options' parameter of ClientStore must be a CollectionOptions "
-                f"or None. Got {type(collection_options).__name__} instead."
-            )
-        if retry is not None and not isinstance(retry, RetryPolicy):
-            raise InvalidParameterError(
-                "The 'retry' parameter of ClientStore must be a RetryPolicy or None. "
-                f"Got {type(retry).__name__} instead."
-            )
+        for param, value, cls in (
+            ("collection_options", collection_options, CollectionOptions),
+            ("retry", retry, RetryPolicy),
+        ):
+            if value is not None and not isinstance(value, cls):
+                raise InvalidParameterError(
+                    f"The '{param}' parameter of ClientStore must be a {cls.__name__} or None. "
+                    f"Got {type(value).__name__} instead."
+                )
         if write_ordering is not None and write_ordering not in _ORDERINGS:
             raise InvalidParameterError(
                 "The 'write_ordering' parameter of ClientStore must be one of "
