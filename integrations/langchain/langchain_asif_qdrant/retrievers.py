@@ -41,7 +41,14 @@ from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables.config import run_in_executor
 from pydantic import ConfigDict, field_validator
 
-from langchain_asif_qdrant.embeddings import ImageURI, _check_texts, _check_uris
+from langchain_asif_qdrant.inputs import (
+    ImageURI,
+    Metadatas,
+    PointIds,
+    check_metadatas,
+    check_texts,
+    check_uris,
+)
 
 __all__ = ["ASIFRetriever"]
 
@@ -166,50 +173,37 @@ class ASIFRetriever(BaseRetriever):
         self, uri: ImageURI, k: int | None = None, **kwargs: Any
     ) -> list[Document]:
         """Documents for an image file query (``k``, ``filter``, ... override the retriever's)."""
-        (path,) = _check_uris("similarity_search_by_image", [uri])
+        (path,) = check_uris("similarity_search_by_image", [uri])
         return self._search(Path(path), {**kwargs, **({"k": k} if k is not None else {})})
 
     # -- adding items ------------------------------------------------------------------------
-    @staticmethod
-    def _check_metadatas(metadatas: Sequence[Mapping[str, Any]] | None, n: int) -> None:
-        if metadatas is not None and len(metadatas) != n:
-            raise InvalidInputError(
-                f"'metadatas' must have one entry per item ({n}). Got {len(metadatas)}."
-            )
-
     def add_texts(
-        self,
-        texts: Sequence[str],
-        metadatas: Sequence[Mapping[str, Any]] | None = None,
-        ids: Sequence[int | str] | None = None,
+        self, texts: Sequence[str], metadatas: Metadatas = None, ids: PointIds = None
     ) -> list[int | str]:
         """Index texts into the catalog (payload: ``text``, ``modality`` and your metadata).
 
         Returns:
             The point ids (consecutive ints unless ``ids`` are given: ints or UUID strings).
         """
-        texts = _check_texts("ASIFRetriever.add_texts", texts)
-        self._check_metadatas(metadatas, len(texts))
-        return self.asif.index(self.collection_name, texts=texts, payloads=metadatas, ids=ids)
+        texts = check_texts("ASIFRetriever.add_texts", texts)
+        return self._index(metadatas, ids, texts=texts)
 
     def add_images(
-        self,
-        uris: Sequence[ImageURI],
-        metadatas: Sequence[Mapping[str, Any]] | None = None,
-        ids: Sequence[int | str] | None = None,
+        self, uris: Sequence[ImageURI], metadatas: Metadatas = None, ids: PointIds = None
     ) -> list[int | str]:
-        """Index image files into the catalog (payload: ``image``, ``modality``, metadata).
+        """Index image files, as :meth:`add_texts` texts (payload: ``image``, ``modality``...)."""
+        paths = [Path(u) for u in check_uris("ASIFRetriever.add_images", uris)]
+        return self._index(metadatas, ids, images=paths)
 
-        Returns:
-            The point ids (consecutive ints unless ``ids`` are given: ints or UUID strings).
-        """
-        paths = [Path(u) for u in _check_uris("ASIFRetriever.add_images", uris)]
-        self._check_metadatas(metadatas, len(paths))
-        return self.asif.index(self.collection_name, images=paths, payloads=metadatas, ids=ids)
-
-    def add_documents(
-        self, documents: Sequence[Document], ids: Sequence[int | str] | None = None
+    def _index(
+        self, metadatas: Metadatas, ids: PointIds, **items: Sequence[Any]
     ) -> list[int | str]:
+        """Index one kind of items (``texts=`` or ``images=``) with their metadata and ids."""
+        (batch,) = items.values()
+        check_metadatas(metadatas, len(batch))
+        return self.asif.index(self.collection_name, payloads=metadatas, ids=ids, **items)
+
+    def add_documents(self, documents: Sequence[Document], ids: PointIds = None) -> list[int | str]:
         """Index text ``Document``s (``page_content`` and ``metadata``)."""
         return self.add_texts(
             [d.page_content for d in documents], [dict(d.metadata) for d in documents], ids
