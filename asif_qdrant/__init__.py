@@ -25,7 +25,11 @@ from asif_qdrant.errors import (
 )
 from asif_qdrant.model import ASIF
 from asif_qdrant.relative import relative_topk, relative_weights
-from asif_qdrant.types import Hit, SparseVector
+from asif_qdrant.retriever.catalogs import IndexJob
+from asif_qdrant.retriever.explain import AuditReport, Explanation, LabelExplanation
+from asif_qdrant.retriever.integrity import IntegrityReport
+from asif_qdrant.retriever.recompute import EditReport
+from asif_qdrant.types import Hit, SearchOptions, SparseVector
 
 __version__ = "0.1.0"
 
@@ -34,13 +38,20 @@ __all__ = [
     "CSA",
     "ASIFError",
     "AnchorSetError",
+    "AuditReport",
     "CollectionNotFoundError",
+    "EditReport",
     "EncoderLoadError",
+    "Explanation",
     "FingerprintMismatchError",
     "Hit",
     "ImageDecodeError",
+    "IndexJob",
+    "IntegrityReport",
     "InvalidInputError",
     "InvalidParameterError",
+    "LabelExplanation",
+    "SearchOptions",
     "SparseVector",
     "StoreError",
     "__version__",

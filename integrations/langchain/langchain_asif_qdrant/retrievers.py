@@ -13,8 +13,8 @@ A ``str`` query is always a text. An image query is a ``pathlib.Path`` (any ``os
 the image bytes, a PIL image or an array: ``retriever.invoke(Path("query.png"))``, or
 :meth:`ASIFRetriever.similarity_search_by_image`. ``k``, ``filter`` (exact-match payload
 filter, e.g. ``{"category": "animals"}``; a list value matches any of its values),
-``modality`` ("image" or "text") and ``score_threshold`` can be set on the retriever or passed
-to ``invoke`` as keyword arguments.
+``item_modality`` ("image" or "text": the kind of catalog item returned) and
+``score_threshold`` can be set on the retriever or passed to ``invoke`` as keyword arguments.
 
 Example:
     >>> ASIFRetriever.model_fields["k"].default
@@ -52,7 +52,7 @@ from langchain_asif_qdrant.inputs import (
 
 __all__ = ["ASIFRetriever"]
 
-_SEARCH_KEYS = ("k", "filter", "modality", "score_threshold")
+_SEARCH_KEYS = ("k", "filter", "item_modality", "score_threshold")
 
 
 def _is_image(query: Any) -> bool:
@@ -73,7 +73,8 @@ class ASIFRetriever(BaseRetriever):
         collection_name: The catalog collection searched (and filled by ``add_*``).
         k: How many documents to return (>= 1).
         filter: Exact-match payload filter, e.g. ``{"category": "animals"}``.
-        modality: Only return items of this modality ("image" or "text"); None: both.
+        item_modality: Only return catalog items of this modality ("image" or "text");
+            None: both. (The query's own modality follows from its type.)
         score_threshold: Drop hits whose ASIF score is below this.
 
     Example:
@@ -97,7 +98,7 @@ class ASIFRetriever(BaseRetriever):
     collection_name: str
     k: int = 4
     filter: dict[str, Any] | None = None
-    modality: Literal["image", "text"] | None = None
+    item_modality: Literal["image", "text"] | None = None
     score_threshold: float | None = None
 
     @field_validator("k")
@@ -131,7 +132,7 @@ class ASIFRetriever(BaseRetriever):
             self.collection_name,
             query,
             limit=k,
-            modality=options.get("modality", self.modality),
+            item_modality=options.get("item_modality", self.item_modality),
             filter=options.get("filter", self.filter),
         )
         return [self._document(h) for h in hits if threshold is None or h.score >= float(threshold)]

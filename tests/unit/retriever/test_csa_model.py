@@ -35,7 +35,6 @@ def _direct_csa(img: np.ndarray, txt: np.ndarray, dim: int):
     return fit_csa(l2_normalize(img), l2_normalize(txt), sim_dim=dim)
 
 
-@pytest.mark.parametrize("kind", ["edge", "client-local"])
 def _indexed(asif: ASIF, img: np.ndarray, txt: np.ndarray, items: np.ndarray) -> ASIF:
     """The model with these anchor pairs and the image items in catalog "cat" (closed on error)."""
     try:
@@ -47,6 +46,7 @@ def _indexed(asif: ASIF, img: np.ndarray, txt: np.ndarray, items: np.ndarray) ->
     return asif
 
 
+@pytest.mark.parametrize("kind", ["edge", "client-local"])
 def test_csa_scores_equal_the_numpy_similarity(kind: str, tmp_path: Path) -> None:
     n_anchor = 60 if kind == "edge" else 20
     img, txt = _data(n_anchor)
@@ -224,13 +224,11 @@ def test_classify_with_csa_and_hybrid(tmp_path: Path) -> None:
         tests = images[::4][:5]
         labels = names[:5]
         templates = ["a {} square", "{}"]
-        pred, scores = asif.classify(
-            tests,
-            labels,
-            templates=templates,
-            template_strategy="max",
-            method="csa",
-            return_scores=True,
+        pred = asif.classify(
+            tests, labels, templates=templates, template_strategy="max", method="csa"
+        )
+        scores = asif.classify_scores(
+            tests, labels, templates=templates, template_strategy="max", method="csa"
         )
         unit = l2_normalize(ColorImageEncoder().embed(tests))
         prompts = l2_normalize(
@@ -239,16 +237,9 @@ def test_classify_with_csa_and_hybrid(tmp_path: Path) -> None:
         direct = asif.csa.similarity(unit, "image", prompts, "text").reshape(5, 5, 2).max(axis=2)
         np.testing.assert_allclose(scores, direct, atol=1e-5)
         assert pred == [labels[j] for j in direct.argmax(axis=1)]
-        _, a_scores = asif.classify(
-            tests, labels, templates=templates, template_strategy="max", return_scores=True
-        )
-        _, h_scores = asif.classify(
-            tests,
-            labels,
-            templates=templates,
-            template_strategy="max",
-            method="hybrid",
-            return_scores=True,
+        a_scores = asif.classify_scores(tests, labels, templates=templates, template_strategy="max")
+        h_scores = asif.classify_scores(
+            tests, labels, templates=templates, template_strategy="max", method="hybrid"
         )
         expect = np.zeros((5, 5))
         for part in (a_scores, direct):

@@ -24,11 +24,12 @@ import numpy as np
 import pytest
 
 from asif_qdrant import ASIF
-from asif_qdrant.integrity import IntegrityReport, check_integrity, exclusive_store
+from asif_qdrant.retriever.integrity import IntegrityReport, check_integrity, exclusive_store
+from asif_qdrant.retriever.writes import write_fingerprint
 from asif_qdrant.store import Record
 from tests.helpers import precomputed_asif
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 DI, DT = 8, 6
 N_ANCHORS, N_ITEMS = 40, 60
 
@@ -36,13 +37,13 @@ CHILD = textwrap.dedent(
     """
     import os, signal, sys
     import numpy as np
-    import asif_qdrant.editing as editing
+    import asif_qdrant.retriever.recompute as recompute
     from asif_qdrant import ASIF
 
     path, point = sys.argv[1], sys.argv[2]
     asif = ASIF(path=path, show_progress_bar=False)
     store = asif.store
-    upsert, delete, recompute_ids = store.upsert, store.delete, editing.recompute_ids
+    upsert, delete, recompute_ids = store.upsert, store.delete, recompute.recompute_ids
 
     def kill():
         os.kill(os.getpid(), signal.SIGKILL)
@@ -68,7 +69,7 @@ CHILD = textwrap.dedent(
             kill()
 
     store.upsert, store.delete = killing_upsert, killing_delete
-    editing.recompute_ids = killing_recompute
+    recompute.recompute_ids = killing_recompute
     if point.startswith("add:"):
         asif.add_anchor_embeddings(np.load(sys.argv[3]), np.load(sys.argv[4]))
     else:
@@ -136,7 +137,7 @@ def _check_consistent(asif: ASIF) -> None:
 
 
 def _reopen(built: dict[str, Any], caplog: pytest.LogCaptureFixture) -> ASIF:
-    with caplog.at_level(logging.WARNING, logger="asif_qdrant.integrity"):
+    with caplog.at_level(logging.WARNING, logger="asif_qdrant.retriever.integrity"):
         return ASIF(path=built["path"], show_progress_bar=False)
 
 
@@ -237,17 +238,17 @@ def test_report_only_when_not_applied(built: dict[str, Any], caplog) -> None:
     with ASIF(path=built["path"]) as asif:
         fp = asif.fingerprint
         fp.pending_edit = {"operation": "add", "ids": [fp.next_anchor_id, fp.next_anchor_id + 1]}
-        asif._write_fingerprint()
+        write_fingerprint(asif.state)
         unit = np.ones(DI, np.float32) / DI**0.5
         asif.store.upsert(asif.image_anchor_collection, [Record(40, {}, dense={"image": unit})])
-        with caplog.at_level(logging.WARNING, logger="asif_qdrant.integrity"):
-            report = check_integrity(asif, repair=False)
+        with caplog.at_level(logging.WARNING, logger="asif_qdrant.retriever.integrity"):
+            report = check_integrity(asif.state, repair=False)
         assert not report.applied and not report.repaired and report.rolled_back == (40,)
         assert "to roll back" in report.summary() and "needs a repair" in caplog.text
         assert asif.store.count(asif.image_anchor_collection) == N_ANCHORS + 1
-        assert check_integrity(asif, repair=True).rolled_back == (40,)
+        assert check_integrity(asif.state, repair=True).rolled_back == (40,)
         assert asif.store.count(asif.image_anchor_collection) == N_ANCHORS
-        assert check_integrity(asif).ok
+        assert check_integrity(asif.state).ok
 
 
 def test_consistent_store_costs_two_counts(built: dict[str, Any]) -> None:
@@ -268,7 +269,7 @@ def test_server_store_is_not_exclusive() -> None:
 
 
 def test_old_fingerprint_without_marker_field_loads(built: dict[str, Any]) -> None:
-    from asif_qdrant.fingerprint import Fingerprint
+    from asif_qdrant.retriever.fingerprint import Fingerprint
 
     with ASIF(path=built["path"]) as asif:
         payload = asif.fingerprint.as_payload()

@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from asif_qdrant import ASIF, CollectionNotFoundError, InvalidInputError, InvalidParameterError
-from asif_qdrant.explain import explain_vectors, roc_auc
 from asif_qdrant.plotting import explain_figure
+from asif_qdrant.retriever.explain import explain_vectors, roc_auc
 from asif_qdrant.store import Store
 from asif_qdrant.types import SparseVector
 from tests import helpers
@@ -106,7 +106,8 @@ def test_label_explanation_adds_up_to_the_classify_margin(store: Store) -> None:
     asif.add_anchors([a for a, _ in anchors], [f"a {c} thing" for _, c in anchors])
     images = [swatch(COLORS[c], 20, 900 + i) for i, c in enumerate(names)]
     templates = ["a {} thing", "{}"]
-    predicted, scores = asif.classify(images, names, templates=templates, return_scores=True)
+    predicted = asif.classify(images, names, templates=templates)
+    scores = asif.classify_scores(images, names, templates=templates)
     for row, img in enumerate(images):
         why = asif.explain_label(img, names, templates=templates)
         assert why.label == predicted[row]
@@ -152,7 +153,8 @@ def test_score_floor_and_min_shared_anchors_on_classify(store: Store) -> None:
     images = [swatch(COLORS["red"], 10, 50), swatch(COLORS["white"], 10, 51)]
     vecs = asif.embed_images(images)
     labels = ["red", "blue"]
-    predicted, scores = asif.classify(vecs, labels, templates=["{}"], return_scores=True)
+    predicted = asif.classify(vecs, labels, templates=["{}"])
+    scores = asif.classify_scores(vecs, labels, templates=["{}"])
     assert "unknown" not in predicted
     floored = asif.classify(
         vecs, labels, templates=["{}"], min_score=float(scores.max()) + 1e-3, unknown_label="?"

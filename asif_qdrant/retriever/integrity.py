@@ -2,7 +2,7 @@
 
 An anchor edit writes several things one after the other: the image-anchor collection, the
 text-anchor collection, then the fingerprint (anchor count, version, next id) and the
-catalogs (:mod:`asif_qdrant.editing`). A process killed between two of these writes leaves
+catalogs (:mod:`asif_qdrant.retriever.edits`). A process killed between two of these writes leaves
 them disagreeing. :func:`check_integrity` runs on every open (``ASIF.__init__``) and puts
 them back in agreement. What it does, case by case:
 
@@ -38,12 +38,13 @@ Repairs write to the store, so they run on their own only where this process is 
 only user: the embedded engine (its folder is locked to one process) and qdrant-client's
 local mode. With a server, another process may be in the middle of an edit right now: the
 check only reports (``applied=False``) and logs a warning; call
-``check_integrity(asif, repair=True)`` when no other process edits the model.
+``asif.check_integrity(repair=True)`` when no other process edits the model.
 
 Example:
     >>> import tempfile, numpy as np
     >>> from asif_qdrant import ASIF
     >>> from asif_qdrant.store import Record
+    >>> from asif_qdrant.retriever.writes import write_fingerprint
     >>> rng = np.random.default_rng(0)
     >>> path = tempfile.mkdtemp()
     >>> with ASIF(path=path, k=2, image_encoder="precomputed/image",
@@ -51,7 +52,7 @@ Example:
     ...     _ = asif.add_anchor_embeddings(rng.random((3, 8)), rng.random((3, 4)))
     ...     # what a kill between the two anchor writes leaves behind:
     ...     asif.fingerprint.pending_edit = {"operation": "add", "ids": [3, 4]}
-    ...     asif._write_fingerprint()
+    ...     write_fingerprint(asif.state)
     ...     asif.store.upsert(asif.image_anchor_collection, [Record(3, {}, dense={
     ...         "image": np.ones(8, np.float32) / 8 ** 0.5})])
     >>> with ASIF(path=path) as asif:
@@ -61,24 +62,21 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
 
 import numpy as np
-from tqdm.auto import tqdm
 
-from asif_qdrant.errors import AnchorSetError, InvalidInputError, InvalidParameterError, check_int
-from asif_qdrant.store.base import PointId, Store
+from asif_qdrant.retriever import writes
+from asif_qdrant.retriever.catalogs import reindex
+from asif_qdrant.retriever.edits import finish_edit
+from asif_qdrant.retriever.state import ModelState
+from asif_qdrant.store.base import Store
 
-if TYPE_CHECKING:
-    from asif_qdrant.model import ASIF
-
-__all__ = ["IndexJob", "IntegrityReport", "check_integrity", "exclusive_store", "resumable_index"]
+__all__ = ["IntegrityReport", "check_integrity", "exclusive_store"]
 
 logger = logging.getLogger(__name__)
 
@@ -233,35 +231,33 @@ def _delete(store: Store, collections: Iterable[str], ids: Sequence[int]) -> Non
     for coll in collections:
         if store.has_collection(coll):
             for start in range(0, len(ids), _CHUNK):
-                store.delete(coll, list(ids[start : start + _CHUNK]))
+                writes.delete_points(store, coll, list(ids[start : start + _CHUNK]))
 
 
-def _units(asif: ASIF, ids: Sequence[int]) -> dict[str, np.ndarray]:
+def _units(m: ModelState, ids: Sequence[int]) -> dict[str, np.ndarray]:
     out = {}
-    for modality, coll in (
-        ("image", asif.image_anchor_collection),
-        ("text", asif.text_anchor_collection),
-    ):
-        recs = asif.store.retrieve(coll, list(ids), with_vectors=[modality])
-        out[modality] = np.stack([r.dense[modality] for r in recs]).astype(np.float32)
+    for modality in ("image", "text"):
+        coll, vn = m.layout.anchors(modality)
+        recs = m.store.retrieve(coll, list(ids), with_vectors=[vn])
+        out[modality] = np.stack([r.dense[vn] for r in recs]).astype(np.float32)
     return out
 
 
-def check_integrity(asif: ASIF, *, repair: bool | None = None) -> IntegrityReport:
+def check_integrity(m: ModelState, *, repair: bool | None = None) -> IntegrityReport:
     """Find (and repair) what an interrupted edit left behind; see the module docstring.
 
     Args:
-        asif: The model (its fingerprint already read).
+        m: The model (its fingerprint already read).
         repair: True: repair; False: only report; None: repair when the store is exclusive
             to this process (:func:`exclusive_store`).
 
     Returns:
         What was found and done. A repair is also logged as a warning.
     """
-    store, fp = asif.store, asif.fingerprint
+    store, fp = m.store, m.fingerprint
     if repair is None:
         repair = exclusive_store(store)
-    img, txt = asif.image_anchor_collection, asif.text_anchor_collection
+    img, txt = m.layout.image_anchors, m.layout.text_anchors
     marker = fp.pending_edit
     interrupted = None
     checked: Literal["counts", "marker", "ids"] = "counts"
@@ -304,16 +300,17 @@ def check_integrity(asif: ASIF, *, repair: bool | None = None) -> IntegrityRepor
                     info["anchor_version"] = -1
                 recomputed = sorted(c for c in fp.catalogs if store.has_collection(c))
             fp.pending_edit = None  # cleared by the edit's first fingerprint write
-            asif._finish_edit(
+            finish_edit(
+                m,
                 "delete" if deletes else "add",
                 len(adopted) + len(deletes),
                 t0,
-                new_units=_units(asif, adopted) if adopted else None,
+                new_units=_units(m, adopted) if adopted else None,
                 deleted=deletes or None,
             )
         elif marker:
             fp.pending_edit = None
-            asif._write_fingerprint()
+            writes.write_fingerprint(m)
         stale = sorted(
             name
             for name, info in fp.catalogs.items()
@@ -321,7 +318,7 @@ def check_integrity(asif: ASIF, *, repair: bool | None = None) -> IntegrityRepor
             and store.has_collection(name)
         )
         for name in stale:
-            asif.reindex(name)
+            reindex(m, name)
         recomputed = sorted(set(recomputed) | set(stale))
     else:
         recomputed = sorted(
@@ -348,7 +345,7 @@ def check_integrity(asif: ASIF, *, repair: bool | None = None) -> IntegrityRepor
     )
     text = report.summary()
     if text:
-        where = f"The ASIF model '{asif.name}' ({store.describe()})"
+        where = f"The ASIF model '{m.name}' ({store.describe()})"
         if report.ok:
             logger.warning("%s: %s", where, text)
         elif report.applied:
@@ -357,209 +354,8 @@ def check_integrity(asif: ASIF, *, repair: bool | None = None) -> IntegrityRepor
             logger.warning(
                 "%s needs a repair (not applied: another process may be editing it):\n%s\n"
                 "When no other process edits it, run "
-                "asif_qdrant.integrity.check_integrity(asif, repair=True).",
+                "asif.check_integrity(repair=True) (or 'asif-qdrant repair').",
                 where,
                 text,
             )
     return report
-
-
-# -- crash-safe, resumable indexing ---------------------------------------------------------------
-@dataclass(frozen=True)
-class IndexJob:
-    """What :func:`resumable_index` did.
-
-    Attributes:
-        collection: The catalog.
-        total: Items in the input.
-        start: The id of the input's first item; item ``row`` has id ``start + row``.
-        new: Items written by this call.
-        skipped: Items found already stored (written by the interrupted run) and skipped.
-        resumed: Whether this call resumed an interrupted job (else it started one).
-        ids: The items' ids, in input order.
-    """
-
-    collection: str
-    total: int
-    start: int
-    new: int
-    skipped: int
-    resumed: bool
-    ids: list[PointId] = field(repr=False, default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        """Plain-Python form (for ``--json``)."""
-        return asdict(self)
-
-
-def _digest(parts: Iterable[bytes]) -> str:
-    h = hashlib.sha256()
-    for part in parts:
-        h.update(part)
-    return h.hexdigest()[:32]
-
-
-def resumable_index(
-    asif: ASIF,
-    collection: str,
-    *,
-    images: Sequence[str] = (),
-    texts: Sequence[str] = (),
-    embeddings: np.ndarray | None = None,
-    modality: Literal["image", "text"] | None = None,
-    resume: bool = False,
-    chunk_size: int = 1000,
-    on_commit: Callable[[int, int, int], None] | None = None,
-    show_progress_bar: bool | None = None,
-) -> IndexJob:
-    """Index an input in chunks that each commit for good, so a killed run can be resumed.
-
-    The input is image paths then texts (as :meth:`ASIF.index`), or precomputed
-    ``embeddings`` of one ``modality`` (as :meth:`ASIF.index_embeddings`). Ids are
-    deterministic: before writing anything, the job reserves ``total`` ids in the
-    fingerprint (``catalogs[collection]["job"]``: first id, size, a digest of the input), and
-    item ``row`` of the input gets id ``start + row``. Each chunk is written, then recorded in
-    the fingerprint; only then is it *acknowledged* (logged at INFO as ``committed rows a..b
-    of n``, and passed to ``on_commit(first_row, end_row, total)``). A kill at any point
-    leaves every acknowledged item stored and intact (each write is durable when it
-    returns), and at most the items of one unacknowledged chunk written.
-
-    ``resume=True`` with the same input finds the interrupted job, skips the items already
-    stored (looked up by id, chunk by chunk) and writes the rest: no item twice, no id
-    changed. With no job for this input it starts one (so it is always safe to pass).
-
-    Args:
-        asif: The model (the job holds its write lock: searches wait until it is done).
-        collection: The catalog collection.
-        images: Image paths.
-        texts: Texts.
-        embeddings: ``(n, dim)`` precomputed embeddings (instead of images / texts).
-        modality: The modality of ``embeddings``.
-        resume: Finish an interrupted job on the same input.
-        chunk_size: Items per committed chunk (>= 1).
-        on_commit: Called after each committed chunk with ``(first_row, end_row, total)``.
-        show_progress_bar: A progress bar over the items (None: the model's setting).
-
-    Returns:
-        What was done.
-
-    Raises:
-        InvalidParameterError: ``resume=True`` while the collection's interrupted job was
-            started with another input (resuming would index other items under its ids).
-
-    Example:
-        >>> import tempfile, numpy as np
-        >>> from asif_qdrant import ASIF
-        >>> rng = np.random.default_rng(0)
-        >>> with ASIF(path=tempfile.mkdtemp(), k=3, image_encoder="precomputed/image",
-        ...           text_encoder="precomputed/text", show_progress_bar=False) as asif:
-        ...     _ = asif.add_anchor_embeddings(rng.random((6, 8)), rng.random((6, 4)))
-        ...     emb = rng.random((25, 8))
-        ...     first = resumable_index(asif, "items", embeddings=emb, modality="image",
-        ...                             chunk_size=10)
-        ...     again = resumable_index(asif, "items", embeddings=emb, modality="image",
-        ...                             resume=True)
-        ...     (first.new, first.ids[:3]), (again.new, again.skipped), asif.store.count("items")
-        ((25, [0, 1, 2]), (0, 25), 25)
-    """
-    from asif_qdrant.model import _show
-
-    chunk_size = check_int("chunk_size", "resumable_index", chunk_size, minimum=1)
-    if embeddings is not None:
-        if images or texts:
-            raise InvalidParameterError(
-                "resumable_index takes 'embeddings' or 'images' / 'texts', not both."
-            )
-        asif._anchor_collection(modality)  # type: ignore[arg-type]  # validates it
-        arr = asif._check_embeddings("embeddings", embeddings, modality)  # type: ignore[arg-type]
-        n = len(arr)
-        digest = _digest([str(modality).encode(), str(arr.shape).encode(), arr.tobytes()])
-        items: list[tuple[str, Any]] = []
-    else:
-        texts = list(texts)
-        for i, t in enumerate(texts):
-            if not isinstance(t, str) or not t.strip():
-                raise InvalidInputError(f"Text {i} must be a non-empty str. Got {t!r:.60}.")
-        items = [("image", str(x)) for x in images] + [("text", t) for t in texts]
-        n = len(items)
-        digest = _digest([json.dumps(items).encode()])
-    with asif._rw_lock.write():
-        asif._prepare_catalog(collection, 0, None, None)  # validates the name; writes nothing
-        if n and asif.anchor_count == 0:
-            raise AnchorSetError(
-                f"The ASIF model '{asif.name}' has no anchors: add anchor pairs before indexing."
-            )
-        fp, store = asif.fingerprint, asif.store
-        info = fp.catalogs.get(collection) or {}
-        job = info.get("job") if isinstance(info.get("job"), dict) else None
-        same = job is not None and job.get("input") == digest and job.get("n") == n
-        unfinished = job is not None and not job.get("done", False)
-        resumed = bool(resume and same)
-        if resumed:
-            start = int(job["start"])  # type: ignore[index]
-        else:
-            if resume and unfinished:
-                raise InvalidParameterError(
-                    f"The interrupted index job of '{collection}' was started with another "
-                    f"input ({job['n']} items, digest {job['input']}; this input: {n} items, "  # type: ignore[index]
-                    f"digest {digest}). Resume it with the same input, or index without "
-                    "--resume to start a new job."
-                )
-            if unfinished:
-                logger.warning(
-                    "An earlier index job into '%s' did not finish; this run starts a new one "
-                    "(pass resume=True / --resume with that job's input to finish it instead).",
-                    collection,
-                )
-            start = int(info.get("next_id", 0))
-            info = fp.catalogs.setdefault(collection, {"next_id": 0})
-            info["next_id"] = max(int(info.get("next_id", 0)), start + n)
-            info["job"] = {"start": start, "n": n, "input": digest, "done": False}
-            asif._write_fingerprint()
-        new = skipped = 0
-        spb = _show(asif.show_progress_bar if show_progress_bar is None else show_progress_bar)
-        with tqdm(total=n, desc=f"Indexing {collection}", unit="item", disable=not spb) as bar:
-            for a in range(0, n, chunk_size):
-                rows = list(range(a, min(a + chunk_size, n)))
-                todo = rows
-                if resumed and store.has_collection(collection):
-                    have = {r.id for r in store.retrieve(collection, [start + r for r in rows])}
-                    todo = [r for r in rows if start + r not in have]
-                if embeddings is not None and todo:
-                    asif.index_embeddings(
-                        collection,
-                        arr[todo],
-                        modality,  # type: ignore[arg-type]
-                        ids=[start + r for r in todo],
-                        payloads=[{"row": r} for r in todo],
-                        show_progress_bar=False,
-                    )
-                elif todo:
-                    ims = [r for r in todo if items[r][0] == "image"]
-                    txs = [r for r in todo if items[r][0] == "text"]
-                    asif.index(
-                        collection,
-                        images=[items[r][1] for r in ims],
-                        texts=[items[r][1] for r in txs],
-                        ids=[start + r for r in ims + txs],
-                        payloads=[{"row": r} for r in ims + txs],
-                        show_progress_bar=False,
-                    )
-                new += len(todo)
-                skipped += len(rows) - len(todo)
-                logger.info(
-                    "committed rows %d..%d of %d into '%s' (ids %d..%d)",
-                    rows[0],
-                    rows[-1],
-                    n,
-                    collection,
-                    start + rows[0],
-                    start + rows[-1],
-                )
-                if on_commit is not None:
-                    on_commit(rows[0], rows[-1] + 1, n)
-                bar.update(len(rows))
-        info = fp.catalogs.setdefault(collection, {"next_id": start + n})
-        info["job"] = {"start": start, "n": n, "input": digest, "done": True}
-        asif._write_fingerprint()
-    return IndexJob(collection, n, start, new, skipped, resumed, [start + r for r in range(n)])
