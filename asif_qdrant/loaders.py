@@ -36,11 +36,11 @@ import math
 import os
 import random
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from numbers import Real
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from .errors import InvalidInputError, InvalidParameterError, check_int
 
@@ -146,6 +146,28 @@ def _walk_files(root: Path, *, recursive: bool) -> Iterator[Path]:
                 yield path
 
 
+def _captioned_images(
+    root: Path, exts: tuple[str, ...], *, recursive: bool, skip_translations: bool = False
+) -> Iterator[tuple[Path, Path, str | None]]:
+    """``(image, path relative to root, caption)`` per image file ending in one of ``exts``.
+
+    The caption is that of the same-name ``.txt`` file (``""`` when it is empty), or None
+    when there is no such file.
+    """
+    for path in _walk_files(root, recursive=recursive):
+        if path.suffix.lower() not in exts:
+            continue
+        txt = path.with_suffix(".txt")
+        caption = _read_caption(txt, skip_translations=skip_translations) if txt.is_file() else None
+        yield path, path.relative_to(root), caption
+
+
+def _sorted_pairs(found: list[tuple[str, Pair]]) -> list[Pair]:
+    """The pairs, sorted by their key (a relative path)."""
+    found.sort(key=lambda item: item[0])
+    return [pair for _, pair in found]
+
+
 def _normalize_extensions(extensions: Iterable[str]) -> tuple[str, ...]:
     if isinstance(extensions, str):
         extensions = (extensions,)
@@ -206,18 +228,13 @@ def load_folder(
 
     found: list[tuple[str, Pair]] = []
     no_caption = empty_caption = 0
-    for path in _walk_files(root_path, recursive=recursive):
-        if path.suffix.lower() not in exts:
-            continue
-        txt = path.with_suffix(".txt")
-        if not txt.is_file():
+    for path, rel, caption in _captioned_images(root_path, exts, recursive=recursive):
+        if caption is None:
             no_caption += 1
             continue
-        caption = _read_caption(txt)
         if not caption:
             empty_caption += 1
             continue
-        rel = path.relative_to(root_path)
         metadata: dict[str, Any] = {"relpath": rel.as_posix()}
         if len(rel.parts) > 1:
             metadata["category"] = rel.parts[0]
@@ -237,8 +254,7 @@ def load_folder(
             f"{', '.join(exts)} {'(recursively) ' if recursive else ''}with a same-name .txt "
             "caption file beside them (e.g. cat.png + cat.txt)."
         )
-    found.sort(key=lambda item: item[0])
-    return [pair for _, pair in found]
+    return _sorted_pairs(found)
 
 
 # --------------------------------------------------------------------------------------------
@@ -294,6 +310,46 @@ def _make_pair(
     return Pair(str(resolved), " ".join(raw_caption.split()), source, metadata)
 
 
+def _read_table(
+    file: Path,
+    root: str | os.PathLike[str] | None,
+    owner: str,
+    columns: tuple[str, str],
+    rows: Callable[[TextIO], Iterator[tuple[str, dict[str, Any], dict[str, Any]]]],
+    *,
+    empty: str,
+    newline: str | None = None,
+) -> list[Pair]:
+    """The pairs of a table file (CSV or JSONL): one per ``(where, row, extra)`` of ``rows``.
+
+    ``columns`` names the image and caption fields of a row; ``extra`` becomes the pair's
+    metadata. ``empty`` is the error message when the file holds no rows.
+    """
+    root_path = _resolve_root(file, root, owner)
+    source = str(file.resolve())
+    image_name, caption_name = columns
+    pairs: list[Pair] = []
+    try:
+        with file.open(encoding="utf-8-sig", newline=newline) as handle:
+            for where, row, extra in rows(handle):
+                pair = _make_pair(
+                    where=where,
+                    raw_image=row[image_name],
+                    raw_caption=row[caption_name],
+                    image_name=image_name,
+                    caption_name=caption_name,
+                    root=root_path,
+                    source=source,
+                    extra=extra,
+                )
+                pairs.append(pair)
+    except UnicodeDecodeError as e:
+        raise InvalidInputError(f"{file} is not valid UTF-8: {e}.") from e
+    if not pairs:
+        raise InvalidInputError(empty)
+    return pairs
+
+
 def load_csv(
     path: str | os.PathLike[str],
     *,
@@ -336,54 +392,40 @@ def load_csv(
         ('A cat.', {'category': 'animals', 'relpath': 'cat.png'})
     """
     file = Path(path).expanduser()
-    root_path = _resolve_root(file, root, "load_csv")
-    source = str(file.resolve())
-    pairs: list[Pair] = []
-    try:
-        with file.open(encoding="utf-8-sig", newline="") as handle:
-            reader = csv.DictReader(handle)
-            header = reader.fieldnames
-            if not header:
-                raise InvalidInputError(f"{file}: the CSV file is empty (no header row).")
-            for column, role in (
-                (image_column, "image_column"),
-                (caption_column, "caption_column"),
-            ):
-                if column not in header:
-                    raise InvalidInputError(
-                        f"{file}: no {column!r} column ({role}). Columns found: "
-                        f"{', '.join(map(repr, header))}."
-                    )
-            for number, row in enumerate(reader, start=1):
-                where = f"{file}, row {number} (line {reader.line_num})"
-                if None in row:
-                    raise InvalidInputError(
-                        f"{where}: the row has more fields than the header ({len(header)})."
-                    )
-                extra = {
-                    key: value
-                    for key, value in row.items()
-                    if key not in (image_column, caption_column) and value is not None
-                }
-                pairs.append(
-                    _make_pair(
-                        where=where,
-                        raw_image=row[image_column],
-                        raw_caption=row[caption_column],
-                        image_name=image_column,
-                        caption_name=caption_column,
-                        root=root_path,
-                        source=source,
-                        extra=extra,
-                    )
+    columns = (image_column, caption_column)
+
+    def rows(handle: TextIO) -> Iterator[tuple[str, dict[str, Any], dict[str, Any]]]:
+        reader = csv.DictReader(handle)
+        header = reader.fieldnames
+        if not header:
+            raise InvalidInputError(f"{file}: the CSV file is empty (no header row).")
+        for column, role in zip(columns, ("image_column", "caption_column"), strict=True):
+            if column not in header:
+                raise InvalidInputError(
+                    f"{file}: no {column!r} column ({role}). Columns found: "
+                    f"{', '.join(map(repr, header))}."
                 )
-    except UnicodeDecodeError as e:
-        raise InvalidInputError(f"{file} is not valid UTF-8: {e}.") from e
+        for number, row in enumerate(reader, start=1):
+            where = f"{file}, row {number} (line {reader.line_num})"
+            if None in row:
+                raise InvalidInputError(
+                    f"{where}: the row has more fields than the header ({len(header)})."
+                )
+            extra = {k: v for k, v in row.items() if k not in columns and v is not None}
+            yield where, row, extra
+
+    try:
+        return _read_table(
+            file,
+            root,
+            "load_csv",
+            columns,
+            rows,
+            empty=f"{file}: the CSV file has a header but no data rows.",
+            newline="",
+        )
     except csv.Error as e:
         raise InvalidInputError(f"{file} is not a valid CSV file: {e}.") from e
-    if not pairs:
-        raise InvalidInputError(f"{file}: the CSV file has a header but no data rows.")
-    return pairs
 
 
 def load_jsonl(
@@ -415,61 +457,52 @@ def load_jsonl(
             line) is not a JSON object, lacks a key, has an empty image path or caption, points
             outside ``root`` or at a missing file; also if the file holds no objects.
 
-    Example:
-        >>> import tempfile, pathlib
+    Example (the file in a subfolder, image paths relative to its parent, a blank line):
+        >>> import json, tempfile, pathlib
         >>> from PIL import Image
         >>> root = pathlib.Path(tempfile.mkdtemp())
         >>> Image.new("RGB", (8, 8)).save(root / "cat.png")
-        >>> line = '{"image": "cat.png", "caption": "A cat.", "tags": ["pet"]}\n'
-        >>> _ = (root / "pairs.jsonl").write_text(line)
-        >>> [pair] = load_jsonl(root / "pairs.jsonl")
+        >>> (root / "lists").mkdir()
+        >>> row = {"image": "cat.png", "caption": " A\n cat. ", "tags": ["pet"]}
+        >>> _ = (root / "lists" / "pairs.jsonl").write_text(json.dumps(row) + "\n\n")
+        >>> [pair] = load_jsonl(root / "lists" / "pairs.jsonl", root=root)
         >>> pair.caption, pair.metadata
         ('A cat.', {'tags': ['pet'], 'relpath': 'cat.png'})
     """
     file = Path(path).expanduser()
-    root_path = _resolve_root(file, root, "load_jsonl")
-    source = str(file.resolve())
-    pairs: list[Pair] = []
-    try:
-        with file.open(encoding="utf-8-sig") as handle:
-            number = 0
-            for line_no, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                number += 1
-                where = f"{file}, row {number} (line {line_no})"
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise InvalidInputError(f"{where}: not valid JSON: {e}.") from e
-                if not isinstance(obj, dict):
-                    raise InvalidInputError(
-                        f"{where}: expected a JSON object, got {type(obj).__name__}."
-                    )
-                for key, role in ((image_key, "image_key"), (caption_key, "caption_key")):
-                    if key not in obj:
-                        raise InvalidInputError(
-                            f"{where}: no {key!r} key ({role}). Keys found: "
-                            f"{', '.join(map(repr, obj)) or 'none'}."
-                        )
-                extra = {k: v for k, v in obj.items() if k not in (image_key, caption_key)}
-                pairs.append(
-                    _make_pair(
-                        where=where,
-                        raw_image=obj[image_key],
-                        raw_caption=obj[caption_key],
-                        image_name=image_key,
-                        caption_name=caption_key,
-                        root=root_path,
-                        source=source,
-                        extra=extra,
-                    )
+    columns = (image_key, caption_key)
+
+    def rows(handle: TextIO) -> Iterator[tuple[str, dict[str, Any], dict[str, Any]]]:
+        number = 0
+        for line_no, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            number += 1
+            where = f"{file}, row {number} (line {line_no})"
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise InvalidInputError(f"{where}: not valid JSON: {e}.") from e
+            if not isinstance(obj, dict):
+                raise InvalidInputError(
+                    f"{where}: expected a JSON object, got {type(obj).__name__}."
                 )
-    except UnicodeDecodeError as e:
-        raise InvalidInputError(f"{file} is not valid UTF-8: {e}.") from e
-    if not pairs:
-        raise InvalidInputError(f"{file}: the JSONL file holds no JSON objects.")
-    return pairs
+            for key, role in zip(columns, ("image_key", "caption_key"), strict=True):
+                if key not in obj:
+                    raise InvalidInputError(
+                        f"{where}: no {key!r} key ({role}). Keys found: "
+                        f"{', '.join(map(repr, obj)) or 'none'}."
+                    )
+            yield where, obj, {k: v for k, v in obj.items() if k not in columns}
+
+    return _read_table(
+        file,
+        root,
+        "load_jsonl",
+        columns,
+        rows,
+        empty=f"{file}: the JSONL file holds no JSON objects.",
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -520,15 +553,12 @@ def load_tuxpaint_stamps(
     exts = (".png", ".svg") if include_svg else (".png",)
     found: list[tuple[str, Pair]] = []
     skipped = 0
-    for path in _walk_files(root_path, recursive=True):
-        if path.suffix.lower() not in exts:
-            continue
-        txt = path.with_suffix(".txt")
-        caption = _read_caption(txt, skip_translations=True) if txt.is_file() else ""
+    for path, rel, caption in _captioned_images(
+        root_path, exts, recursive=True, skip_translations=True
+    ):
         if not caption:
             skipped += 1
             continue
-        rel = path.relative_to(root_path)
         metadata: dict[str, Any] = {
             "category": rel.parts[0] if len(rel.parts) > 1 else "",
             "subcategory": "/".join(rel.parts[1:-1]),
@@ -544,8 +574,7 @@ def load_tuxpaint_stamps(
             f"{' and '.join(exts)} files with a same-name .txt). Install them with "
             "`apt-get install tuxpaint-stamps-default`."
         )
-    found.sort(key=lambda item: item[0])
-    return [pair for _, pair in found]
+    return _sorted_pairs(found)
 
 
 # --------------------------------------------------------------------------------------------

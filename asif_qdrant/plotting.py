@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from numbers import Real
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias, Union
@@ -144,6 +144,25 @@ def _fit_text(artist: Any, text: str, width: int, max_lines: int, max_px: float)
         width -= 1
 
 
+def _fitted_text(
+    owner: Any,
+    xy: tuple[float, float],
+    text: str,
+    fit: tuple[int, int, float],
+    *,
+    ha: str = "center",
+    va: str = "center",
+    **style: Any,
+) -> None:
+    """A text of a figure or axes at ``xy``, fitted as :func:`_fit_text` does.
+
+    ``fit`` is ``(characters per line, lines, maximum width in pixels)``; ``style`` holds
+    the other keyword arguments of ``owner.text`` (font, colour, transform...).
+    """
+    artist = owner.text(*xy, "", ha=ha, va=va, **style)
+    _fit_text(artist, text, *fit)
+
+
 def _fit_choice(artist: Any, choices: Sequence[str], max_px: float) -> None:
     """Set ``artist``'s text to the first of ``choices`` that fits in ``max_px`` (else the last)."""
     renderer = artist.figure.canvas.get_renderer()
@@ -198,6 +217,48 @@ def _check_rows(
     return checked
 
 
+def _check_png_args(
+    out_path: str | os.PathLike[str], thumb_size: float, owner: str
+) -> tuple[Path, float]:
+    """Check a figure's ``thumb_size`` (> 0) and ``out_path`` (ends in ``.png``)."""
+    size = check_real("thumb_size", owner, thumb_size, greater_than=0)
+    out = Path(out_path).expanduser()
+    if out.suffix.lower() != ".png":
+        raise InvalidParameterError(
+            f"The 'out_path' parameter of {owner} must be a path ending in '.png'. "
+            f"Got {str(out_path)!r} instead."
+        )
+    return out, size
+
+
+def _figure(
+    fig_w: float, fig_h: float
+) -> tuple[Any, Callable[[float, float, float, float], list[float]]]:
+    """A white Agg figure of ``fig_w`` x ``fig_h`` inches, and its ``box`` function.
+
+    ``box(x, y_top, w, h)`` turns a rectangle in inches (y measured from the top) into the
+    figure fractions ``add_axes`` wants.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(fig_w, fig_h), dpi=_DPI, facecolor="white")
+    FigureCanvasAgg(fig)
+
+    def box(x: float, y_top: float, w: float, h: float) -> list[float]:
+        return [x / fig_w, 1 - (y_top + h) / fig_h, w / fig_w, h / fig_h]
+
+    return fig, box
+
+
+def _save_png(fig: Any, out: Path, metadata: dict[str, str] | None = None) -> Path:
+    """Write the figure as a PNG (parent folders created), with optional text metadata."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    extra = {"metadata": metadata} if metadata else {}
+    fig.savefig(out, format="png", dpi=_DPI, facecolor="white", **extra)
+    return out
+
+
 def contact_sheet(
     rows: Sequence[tuple[str, Sequence[tuple[Any, ...]]]],
     out_path: str | os.PathLike[str],
@@ -238,17 +299,9 @@ def contact_sheet(
         >>> contact_sheet([("red", [(img, "A red square.", 0.5)])], out, thumb_size=1.5).exists()
         True
     """
-    size = check_real("thumb_size", "contact_sheet", thumb_size, greater_than=0)
-    out = Path(out_path).expanduser()
-    if out.suffix.lower() != ".png":
-        raise InvalidParameterError(
-            "The 'out_path' parameter of contact_sheet must be a path ending in '.png'. "
-            f"Got {str(out_path)!r} instead."
-        )
+    out, size = _check_png_args(out_path, thumb_size, "contact_sheet")
     checked = _check_rows(rows)
 
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
     from matplotlib.transforms import offset_copy
 
     n_rows = len(checked)
@@ -272,45 +325,36 @@ def contact_sheet(
     query_lines = max(1, min(_QUERY_MAX_LINES, int(size * 72 / (_QUERY_PT * 1.3))))
     pixels = max(16, round(size * _THUMB_PIXELS_PER_INCH))
 
-    fig = Figure(figsize=(fig_w, fig_h), dpi=_DPI, facecolor="white")
-    FigureCanvasAgg(fig)
-
-    def box(x: float, y_top: float, w: float, h: float) -> list[float]:
-        """Axes rectangle from inches (y measured from the top) to figure fractions."""
-        return [x / fig_w, 1 - (y_top + h) / fig_h, w / fig_w, h / fig_h]
+    fig, box = _figure(fig_w, fig_h)
 
     if title:
-        title_artist = fig.text(
-            0.5,
-            1 - (margin + title_h / 2) / fig_h,
-            "",
-            ha="center",
-            va="center",
+        _fitted_text(
+            fig,
+            (0.5, 1 - (margin + title_h / 2) / fig_h),
+            title,
+            (int(fig_w * 72 / (13 * 0.55)), 1, (fig_w - 2 * margin) * _DPI),
             fontsize=13,
             fontweight="bold",
             color=_TEXT_COLOR,
         )
-        chars = int(fig_w * 72 / (13 * 0.55))
-        _fit_text(title_artist, title, chars, 1, (fig_w - 2 * margin) * _DPI)
 
     for r, (query, hits) in enumerate(checked):
         y_top = margin + title_h + r * (row_h + row_gap)
 
         label_ax = fig.add_axes(box(margin, y_top, label_w - 0.15, size))
         label_ax.set_axis_off()
-        query_artist = label_ax.text(
-            0.0,
-            0.5,
-            "",
+        _fitted_text(
+            label_ax,
+            (0.0, 0.5),
+            query,
+            (query_chars, query_lines, (label_w - 0.2) * _DPI),
             ha="left",
-            va="center",
             fontsize=_QUERY_PT,
             fontweight="bold",
             color=_TEXT_COLOR,
             transform=label_ax.transAxes,
             linespacing=1.2,
         )
-        _fit_text(query_artist, query, query_chars, query_lines, (label_w - 0.2) * _DPI)
         if not hits:
             label_ax.text(
                 (label_w + 0.1) / (label_w - 0.15),
@@ -360,11 +404,11 @@ def contact_sheet(
                 ],
                 size * _DPI,
             )
-            caption_artist = ax.text(
-                0.5,
-                0.0,
-                "",
-                ha="center",
+            _fitted_text(
+                ax,
+                (0.5, 0.0),
+                caption,
+                (caption_chars, _CAPTION_LINES, size * _DPI),
                 va="top",
                 fontsize=_CAPTION_PT,
                 color=_TEXT_COLOR,
@@ -373,11 +417,8 @@ def contact_sheet(
                     ax.transAxes, fig=fig, y=-(below + _SCORE_PT * 1.35), units="points"
                 ),
             )
-            _fit_text(caption_artist, caption, caption_chars, _CAPTION_LINES, size * _DPI)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, format="png", dpi=_DPI, facecolor="white")
-    return out
+    return _save_png(fig, out)
 
 
 # -- explanations (paper, Fig. 6/7) ---------------------------------------------------------------
@@ -451,17 +492,8 @@ def explain_figure(
         raise InvalidParameterError(
             f"The 'top' parameter of explain_figure must be an int >= 1. Got {top!r} instead."
         )
-    size = check_real("thumb_size", "explain_figure", thumb_size, greater_than=0)
-    out = Path(out_path).expanduser()
-    if out.suffix.lower() != ".png":
-        raise InvalidParameterError(
-            "The 'out_path' parameter of explain_figure must be a path ending in '.png'. "
-            f"Got {str(out_path)!r} instead."
-        )
+    out, size = _check_png_args(out_path, thumb_size, "explain_figure")
     spec = _explain_spec(explanation, top, title)
-
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
 
     rows = spec["rows"]
     n = max(1, len(rows))
@@ -476,12 +508,8 @@ def explain_figure(
     text_h = 0.75
     bottom_h = label_h + size + text_h if rows else 0.0
     fig_h = 2 * margin + title_h + top_h + (0.35 + bottom_h if rows else 0.0)
-    fig = Figure(figsize=(fig_w, fig_h), dpi=_DPI, facecolor="white")
-    FigureCanvasAgg(fig)
+    fig, box = _figure(fig_w, fig_h)
     panels: list[dict[str, Any]] = []
-
-    def box(x: float, y_top: float, w: float, h: float) -> list[float]:
-        return [x / fig_w, 1 - (y_top + h) / fig_h, w / fig_w, h / fig_h]
 
     def record(kind: str, x: float, y_top: float, w: float, h: float) -> None:
         panels.append(
@@ -496,32 +524,24 @@ def explain_figure(
             }
         )
 
-    subtitle = fig.text(
-        0.5,
-        1 - (margin + title_h - 0.2) / fig_h,
-        "",
-        ha="center",
-        va="center",
+    _fitted_text(
+        fig,
+        (0.5, 1 - (margin + title_h - 0.2) / fig_h),
+        spec["subtitle"],
+        (int(fig_w * 72 / (9 * 0.5)), 2, (fig_w - 2 * margin) * _DPI),
         fontsize=9,
         style="italic",
         color=_MUTED_COLOR,
     )
-    _fit_text(
-        subtitle, spec["subtitle"], int(fig_w * 72 / (9 * 0.5)), 2, (fig_w - 2 * margin) * _DPI
-    )
-    title_artist = fig.text(
-        0.5,
-        1 - (margin + (title_h - 0.35) / 2) / fig_h,
-        "",
-        ha="center",
-        va="center",
+    _fitted_text(
+        fig,
+        (0.5, 1 - (margin + (title_h - 0.35) / 2) / fig_h),
+        spec["title"],
+        (int(fig_w * 72 / (12 * 0.55)), 1, (fig_w - 2 * margin) * _DPI),
         fontsize=12,
         fontweight="bold",
         color=_TEXT_COLOR,
         linespacing=1.3,
-    )
-    _fit_text(
-        title_artist, spec["title"], int(fig_w * 72 / (12 * 0.55)), 1, (fig_w - 2 * margin) * _DPI
     )
 
     y0 = margin + title_h
@@ -547,35 +567,31 @@ def explain_figure(
         _draw_panel(ax, obj, text, pixels)
         record(kind, x, y0 + label_h, panel, panel)
         if obj is not None and text:
-            under = ax.text(
-                0.5,
-                -0.03,
-                "",
-                ha="center",
+            _fitted_text(
+                ax,
+                (0.5, -0.03),
+                Path(text).name if isinstance(obj, str) and text == obj else text,
+                (40, 1, panel * _DPI),
                 va="top",
                 fontsize=_CAPTION_PT + 1,
                 color=_TEXT_COLOR,
                 transform=ax.transAxes,
             )
-            shown = Path(text).name if isinstance(obj, str) and text == obj else text
-            _fit_text(under, shown, 40, 1, panel * _DPI)
 
     # Bars: one per shown anchor (its colour), and the rest in grey.
     bx = margin + 2 * (panel + gap) + 0.35
     bw = fig_w - margin - bx
     bar_ax = fig.add_axes(box(bx + 1.9, y0 + label_h, bw - 1.9, panel - 0.35))
     record("bars", bx, y0 + label_h, bw, panel)
-    bars_heading = fig.text(
-        (bx + bw / 2) / fig_w,
-        1 - (y0 + label_h / 2) / fig_h,
-        "",
-        ha="center",
-        va="center",
+    _fitted_text(
+        fig,
+        ((bx + bw / 2) / fig_w, 1 - (y0 + label_h / 2) / fig_h),
+        spec["bars_heading"],
+        (int(bw * 72 / (10 * 0.55)), 1, bw * _DPI),
         fontsize=10,
         fontweight="bold",
         color=_MUTED_COLOR,
     )
-    _fit_text(bars_heading, spec["bars_heading"], int(bw * 72 / (10 * 0.55)), 1, bw * _DPI)
     values = [r["value"] for r in rows]
     labels = [f"#{i + 1} {_shorten(r['caption'], 24, 1)}" for i, r in enumerate(rows)]
     colors = [_BAR_COLORS[i % len(_BAR_COLORS)] for i in range(len(rows))]
@@ -658,28 +674,19 @@ def explain_figure(
             )
             choices = [f"#{i + 1}  {r['detail']}", f"#{i + 1}  {_num(r['value'])}"]
             _fit_choice(head, choices, size * _DPI)
-            cap = ax.text(
-                0.5,
-                -0.04 - (_SCORE_PT * 1.45 / 72) / size,
-                "",
-                ha="center",
+            _fitted_text(
+                ax,
+                (0.5, -0.04 - (_SCORE_PT * 1.45 / 72) / size),
+                r["caption"] or "(no caption)",
+                (caption_chars, 3, size * _DPI),
                 va="top",
                 fontsize=_CAPTION_PT,
                 color=_TEXT_COLOR,
                 linespacing=1.15,
                 transform=ax.transAxes,
             )
-            _fit_text(cap, r["caption"] or "(no caption)", caption_chars, 3, size * _DPI)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(
-        out,
-        format="png",
-        dpi=_DPI,
-        facecolor="white",
-        metadata={_PANEL_KEY: json.dumps(panels)},
-    )
-    return out
+    return _save_png(fig, out, {_PANEL_KEY: json.dumps(panels)})
 
 
 def _num(v: float, digits: int = 3) -> str:
@@ -759,69 +766,86 @@ def _draw_panel(ax: Any, image: Any, text: str, pixels: int) -> None:
     _fit_text(artist, f"“{text}”" if text and not text.startswith("(") else text, 22, 7, width_px)
 
 
+#: The fixed texts of the two explanation figures: a match's score, and a label's margin.
+_SCORE_TEXTS = {
+    "query_heading": "QUERY",
+    "subtitle": "Query and item are each described by their similarity to the same anchor "
+    "pairs (image + caption); a pair shared by both adds query weight × item weight to "
+    "the score.",
+    "bars_heading": "what each shared anchor pair adds to the score",
+    "bars_xlabel": "query weight × item weight; the bars add up to the score",
+    "anchors_heading": "the anchor pairs behind the score (query weight × item weight)",
+}
+_MARGIN_TEXTS = {
+    "query_heading": "IMAGE",
+    "item_heading": "LABEL A vs LABEL B (best prompts)",
+    "subtitle": "The image and both label prompts are described by their similarity to "
+    "the same anchor pairs (image + caption); each pair adds image weight × (A weight "
+    "− B weight) to the margin.",
+    "bars_heading": "what each anchor pair adds to the margin A − B",
+    "bars_xlabel": "image weight × (A weight − B weight); the bars add up to the margin",
+    "anchors_heading": "anchor pairs that decided it (contribution to A − to B)",
+}
+
+
+def _anchor_bars(
+    anchors: Sequence[Any], top: int, value: Callable[[Any], float], detail: Callable[[Any], str]
+) -> dict[str, Any]:
+    """The bars of an explanation figure: the ``top`` anchor pairs, then the sum of the rest."""
+    shown, rest = anchors[:top], anchors[top:]
+    return {
+        "rows": [
+            {"image": a.image, "caption": a.caption or "", "value": value(a), "detail": detail(a)}
+            for a in shown
+        ],
+        "rest": float(sum(value(a) for a in rest)),
+        "rest_count": len(rest),
+    }
+
+
 def _explain_spec(explanation: Any, top: int, title: str | None) -> dict[str, Any]:
     """What to draw, from an Explanation or a LabelExplanation."""
     from asif_qdrant.retriever.explain import Explanation, LabelExplanation
 
     if isinstance(explanation, LabelExplanation):
         e = explanation.explanation
-        shown = explanation.margins[:top]
-        rest = explanation.margins[top:]
-        rows = [
-            {
-                "image": m.image,
-                "caption": m.caption or "",
-                "value": m.difference,
-                "detail": f"{_num(m.label_contribution)} − {_num(m.versus_contribution)}",
-            }
-            for m in shown
-        ]
         versus = explanation.versus
         scores = explanation.scores
         if versus is None:
             return _explain_spec(e, top, title)
+        versus_item = explanation.versus_explanation.item if explanation.versus_explanation else ""
         return {
+            **_MARGIN_TEXTS,
             "title": title
             or (
                 f"Why '{explanation.label}' ({scores[explanation.label]:.3f}) beat '{versus}' "
                 f"({scores[versus]:.3f}): the anchor pairs behind the margin "
                 f"{explanation.margin:.3f}"
             ),
-            "query_heading": "IMAGE",
             "query_image": e.query_image,
             "query_text": e.query,
-            "item_heading": "LABEL A vs LABEL B (best prompts)",
             "item_image": None,
-            "item_text": f"A: “{e.item}”\nB: “"
-            f"{explanation.versus_explanation.item if explanation.versus_explanation else ''}”",
-            "subtitle": "The image and both label prompts are described by their similarity to "
-            "the same anchor pairs (image + caption); each pair adds image weight × (A weight "
-            "− B weight) to the margin.",
-            "bars_heading": "what each anchor pair adds to the margin A − B",
-            "bars_xlabel": "image weight × (A weight − B weight); the bars add up to the margin",
-            "anchors_heading": "anchor pairs that decided it (contribution to A − to B)",
-            "rows": rows,
-            "rest": float(sum(m.difference for m in rest)),
-            "rest_count": len(rest),
+            "item_text": f"A: “{e.item}”\nB: “{versus_item}”",
+            **_anchor_bars(
+                explanation.margins,
+                top,
+                lambda m: m.difference,
+                lambda m: f"{_num(m.label_contribution)} − {_num(m.versus_contribution)}",
+            ),
         }
     if not isinstance(explanation, Explanation):
         raise InvalidInputError(
             "explain_figure draws an Explanation (ASIF.explain) or a LabelExplanation "
             f"(ASIF.explain_label). Got {type(explanation).__name__} instead."
         )
-    shown = explanation.anchors[:top]
-    rest = explanation.anchors[top:]
-    rows = [
-        {
-            "image": a.image,
-            "caption": a.caption or "",
-            "value": a.contribution,
-            "detail": f"{_num(a.query_weight, 2)} × {_num(a.item_weight, 2)} = "
-            f"{_num(a.contribution)}",
-        }
-        for a in shown
-    ]
-    share = sum(a.contribution for a in shown) / explanation.score if explanation.score else 0.0
+    bars = _anchor_bars(
+        explanation.anchors,
+        top,
+        lambda a: a.contribution,
+        lambda a: f"{_num(a.query_weight, 2)} × {_num(a.item_weight, 2)} = {_num(a.contribution)}",
+    )
+    shown = bars["rows"]
+    share = sum(r["value"] for r in shown) / explanation.score if explanation.score else 0.0
     default_title = (
         f"Why this match? score {explanation.score:.3f} = sum over the "
         f"{explanation.shared} anchor pairs shared by query and item"
@@ -830,20 +854,12 @@ def _explain_spec(explanation: Any, top: int, title: str | None) -> dict[str, An
         else "No match: the query and the item share no anchor pair (score 0)"
     )
     return {
+        **_SCORE_TEXTS,
         "title": title or default_title,
-        "query_heading": "QUERY",
         "query_image": explanation.query_image,
         "query_text": explanation.query,
         "item_heading": "MATCHED ITEM" if explanation.shared else "ITEM",
         "item_image": explanation.item_image,
         "item_text": explanation.item,
-        "subtitle": "Query and item are each described by their similarity to the same anchor "
-        "pairs (image + caption); a pair shared by both adds query weight × item weight to "
-        "the score.",
-        "bars_heading": "what each shared anchor pair adds to the score",
-        "bars_xlabel": "query weight × item weight; the bars add up to the score",
-        "anchors_heading": "the anchor pairs behind the score (query weight × item weight)",
-        "rows": rows,
-        "rest": float(sum(a.contribution for a in rest)),
-        "rest_count": len(rest),
+        **bars,
     }

@@ -494,7 +494,11 @@ def _decode_batch(data: bytes, plan: _Plan, path: Path) -> list[Record]:
 
 
 # -- public functions ----------------------------------------------------------------------------
-def _run(source: Any, sink: Any, report: TransferReport, desc: str, show: bool) -> TransferReport:
+def _run(
+    source: Any, sink: Any, report: TransferReport, desc: str, show_progress_bar: bool | None
+) -> TransferReport:
+    """Send every batch of ``source`` to ``sink`` (one progress bar) and fill in ``report``."""
+    show = show_progress(show_progress_bar, logger)
     t0 = time.perf_counter()
     total = sum(p.count for p in source.plans)
     with progress_bar(total=total, desc=desc, unit="point", show=show) as bar:
@@ -551,8 +555,7 @@ def copy_model(
     sink = _StoreSink(dest, dest_name, overwrite)
     sink.begin(source.plans)
     report = TransferReport(model=name, dest_model=dest_name)
-    desc = f"Copying model '{name}'"
-    return _run(source, sink, report, desc, show_progress(show_progress_bar, logger))
+    return _run(source, sink, report, f"Copying model '{name}'", show_progress_bar)
 
 
 def export_model(
@@ -587,13 +590,7 @@ def export_model(
     try:
         sink.begin_manifest(source.manifest, source.plans)
         report = TransferReport(model=name, dest_model=name)
-        _run(
-            source,
-            sink,
-            report,
-            f"Exporting model '{name}'",
-            show_progress(show_progress_bar, logger),
-        )
+        _run(source, sink, report, f"Exporting model '{name}'", show_progress_bar)
         sink.end()
     except BaseException:
         sink.abort()
@@ -646,13 +643,7 @@ def import_model(
         sink = _StoreSink(dest, dest_name, overwrite)
         sink.begin(source.plans)
         report = TransferReport(model=model, dest_model=dest_name, path=str(p))
-        _run(
-            source,
-            sink,
-            report,
-            f"Importing model '{model}'",
-            show_progress(show_progress_bar, logger),
-        )
+        _run(source, sink, report, f"Importing model '{model}'", show_progress_bar)
         counts = source.finish()
     finally:
         source.close()

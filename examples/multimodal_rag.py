@@ -212,7 +212,9 @@ def main(
         image_encoder=image_encoder,
         text_encoder=text_encoder,
     ) as asif:
-        retriever = ASIFRetriever(asif=asif, collection_name=COLLECTION, k=args.k, modality="image")
+        retriever = ASIFRetriever(
+            asif=asif, collection_name=COLLECTION, k=args.k, item_modality="image"
+        )
         result = build_chain(retriever, chat_model).invoke(args.question)
     human = result["messages"][-1]
     n_images = sum(1 for block in human.content if block.get("type") == "image")

@@ -1,4 +1,4 @@
-"""The one small Protocol every encoder implements.
+"""The one small Protocol every encoder implements, and the input checks they share.
 
 An encoder turns a batch of inputs of one modality into an ``(n, dim)`` ``float32`` array of
 L2-normalised embeddings. Nothing else in the library depends on timm or
@@ -19,12 +19,15 @@ Example:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["Encoder"]
+from asif_qdrant.errors import InvalidInputError, InvalidParameterError
+
+__all__ = ["Encoder", "as_list", "check_device_and_name"]
 
 
 @runtime_checkable
@@ -41,11 +44,7 @@ class Encoder(Protocol):
     dim: int
 
     def embed(
-        self,
-        batch: Sequence[Any],
-        *,
-        batch_size: int = 32,
-        show_progress_bar: bool | None = None,
+        self, batch: Sequence[Any], *, batch_size: int = 32, show_progress_bar: bool | None = None
     ) -> np.ndarray:
         """Embed a batch of inputs.
 
@@ -58,3 +57,58 @@ class Encoder(Protocol):
             A ``float32`` array of shape ``(len(batch), dim)`` with L2-normalised rows.
         """
         ...
+
+
+def as_list(batch: Any, owner: str, what: str) -> list[Any]:
+    """A batch as a list; one bare input (a str, bytes, an image) is an error, not a batch.
+
+    Example:
+        >>> as_list(("a", "b"), "Enc.embed", "str")
+        ['a', 'b']
+        >>> as_list("a", "Enc.embed", "str")
+        Traceback (most recent call last):
+        ...
+        asif_qdrant.errors.InvalidInputError: Enc.embed expects a sequence of str; got a single str. Wrap it in a list: embed([x]).
+    """  # noqa: E501
+    from PIL import Image
+
+    single = (str, bytes, bytearray, memoryview, os.PathLike, Image.Image)
+    if isinstance(batch, single):
+        raise InvalidInputError(
+            f"{owner} expects a sequence of {what}; got a single {type(batch).__name__}. "
+            "Wrap it in a list: embed([x])."
+        )
+    if isinstance(batch, np.ndarray) and batch.ndim < 3:
+        raise InvalidInputError(
+            f"{owner} expects a sequence of {what}; got one numpy array of shape "
+            f"{batch.shape}. Wrap it in a list: embed([x])."
+        )
+    try:
+        return list(batch)
+    except TypeError as e:
+        raise InvalidInputError(
+            f"{owner} expects a sequence of {what}; got {type(batch).__name__}, which is not "
+            "iterable."
+        ) from e
+
+
+def check_device_and_name(
+    owner: str, device: Any, name: Any, *, device_types: tuple[type, ...] = (str,)
+) -> None:
+    """Check an encoder's ``device`` (one of ``device_types`` or None) and ``name`` (str or None).
+
+    Example:
+        >>> check_device_and_name("Enc", "cpu", None)
+        >>> check_device_and_name("Enc", None, 3)
+        Traceback (most recent call last):
+        ...
+        asif_qdrant.errors.InvalidParameterError: The 'name' parameter of Enc must be a str or None. Got 3 instead.
+    """  # noqa: E501
+    for param, value, types, expected in (
+        ("device", device, device_types, "a str such as 'cpu' or 'cuda', or None"),
+        ("name", name, (str,), "a str or None"),
+    ):
+        if value is not None and not isinstance(value, types):
+            raise InvalidParameterError(
+                f"The '{param}' parameter of {owner} must be {expected}. Got {value!r} instead."
+            )

@@ -23,6 +23,7 @@ import torch
 from PIL import Image
 from tqdm.auto import trange
 
+from asif_qdrant.encoders.base import as_list, check_device_and_name
 from asif_qdrant.errors import (
     EncoderLoadError,
     ImageDecodeError,
@@ -36,7 +37,7 @@ from asif_qdrant.progress import show_progress
 if TYPE_CHECKING:
     from asif_qdrant.types import ImageInput
 
-__all__ = ["TimmImageEncoder"]
+__all__ = ["TimmImageEncoder", "default_device", "load_weights_file"]
 
 logger = logging.getLogger(__name__)
 
@@ -108,16 +109,7 @@ class TimmImageEncoder:
         import timm
         import timm.data
 
-        if device is not None and not isinstance(device, (str, torch.device)):
-            raise InvalidParameterError(
-                "The 'device' parameter of TimmImageEncoder must be a str such as 'cpu' or "
-                f"'cuda', or None. Got {device!r} instead."
-            )
-        if name is not None and not isinstance(name, str):
-            raise InvalidParameterError(
-                f"The 'name' parameter of TimmImageEncoder must be a str or None. "
-                f"Got {name!r} instead."
-            )
+        check_device_and_name("TimmImageEncoder", device, name, device_types=(str, torch.device))
         self.device = str(device) if device is not None else default_device()
 
         if isinstance(model, torch.nn.Module):
@@ -253,26 +245,16 @@ class TimmImageEncoder:
         return out
 
 
-def as_list(batch: Any, owner: str, what: str) -> list[Any]:
-    """A batch as a list; one bare input (a str, bytes, an image) is an error, not a batch."""
-    single = (str, bytes, bytearray, memoryview, os.PathLike, Image.Image)
-    if isinstance(batch, single):
-        raise InvalidInputError(
-            f"{owner} expects a sequence of {what}; got a single {type(batch).__name__}. "
-            "Wrap it in a list: embed([x])."
-        )
-    if isinstance(batch, np.ndarray) and batch.ndim < 3:
-        raise InvalidInputError(
-            f"{owner} expects a sequence of {what}; got one numpy array of shape "
-            f"{batch.shape}. Wrap it in a list: embed([x])."
-        )
+def load_weights_file(path: str, failure: str, advice: str) -> Any:
+    """``torch.load`` a weights file onto the CPU (tensors only, no pickled code).
+
+    Raises:
+        EncoderLoadError: ``"<failure> (<error>). <advice>"`` when the file cannot be read.
+    """
     try:
-        return list(batch)
-    except TypeError as e:
-        raise InvalidInputError(
-            f"{owner} expects a sequence of {what}; got {type(batch).__name__}, which is not "
-            "iterable."
-        ) from e
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise EncoderLoadError(f"{failure} ({type(e).__name__}: {e}). {advice}") from e
 
 
 def _load(item: Any, index: int) -> Image.Image:
@@ -286,14 +268,11 @@ def _load(item: Any, index: int) -> Image.Image:
 
 def _load_state_dict_file(module: Any, weights: str | os.PathLike[str], spec: str) -> None:
     path = os.fspath(weights)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise EncoderLoadError(
-            f"Cannot load the weights file {path!r} for the image encoder {spec!r} "
-            f"({type(e).__name__}: {e}). Pass the path of a state dict saved with "
-            "torch.save(model.state_dict(), path)."
-        ) from e
+    state = load_weights_file(
+        path,
+        f"Cannot load the weights file {path!r} for the image encoder {spec!r}",
+        "Pass the path of a state dict saved with torch.save(model.state_dict(), path).",
+    )
     for key in ("state_dict", "model", "state_dict_ema"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]

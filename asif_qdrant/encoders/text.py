@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from sentence_transformers import SentenceTransformer
 
-from asif_qdrant.encoders.image import as_list
+from asif_qdrant.encoders.base import as_list, check_device_and_name
 from asif_qdrant.errors import (
     EncoderLoadError,
     InvalidInputError,
@@ -76,16 +76,7 @@ class SentenceTransformerEncoder:
         device: str | None = None,
         name: str | None = None,
     ) -> None:
-        if device is not None and not isinstance(device, str):
-            raise InvalidParameterError(
-                "The 'device' parameter of SentenceTransformerEncoder must be a str such as "
-                f"'cpu' or 'cuda', or None. Got {device!r} instead."
-            )
-        if name is not None and not isinstance(name, str):
-            raise InvalidParameterError(
-                "The 'name' parameter of SentenceTransformerEncoder must be a str or None. "
-                f"Got {name!r} instead."
-            )
+        check_device_and_name("SentenceTransformerEncoder", device, name)
         if isinstance(model, SentenceTransformer):
             st = model
             default_name = _base_model_id(st) or "sentence-transformers/custom"
@@ -132,11 +123,7 @@ class SentenceTransformerEncoder:
         )
 
     def embed(
-        self,
-        batch: Sequence[str],
-        *,
-        batch_size: int = 32,
-        show_progress_bar: bool | None = None,
+        self, batch: Sequence[str], *, batch_size: int = 32, show_progress_bar: bool | None = None
     ) -> np.ndarray:
         """Embed a batch of texts.
 

@@ -25,14 +25,18 @@ from asif_qdrant.errors import InvalidParameterError, check_int
 from asif_qdrant.types import FUSIONS, Fusion, SparseVector
 
 __all__ = [
+    "DENSE_BATCH",
     "FUSIONS",
     "CollectionSpec",
+    "DenseSearch",
     "Fusion",
+    "FusionSearch",
     "PayloadFilter",
     "PointId",
     "Prefetch",
     "Record",
     "ScoredPoint",
+    "SparseSearch",
     "Store",
 ]
 
@@ -187,6 +191,69 @@ def check_fusion(
     return [p for p in prefetches if not p.is_empty()]
 
 
+#: Dense query rows sent in one batch request.
+DENSE_BATCH = 64
+
+
+@dataclass(frozen=True)
+class DenseSearch:
+    """One batch of exact Dot queries, as :meth:`Store.query_dense` hands it to a backend.
+
+    Attributes:
+        vector_name: The named dense vector searched.
+        rows: The query rows (float32, at most :data:`DENSE_BATCH`).
+        limit: Hits per row, >= 1.
+        threshold: The engine's ``score_threshold``, or None.
+    """
+
+    vector_name: str
+    rows: np.ndarray
+    limit: int
+    threshold: float | None = None
+
+
+@dataclass(frozen=True)
+class SparseSearch:
+    """One sparse query with at least one non-zero term, as a backend runs it.
+
+    Attributes:
+        vector_name: The named sparse vector searched.
+        indices: The query's non-zero indices.
+        values: Their weights.
+        limit: How many points to return.
+        filter: Exact-match payload filter (already validated).
+        with_payload: Return the payloads.
+    """
+
+    vector_name: str
+    indices: list[int]
+    values: list[float]
+    limit: int
+    filter: PayloadFilter | None = None
+    with_payload: bool = True
+
+
+@dataclass(frozen=True)
+class FusionSearch:
+    """A validated :meth:`Store.query_fusion` call with at least one non-empty prefetch.
+
+    Attributes:
+        prefetches: The non-empty rankings to fuse.
+        limit: How many fused points to return.
+        fusion: ``"rrf"``, ``"dbsf"`` or ``None`` (exactly one prefetch, no fusion).
+        rrf_k: The RRF constant.
+        filter: Exact-match payload filter, applied to every prefetch (not yet validated).
+        with_payload: Return the payloads.
+    """
+
+    prefetches: tuple[Prefetch, ...]
+    limit: int
+    fusion: Fusion | None
+    rrf_k: int
+    filter: PayloadFilter | None = None
+    with_payload: bool = True
+
+
 class Store(ABC):
     """All Qdrant I/O of the library.
 
@@ -248,13 +315,12 @@ class Store(ABC):
         """Exact number of points."""
 
     # -- queries -------------------------------------------------------------------------
-    @abstractmethod
     def query_dense(
         self, name: str, vector_name: str, queries: np.ndarray, limit: int
     ) -> list[list[tuple[PointId, float]]]:
         """Exact nearest neighbours (Dot) of each query row: ``(id, score)`` best first."""
+        return self._dense_rows(name, vector_name, queries, limit, None)
 
-    @abstractmethod
     def query_sparse(
         self,
         name: str,
@@ -265,9 +331,22 @@ class Store(ABC):
         filter: PayloadFilter | None = None,
         with_payload: bool = True,
     ) -> list[list[ScoredPoint]]:
-        """Top ``limit`` points by sparse dot product for each query, best first."""
+        """Top ``limit`` points by sparse dot product for each query, best first.
 
-    @abstractmethod
+        A query without any non-zero weight shares no anchor with anything (every score
+        would be 0): its result is empty and it is not sent.
+        """
+        filter_conditions(filter)  # a bad filter fails even when no query is sent
+        out: list[list[ScoredPoint]] = []
+        for sv in queries:
+            indices, values = nonzero_terms(sv)
+            if not indices:
+                out.append([])
+                continue
+            search = SparseSearch(vector_name, indices, values, limit, filter, with_payload)
+            out.append(self._run_sparse(name, search))
+        return out
+
     def query_fusion(
         self,
         name: str,
@@ -308,6 +387,47 @@ class Store(ABC):
         Returns:
             The fused points with their fusion scores.
         """
+        todo = check_fusion(prefetches, limit, fusion, rrf_k)
+        if not todo:
+            return []
+        search = FusionSearch(tuple(todo), int(limit), fusion, int(rrf_k), filter, with_payload)
+        return self._run_fusion(name, search)
+
+    # -- what each backend runs in its engine ----------------------------------------------
+    @abstractmethod
+    def _run_dense(self, name: str, search: DenseSearch) -> list[list[tuple[PointId, float]]]:
+        """One batch of exact Dot queries: each row's ``(id, score)`` hits, best first.
+
+        With ``search.threshold`` the engine's ``score_threshold`` applies; the hits are not
+        compared with it again here (the callers keep the scores strictly above it).
+        """
+
+    @abstractmethod
+    def _run_sparse(self, name: str, search: SparseSearch) -> list[ScoredPoint]:
+        """One sparse query (at least one non-zero term): its hits, best first."""
+
+    @abstractmethod
+    def _run_fusion(self, name: str, search: FusionSearch) -> list[ScoredPoint]:
+        """One fusion query (see :meth:`query_fusion`): the fused points, best first."""
+
+    def _dense_rows(
+        self,
+        name: str,
+        vector_name: str,
+        queries: np.ndarray,
+        limit: int,
+        threshold: float | None,
+    ) -> list[list[tuple[PointId, float]]]:
+        """Every query row's hits, in batches of :data:`DENSE_BATCH` rows."""
+        q = np.asarray(queries, dtype=np.float32)
+        out: list[list[tuple[PointId, float]]] = []
+        for start in range(0, len(q), DENSE_BATCH):
+            rows = q[start : start + DENSE_BATCH]
+            hits = self._run_dense(name, DenseSearch(vector_name, rows, limit, threshold))
+            if threshold is not None:
+                hits = [[(i, s) for i, s in row if s > threshold] for row in hits]
+            out.extend(hits)
+        return out
 
     # -- edits (default implementations on top of the methods above) ----------------------
     def query_dense_above(
@@ -315,15 +435,14 @@ class Store(ABC):
     ) -> list[list[tuple[PointId, float]]]:
         """Every point whose exact Dot score with each query row is > ``threshold``.
 
-        Points without the named vector are never returned. The default asks
-        :meth:`query_dense` for every point and filters; backends override it with the
-        engine's own ``score_threshold``.
+        Points without the named vector are never returned. The default asks the engine for
+        as many points as the collection holds, with its ``score_threshold``; the embedded
+        backend overrides it with a growing limit.
         """
         n = self.count(name)
         if n == 0:
             return [[] for _ in range(len(queries))]
-        res = self.query_dense(name, vector_name, queries, n)
-        return [[(i, s) for i, s in hits if s > threshold] for hits in res]
+        return self._dense_rows(name, vector_name, queries, n, float(threshold))
 
     def update_vectors(self, name: str, records: Sequence[Record]) -> None:
         """Replace the named vectors given in each record, keeping payload and other vectors.

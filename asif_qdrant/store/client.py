@@ -32,11 +32,9 @@ import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit, urlunsplit
-
-import numpy as np
 
 from asif_qdrant.errors import (
     CollectionNotFoundError,
@@ -45,19 +43,19 @@ from asif_qdrant.errors import (
     check_int,
     check_real,
 )
+from asif_qdrant.store import wire
 from asif_qdrant.store.base import (
     CollectionSpec,
-    Fusion,
+    DenseSearch,
+    FusionSearch,
     PayloadFilter,
     PointId,
-    Prefetch,
     Record,
     ScoredPoint,
+    SparseSearch,
     Store,
     check_collection_name,
-    check_fusion,
     filter_conditions,
-    nonzero_terms,
 )
 from asif_qdrant.types import SparseVector
 
@@ -79,6 +77,15 @@ WriteOrdering = Literal["weak", "medium", "strong"]
 ReadConsistency = int | Literal["all", "majority", "quorum"]
 _ORDERINGS = ("weak", "medium", "strong")
 _CONSISTENCIES = ("all", "majority", "quorum")
+#: The keyword arguments of ClientStore that ClientStore.from_url passes on.
+_STORE_OPTIONS = (
+    "collection_options",
+    "retry",
+    "batch_size",
+    "write_ordering",
+    "read_consistency",
+    "collection_prefix",
+)
 
 
 class RetriesExhaustedError(StoreError):
@@ -129,10 +136,8 @@ class RetryPolicy:
 
     def __post_init__(self) -> None:
         check_int("max_retries", "RetryPolicy", self.max_retries, minimum=0)
-        check_real("initial_backoff", "RetryPolicy", self.initial_backoff, greater_than=0)
-        check_real("multiplier", "RetryPolicy", self.multiplier, greater_than=0)
-        check_real("max_backoff", "RetryPolicy", self.max_backoff, greater_than=0)
-        check_real("max_retry_after", "RetryPolicy", self.max_retry_after, greater_than=0)
+        for name in ("initial_backoff", "multiplier", "max_backoff", "max_retry_after"):
+            check_real(name, "RetryPolicy", getattr(self, name), greater_than=0)
         jitter = check_real("jitter", "RetryPolicy", self.jitter)
         if not 0 <= jitter < 1:
             raise InvalidParameterError(
@@ -201,14 +206,7 @@ class CollectionOptions:
 
     def as_dict(self) -> dict[str, Any]:
         """Plain-Python form."""
-        return {
-            "shard_number": self.shard_number,
-            "replication_factor": self.replication_factor,
-            "write_consistency_factor": self.write_consistency_factor,
-            "on_disk_payload": self.on_disk_payload,
-            "on_disk_vectors": self.on_disk_vectors,
-            "on_disk_sparse_index": self.on_disk_sparse_index,
-        }
+        return asdict(self)
 
 
 class _Secret:
@@ -241,6 +239,20 @@ def _public_url(url: str) -> str:
     if parts.port:
         host = f"{host}:{parts.port}"
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def _rest_uri(client: Any) -> str | None:
+    """The REST base URI of a client that talks to a server; None in local mode.
+
+    qdrant-client has no public "local mode" flag; its public ``http`` property (the REST API
+    client) raises NotImplementedError in local mode, and that client's ``host`` is the URI
+    qdrant-client built from ``url`` / ``host`` / ``port`` / ``https`` / ``prefix``.
+    """
+    try:
+        api = client.http
+    except NotImplementedError:
+        return None
+    return str(api.client.host)
 
 
 def _transient(exc: BaseException) -> tuple[bool, float | None]:
@@ -332,16 +344,15 @@ class ClientStore(Store):
                 "The 'client' parameter of ClientStore must be a qdrant_client.QdrantClient. "
                 f"Got {type(client).__name__} instead."
             )
-        if collection_options is not None and not isinstance(collection_options, CollectionOptions):
-            raise InvalidParameterError(
-                "The 'collection_options' parameter of ClientStore must be a CollectionOptions "
-                f"or None. Got {type(collection_options).__name__} instead."
-            )
-        if retry is not None and not isinstance(retry, RetryPolicy):
-            raise InvalidParameterError(
-                "The 'retry' parameter of ClientStore must be a RetryPolicy or None. "
-                f"Got {type(retry).__name__} instead."
-            )
+        for param, value, cls in (
+            ("collection_options", collection_options, CollectionOptions),
+            ("retry", retry, RetryPolicy),
+        ):
+            if value is not None and not isinstance(value, cls):
+                raise InvalidParameterError(
+                    f"The '{param}' parameter of ClientStore must be a {cls.__name__} or None. "
+                    f"Got {type(value).__name__} instead."
+                )
         if write_ordering is not None and write_ordering not in _ORDERINGS:
             raise InvalidParameterError(
                 "The 'write_ordering' parameter of ClientStore must be one of "
@@ -371,9 +382,11 @@ class ClientStore(Store):
         self.collection_prefix = collection_prefix
         self._close_client = close_client
         self._closed = False
-        inner = getattr(client, "_client", None)
-        self._remote = type(inner).__name__ == "QdrantRemote"
-        options = getattr(client, "_init_options", None) or {}
+        rest_uri = _rest_uri(client)
+        self._remote = rest_uri is not None
+        self._url = None if rest_uri is None else _public_url(rest_uri)
+        options = client.init_options
+        self._grpc = self._remote and bool(options.get("prefer_grpc", False))
         self._api_key = _Secret(options.get("api_key"))
 
     @classmethod
@@ -386,13 +399,8 @@ class ClientStore(Store):
         grpc_port: int = 6334,
         timeout: float = 30.0,
         check_compatibility: bool = True,
-        collection_options: CollectionOptions | None = None,
-        retry: RetryPolicy | None = None,
-        batch_size: int = 256,
         parallel: int = 4,
-        write_ordering: WriteOrdering | None = None,
-        read_consistency: ReadConsistency | None = None,
-        collection_prefix: str = "",
+        **options: Any,
     ) -> ClientStore:
         """A store on the Qdrant server (or cluster node) at ``url``.
 
@@ -406,21 +414,26 @@ class ClientStore(Store):
             grpc_port: The server's gRPC port.
             timeout: Seconds per request.
             check_compatibility: Let qdrant-client compare its version with the server's.
-            collection_options: See :class:`ClientStore`.
-            retry: See :class:`ClientStore`.
-            batch_size: See :class:`ClientStore`.
-            parallel: See :class:`ClientStore`.
-            write_ordering: See :class:`ClientStore`.
-            read_consistency: See :class:`ClientStore`.
-            collection_prefix: See :class:`ClientStore`.
+            parallel: Upsert requests in flight at once (see :class:`ClientStore`, where the
+                default is 1).
+            **options: The other keyword arguments of :class:`ClientStore`:
+                ``collection_options``, ``retry``, ``batch_size``, ``write_ordering``,
+                ``read_consistency``, ``collection_prefix``.
 
         Returns:
             The store; closing it closes its client.
 
         Raises:
             InvalidParameterError: On a bad argument.
+            TypeError: On a keyword argument that is not one of these.
         """
         from qdrant_client import QdrantClient
+
+        unknown = sorted(set(options) - set(_STORE_OPTIONS))
+        if unknown:
+            raise TypeError(
+                f"ClientStore.from_url() got unexpected keyword arguments: {', '.join(unknown)}"
+            )
 
         if not isinstance(url, str) or not url.strip():
             raise InvalidParameterError(
@@ -472,17 +485,7 @@ class ClientStore(Store):
                     )
                     client.close()
                     client = build(False)
-        return cls(
-            client,
-            close_client=True,
-            collection_options=collection_options,
-            retry=retry,
-            batch_size=batch_size,
-            parallel=parallel,
-            write_ordering=write_ordering,
-            read_consistency=read_consistency,
-            collection_prefix=collection_prefix,
-        )
+        return cls(client, close_client=True, parallel=parallel, **options)
 
     # -- helpers -------------------------------------------------------------------------
     @property
@@ -490,14 +493,12 @@ class ClientStore(Store):
         """How the store talks to Qdrant."""
         if not self._remote:
             return "local"
-        return "grpc" if getattr(self.client._client, "_prefer_grpc", False) else "rest"
+        return "grpc" if self._grpc else "rest"
 
     @property
     def url(self) -> str | None:
         """The server's REST URL without credentials (None in local mode)."""
-        if not self._remote:
-            return None
-        return _public_url(str(getattr(self.client._client, "rest_uri", "")))
+        return self._url
 
     def qdrant_name(self, name: str) -> str:
         """The collection's name on the server (with :attr:`collection_prefix`)."""
@@ -606,6 +607,18 @@ class ClientStore(Store):
             out["ordering"] = models.WriteOrdering(self.write_ordering)
         return out
 
+    def _read(self, name: str, what: str, fn: Any, **kwargs: Any) -> Any:
+        """A read of collection ``name`` with the store's read consistency (see :meth:`_call`)."""
+        return self._call(
+            name, what, fn, collection_name=self.qdrant_name(name), **kwargs, **self._read_kwargs()
+        )
+
+    def _write(self, name: str, what: str, fn: Any, **kwargs: Any) -> None:
+        """A write to collection ``name`` that waits until applied, with the store's ordering."""
+        self._call(
+            name, what, fn, collection_name=self.qdrant_name(name), **kwargs, **self._write_kwargs()
+        )
+
     # -- collections ---------------------------------------------------------------------
     def has_collection(self, name: str) -> bool:  # noqa: D102
         full = self.qdrant_name(name)
@@ -692,30 +705,16 @@ class ClientStore(Store):
         """
         from qdrant_client import models
 
-        full = self.qdrant_name(name)
-        batches = [
-            records[i : i + self.batch_size] for i in range(0, len(records), self.batch_size)
-        ]
+        batches = list(wire.chunks(records, self.batch_size))
 
         def send(batch: Sequence[Record]) -> None:
-            points = []
-            for r in batch:
-                vector: dict[str, Any] = {
-                    vn: np.asarray(v, dtype=np.float32).tolist() for vn, v in r.dense.items()
-                }
-                for vn, sv in r.sparse.items():
-                    vector[vn] = models.SparseVector(
-                        indices=sv.indices.tolist(), values=sv.values.tolist()
-                    )
-                points.append(models.PointStruct(id=r.id, vector=vector, payload=r.payload))
-            self._call(
-                name,
-                "upsert points",
-                self.client.upsert,
-                collection_name=full,
-                points=points,
-                **self._write_kwargs(),
-            )
+            points = [
+                models.PointStruct(
+                    id=r.id, vector=wire.point_vectors(r, models.SparseVector), payload=r.payload
+                )
+                for r in batch
+            ]
+            self._write(name, "upsert points", self.client.upsert, points=points)
 
         workers = min(self.parallel, len(batches)) if self._remote else 1
         # Parallel requests may land in any order: only when no id repeats across them.
@@ -730,53 +729,49 @@ class ClientStore(Store):
     def delete(self, name: str, ids: Sequence[PointId]) -> None:  # noqa: D102
         from qdrant_client import models
 
-        self._call(
-            name,
-            "delete points",
-            self.client.delete,
-            collection_name=self.qdrant_name(name),
-            points_selector=models.PointIdsList(points=list(ids)),
-            **self._write_kwargs(),
-        )
+        selector = models.PointIdsList(points=list(ids))
+        self._write(name, "delete points", self.client.delete, points_selector=selector)
+
+    def update_vectors(self, name: str, records: Sequence[Record]) -> None:  # noqa: D102
+        from qdrant_client import models
+
+        for batch in wire.chunks(wire.keep_existing(self, name, records), self.batch_size):
+            points = [
+                models.PointVectors(id=r.id, vector=wire.point_vectors(r, models.SparseVector))
+                for r in batch
+            ]
+            self._write(name, "update vectors", self.client.update_vectors, points=points)
 
     def retrieve(  # noqa: D102
         self, name: str, ids: Sequence[PointId], *, with_vectors: bool | Sequence[str] = False
     ) -> list[Record]:
-        wv = with_vectors if isinstance(with_vectors, bool) else list(with_vectors)
-        found = self._call(
+        found = self._read(
             name,
             "retrieve points",
             self.client.retrieve,
-            collection_name=self.qdrant_name(name),
             ids=list(ids),
             with_payload=True,
-            with_vectors=wv,
-            **self._read_kwargs(),
+            with_vectors=wire.vector_selector(with_vectors),
         )
-        by_id = {rec.id: rec for rec in map(_record, found)}
-        return [by_id[i] for i in ids if i in by_id]
+        return wire.records_in_order(ids, found)
 
     def scroll(  # noqa: D102
         self, name: str, *, with_vectors: bool | Sequence[str] = False, batch_size: int = 256
     ) -> Iterator[Record]:
-        wv = with_vectors if isinstance(with_vectors, bool) else list(with_vectors)
-        offset = None
-        while True:
-            page, offset = self._call(
+        wv = wire.vector_selector(with_vectors)
+
+        def page(offset: PointId | None) -> Any:
+            return self._read(
                 name,
                 "scroll",
                 self.client.scroll,
-                collection_name=self.qdrant_name(name),
                 limit=batch_size,
                 offset=offset,
                 with_payload=True,
                 with_vectors=wv,
-                **self._read_kwargs(),
             )
-            for r in page:
-                yield _record(r)
-            if offset is None or not page:
-                return
+
+        yield from wire.scroll_records(page)
 
     def count(self, name: str) -> int:  # noqa: D102
         res = self._call(
@@ -789,183 +784,78 @@ class ClientStore(Store):
         return int(res.count)
 
     # -- queries -------------------------------------------------------------------------
-    def query_dense(  # noqa: D102
-        self, name: str, vector_name: str, queries: np.ndarray, limit: int
-    ) -> list[list[tuple[PointId, float]]]:
+    def _run_dense(self, name: str, search: DenseSearch) -> list[list[tuple[PointId, float]]]:
         from qdrant_client import models
 
-        q = np.asarray(queries, dtype=np.float32)
-        out: list[list[tuple[PointId, float]]] = []
-        for start in range(0, len(q), 64):
-            reqs = [
-                models.QueryRequest(
-                    query=row.tolist(),
-                    using=vector_name,
-                    limit=limit,
-                    params=models.SearchParams(exact=True),
-                )
-                for row in q[start : start + 64]
-            ]
-            res = self._call(
-                name,
-                "query dense vectors",
-                self.client.query_batch_points,
-                collection_name=self.qdrant_name(name),
-                requests=reqs,
-                **self._read_kwargs(),
+        reqs = [
+            models.QueryRequest(
+                query=row.tolist(),
+                using=search.vector_name,
+                limit=search.limit,
+                params=models.SearchParams(exact=True),
+                score_threshold=search.threshold,
             )
-            out.extend([[(p.id, float(p.score)) for p in r.points] for r in res])
-        return out
+            for row in search.rows
+        ]
+        res = self._read(
+            name,
+            "query dense vectors" + ("" if search.threshold is None else " above a score"),
+            self.client.query_batch_points,
+            requests=reqs,
+        )
+        return [wire.id_scores(r.points) for r in res]
 
-    def query_dense_above(  # noqa: D102
-        self, name: str, vector_name: str, queries: np.ndarray, threshold: float
-    ) -> list[list[tuple[PointId, float]]]:
+    def _run_sparse(self, name: str, search: SparseSearch) -> list[ScoredPoint]:
         from qdrant_client import models
 
-        q = np.asarray(queries, dtype=np.float32)
-        n = self.count(name)
-        if n == 0:
-            return [[] for _ in range(len(q))]
-        out: list[list[tuple[PointId, float]]] = []
-        for start in range(0, len(q), 64):
-            reqs = [
-                models.QueryRequest(
-                    query=row.tolist(),
-                    using=vector_name,
-                    limit=n,
-                    params=models.SearchParams(exact=True),
-                    score_threshold=float(threshold),
-                )
-                for row in q[start : start + 64]
-            ]
-            res = self._call(
-                name,
-                "query dense vectors above a score",
-                self.client.query_batch_points,
-                collection_name=self.qdrant_name(name),
-                requests=reqs,
-                **self._read_kwargs(),
-            )
-            out.extend(
-                [[(p.id, float(p.score)) for p in r.points if p.score > threshold] for r in res]
-            )
-        return out
+        res = self._read(
+            name,
+            "query sparse vectors",
+            self.client.query_points,
+            query=models.SparseVector(indices=search.indices, values=search.values),
+            using=search.vector_name,
+            limit=search.limit,
+            query_filter=_filter(search.filter),
+            with_payload=search.with_payload,
+        )
+        return wire.scored_points(res.points)
 
-    def update_vectors(self, name: str, records: Sequence[Record]) -> None:  # noqa: D102
+    def _run_fusion(self, name: str, search: FusionSearch) -> list[ScoredPoint]:
         from qdrant_client import models
 
-        # Qdrant refuses unknown ids in an update: keep the ones that exist (no vectors read).
-        present = {r.id for r in self.retrieve(name, [r.id for r in records])}
-        todo = [r for r in records if r.id in present]
-        for start in range(0, len(todo), self.batch_size):
-            points = []
-            for r in todo[start : start + self.batch_size]:
-                vector: dict[str, Any] = {
-                    vn: np.asarray(v, dtype=np.float32).tolist() for vn, v in r.dense.items()
-                }
-                for vn, sv in r.sparse.items():
-                    vector[vn] = models.SparseVector(
-                        indices=sv.indices.tolist(), values=sv.values.tolist()
-                    )
-                points.append(models.PointVectors(id=r.id, vector=vector))
-            self._call(
-                name,
-                "update vectors",
-                self.client.update_vectors,
-                collection_name=self.qdrant_name(name),
-                points=points,
-                **self._write_kwargs(),
+        flt = _filter(search.filter)
+        stages = [
+            models.Prefetch(
+                query=wire.query_vector(p.query, models.SparseVector),
+                using=p.vector_name,
+                limit=int(p.limit),
+                filter=flt,
+                params=None
+                if isinstance(p.query, SparseVector)
+                else models.SearchParams(exact=True),
             )
-
-    def query_sparse(  # noqa: D102
-        self,
-        name: str,
-        vector_name: str,
-        queries: Sequence[SparseVector],
-        limit: int,
-        *,
-        filter: PayloadFilter | None = None,
-        with_payload: bool = True,
-    ) -> list[list[ScoredPoint]]:
-        from qdrant_client import models
-
-        flt = _filter(filter)
-        out: list[list[ScoredPoint]] = []
-        for sv in queries:
-            indices, values = nonzero_terms(sv)
-            if not indices:  # shares no anchor with anything: every score is 0
-                out.append([])
-                continue
-            res = self._call(
-                name,
-                "query sparse vectors",
-                self.client.query_points,
-                collection_name=self.qdrant_name(name),
-                query=models.SparseVector(indices=indices, values=values),
-                using=vector_name,
-                limit=limit,
-                query_filter=flt,
-                with_payload=with_payload,
-                **self._read_kwargs(),
-            )
-            out.append(
-                [ScoredPoint(p.id, float(p.score), dict(p.payload or {})) for p in res.points]
-            )
-        return out
-
-    def query_fusion(  # noqa: D102
-        self,
-        name: str,
-        prefetches: Sequence[Prefetch],
-        limit: int,
-        *,
-        fusion: Fusion | None = "rrf",
-        rrf_k: int = 2,
-        filter: PayloadFilter | None = None,
-        with_payload: bool = True,
-    ) -> list[ScoredPoint]:
-        from qdrant_client import models
-
-        todo = check_fusion(prefetches, limit, fusion, rrf_k)
-        if not todo:
-            return []
-        flt = _filter(filter)
-        stages = []
-        for p in todo:
-            if isinstance(p.query, SparseVector):
-                indices, values = nonzero_terms(p.query)
-                vec: Any = models.SparseVector(indices=indices, values=values)
-                params = None
-            else:
-                vec = np.asarray(p.query, dtype=np.float32).tolist()
-                params = models.SearchParams(exact=True)
-            stages.append(
-                models.Prefetch(
-                    query=vec, using=p.vector_name, limit=int(p.limit), filter=flt, params=params
-                )
-            )
+            for p in search.prefetches
+        ]
         kwargs: dict[str, Any] = {}
-        if fusion is None:
+        if search.fusion is None:
             (stage,) = stages
             kwargs = {"query": stage.query, "using": stage.using, "search_params": stage.params}
-        elif fusion == "dbsf":
+        elif search.fusion == "dbsf":
             kwargs = {"prefetch": stages, "query": models.FusionQuery(fusion=models.Fusion.DBSF)}
-        elif rrf_k == 2:  # Qdrant's default k: the kwargs form, understood by older servers
+        elif search.rrf_k == 2:  # Qdrant's default k: the kwargs form, understood by older servers
             kwargs = {"prefetch": stages, "query": models.FusionQuery(fusion=models.Fusion.RRF)}
         else:
-            kwargs = {"prefetch": stages, "query": models.RrfQuery(rrf=models.Rrf(k=int(rrf_k)))}
-        res = self._call(
+            kwargs = {"prefetch": stages, "query": models.RrfQuery(rrf=models.Rrf(k=search.rrf_k))}
+        res = self._read(
             name,
             "run a fusion query",
             self.client.query_points,
-            collection_name=self.qdrant_name(name),
             **kwargs,
-            limit=int(limit),
+            limit=search.limit,
             query_filter=flt,
-            with_payload=with_payload,
-            **self._read_kwargs(),
+            with_payload=search.with_payload,
         )
-        return [ScoredPoint(p.id, float(p.score), dict(p.payload or {})) for p in res.points]
+        return wire.scored_points(res.points)
 
     # -- lifecycle -----------------------------------------------------------------------
     def close(self) -> None:  # noqa: D102
@@ -984,21 +874,6 @@ class ClientStore(Store):
             f"api_key={self._api_key!r}, collection_prefix={self.collection_prefix!r}, "
             f"parallel={self.parallel}, batch_size={self.batch_size})"
         )
-
-
-def _record(r: Any) -> Record:
-    rec = Record(id=r.id, payload=dict(r.payload or {}))
-    vectors = r.vector or {}
-    if not isinstance(vectors, dict):
-        vectors = {"": vectors}
-    for vn, v in vectors.items():
-        if hasattr(v, "indices"):
-            rec.sparse[vn] = SparseVector(
-                indices=np.asarray(v.indices), values=np.asarray(v.values)
-            )
-        else:
-            rec.dense[vn] = np.asarray(v, dtype=np.float32)
-    return rec
 
 
 def _filter(flt: PayloadFilter | None) -> Any:

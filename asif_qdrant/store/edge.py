@@ -27,19 +27,20 @@ from typing import Any
 import numpy as np
 
 from asif_qdrant.errors import CollectionNotFoundError, StoreError
+from asif_qdrant.store import wire
 from asif_qdrant.store.base import (
+    DENSE_BATCH,
     CollectionSpec,
-    Fusion,
+    DenseSearch,
+    FusionSearch,
     PayloadFilter,
     PointId,
-    Prefetch,
     Record,
     ScoredPoint,
+    SparseSearch,
     Store,
     check_collection_name,
-    check_fusion,
     filter_conditions,
-    nonzero_terms,
 )
 from asif_qdrant.types import SparseVector
 
@@ -125,6 +126,9 @@ class EdgeStore(Store):
         except Exception as e:
             raise StoreError(f"Qdrant Edge failed to {what} in collection '{name}': {e}") from e
 
+    def _update(self, name: str, what: str, op: Any) -> None:
+        self._call(name, what, lambda s, o: s.update(o), op)
+
     # -- collections ---------------------------------------------------------------------
     def has_collection(self, name: str) -> bool:  # noqa: D102
         return self._spec_file(name).exists()
@@ -183,178 +187,132 @@ class EdgeStore(Store):
     # -- points --------------------------------------------------------------------------
     def upsert(self, name: str, records: Sequence[Record]) -> None:  # noqa: D102
         qe = _edge()
-        for start in range(0, len(records), _BATCH):
-            points = []
-            for r in records[start : start + _BATCH]:
-                vector: dict[str, Any] = {
-                    vn: np.asarray(v, dtype=np.float32).tolist() for vn, v in r.dense.items()
-                }
-                for vn, sv in r.sparse.items():
-                    vector[vn] = qe.SparseVector(
-                        indices=sv.indices.tolist(), values=sv.values.tolist()
-                    )
-                points.append(qe.Point(r.id, vector, r.payload or {}))
-            op = qe.UpdateOperation.upsert_points(points)
-            self._call(name, "upsert points", lambda s, o: s.update(o), op)
+        for batch in wire.chunks(records, _BATCH):
+            points = [
+                qe.Point(r.id, wire.point_vectors(r, qe.SparseVector), r.payload or {})
+                for r in batch
+            ]
+            self._update(name, "upsert points", qe.UpdateOperation.upsert_points(points))
 
     def delete(self, name: str, ids: Sequence[PointId]) -> None:  # noqa: D102
-        op = _edge().UpdateOperation.delete_points(list(ids))
-        self._call(name, "delete points", lambda s, o: s.update(o), op)
+        self._update(name, "delete points", _edge().UpdateOperation.delete_points(list(ids)))
 
     def retrieve(  # noqa: D102
         self, name: str, ids: Sequence[PointId], *, with_vectors: bool | Sequence[str] = False
     ) -> list[Record]:
-        wv = with_vectors if isinstance(with_vectors, bool) else list(with_vectors)
+        wv = wire.vector_selector(with_vectors)
         found = self._call(
             name,
             "retrieve points",
             lambda s: s.retrieve(list(ids), with_payload=True, with_vector=wv),
         )
-        by_id = {rec.id: rec for rec in map(_record, found)}
-        return [by_id[i] for i in ids if i in by_id]
+        return wire.records_in_order(ids, found)
 
     def scroll(  # noqa: D102
         self, name: str, *, with_vectors: bool | Sequence[str] = False, batch_size: int = 256
     ) -> Iterator[Record]:
         qe = _edge()
-        wv = with_vectors if isinstance(with_vectors, bool) else list(with_vectors)
-        offset: PointId | None = None
-        while True:
+        wv = wire.vector_selector(with_vectors)
+
+        def page(offset: PointId | None) -> Any:
             req = qe.ScrollRequest(
                 offset=offset, limit=batch_size, with_payload=True, with_vector=wv
             )
-            page, offset = self._call(name, "scroll", lambda s, r: s.scroll(r), req)
-            for r in page:
-                yield _record(r)
-            if offset is None or not page:
-                return
+            return self._call(name, "scroll", lambda s, r: s.scroll(r), req)
+
+        yield from wire.scroll_records(page)
 
     def count(self, name: str) -> int:  # noqa: D102
         req = _edge().CountRequest(exact=True)
         return int(self._call(name, "count points", lambda s, r: s.count(r), req))
 
+    def update_vectors(self, name: str, records: Sequence[Record]) -> None:  # noqa: D102
+        qe = _edge()
+        for batch in wire.chunks(wire.keep_existing(self, name, records), _BATCH):
+            points = [qe.PointVectors(r.id, wire.point_vectors(r, qe.SparseVector)) for r in batch]
+            self._update(name, "update vectors", qe.UpdateOperation.update_vectors(points))
+
     # -- queries -------------------------------------------------------------------------
-    def query_dense(  # noqa: D102
-        self, name: str, vector_name: str, queries: np.ndarray, limit: int
-    ) -> list[list[tuple[PointId, float]]]:
+    def _run_dense(self, name: str, search: DenseSearch) -> list[list[tuple[PointId, float]]]:
         qe = _edge()
-        q = np.asarray(queries, dtype=np.float32)
-        out: list[list[tuple[PointId, float]]] = []
         params = qe.SearchParams(exact=True)
-        for start in range(0, len(q), 64):
-            reqs = [
-                qe.QueryRequest(
-                    limit=limit,
-                    query=qe.Query.Nearest(row.tolist(), using=vector_name),
-                    params=params,
-                )
-                for row in q[start : start + 64]
-            ]
-            res = self._call(
-                name,
-                "query dense vectors",
-                lambda s, r: s.query_batch(qe.QueryBatchRequest(r)),
-                reqs,
+        above = {} if search.threshold is None else {"score_threshold": search.threshold}
+        reqs = [
+            qe.QueryRequest(
+                limit=search.limit,
+                query=qe.Query.Nearest(row.tolist(), using=search.vector_name),
+                params=params,
+                **above,
             )
-            out.extend([[(_pid(p.id), float(p.score)) for p in hits] for hits in res])
-        return out
+            for row in search.rows
+        ]
+        res = self._call(
+            name,
+            "query dense vectors" + ("" if search.threshold is None else " above a score"),
+            lambda s, r: s.query_batch(qe.QueryBatchRequest(r)),
+            reqs,
+        )
+        return [wire.id_scores(hits) for hits in res]
 
-    def query_sparse(  # noqa: D102
-        self,
-        name: str,
-        vector_name: str,
-        queries: Sequence[SparseVector],
-        limit: int,
-        *,
-        filter: PayloadFilter | None = None,
-        with_payload: bool = True,
-    ) -> list[list[ScoredPoint]]:
+    def _run_sparse(self, name: str, search: SparseSearch) -> list[ScoredPoint]:
         qe = _edge()
-        flt = _filter(filter)
-        out: list[list[ScoredPoint]] = []
-        for sv in queries:
-            indices, values = nonzero_terms(sv)
-            if not indices:  # shares no anchor with anything: every score is 0
-                out.append([])
-                continue
-            req = qe.QueryRequest(
-                limit=limit,
+        req = qe.QueryRequest(
+            limit=search.limit,
+            query=qe.Query.Nearest(
+                qe.SparseVector(indices=search.indices, values=search.values),
+                using=search.vector_name,
+            ),
+            filter=_filter(search.filter),
+            with_payload=search.with_payload,
+        )
+        return wire.scored_points(
+            self._call(name, "query sparse vectors", lambda s, r: s.query(r), req)
+        )
+
+    def _run_fusion(self, name: str, search: FusionSearch) -> list[ScoredPoint]:
+        qe = _edge()
+        flt = _filter(search.filter)
+        stages = [
+            qe.Prefetch(
+                limit=int(p.limit),
                 query=qe.Query.Nearest(
-                    qe.SparseVector(indices=indices, values=values),
-                    using=vector_name,
+                    wire.query_vector(p.query, qe.SparseVector), using=p.vector_name
                 ),
+                params=None if isinstance(p.query, SparseVector) else qe.SearchParams(exact=True),
                 filter=flt,
-                with_payload=with_payload,
             )
-            hits = self._call(name, "query sparse vectors", lambda s, r: s.query(r), req)
-            out.append(
-                [ScoredPoint(_pid(h.id), float(h.score), dict(h.payload or {})) for h in hits]
-            )
-        return out
-
-    def query_fusion(  # noqa: D102
-        self,
-        name: str,
-        prefetches: Sequence[Prefetch],
-        limit: int,
-        *,
-        fusion: Fusion | None = "rrf",
-        rrf_k: int = 2,
-        filter: PayloadFilter | None = None,
-        with_payload: bool = True,
-    ) -> list[ScoredPoint]:
-        qe = _edge()
-        todo = check_fusion(prefetches, limit, fusion, rrf_k)
-        if not todo:
-            return []
-        flt = _filter(filter)
-        stages = []
-        for p in todo:
-            if isinstance(p.query, SparseVector):
-                indices, values = nonzero_terms(p.query)
-                vec: Any = qe.SparseVector(indices=indices, values=values)
-                params = None
-            else:
-                vec = np.asarray(p.query, dtype=np.float32).tolist()
-                params = qe.SearchParams(exact=True)
-            stages.append(
-                qe.Prefetch(
-                    limit=int(p.limit),
-                    query=qe.Query.Nearest(vec, using=p.vector_name),
-                    params=params,
-                    filter=flt,
-                )
-            )
-        if fusion is None:
+            for p in search.prefetches
+        ]
+        if search.fusion is None:
             (stage,) = stages
             req = qe.QueryRequest(
-                limit=int(limit),
+                limit=search.limit,
                 query=stage.query,
                 params=stage.params,
                 filter=flt,
-                with_payload=with_payload,
+                with_payload=search.with_payload,
             )
         else:
+            rrf = search.fusion == "rrf"
             req = qe.QueryRequest(
-                limit=int(limit),
+                limit=search.limit,
                 prefetches=stages,
-                query=qe.Fusion.Rrf(k=int(rrf_k)) if fusion == "rrf" else qe.Fusion.Dbsf(),
+                query=qe.Fusion.Rrf(k=search.rrf_k) if rrf else qe.Fusion.Dbsf(),
                 filter=flt,
-                with_payload=with_payload,
+                with_payload=search.with_payload,
             )
-        hits = self._call(name, "run a fusion query", lambda s, r: s.query(r), req)
-        return [ScoredPoint(_pid(h.id), float(h.score), dict(h.payload or {})) for h in hits]
+        return wire.scored_points(
+            self._call(name, "run a fusion query", lambda s, r: s.query(r), req)
+        )
 
     def query_dense_above(  # noqa: D102
         self, name: str, vector_name: str, queries: np.ndarray, threshold: float
     ) -> list[list[tuple[PointId, float]]]:
-        qe = _edge()
         q = np.asarray(queries, dtype=np.float32)
         n = self.count(name)
         out: list[list[tuple[PointId, float]]] = [[] for _ in range(len(q))]
         if n == 0:
             return out
-        params = qe.SearchParams(exact=True)
         # A large limit costs the engine (a top-n heap per query) even when few points pass
         # the threshold: start small and ask again, with a larger limit, only for the queries
         # that filled it.
@@ -362,52 +320,16 @@ class EdgeStore(Store):
         pending = list(range(len(q)))
         while pending:
             again = []
-            for start in range(0, len(pending), 64):
-                rows = pending[start : start + 64]
-                reqs = [
-                    qe.QueryRequest(
-                        limit=limit,
-                        query=qe.Query.Nearest(q[row].tolist(), using=vector_name),
-                        params=params,
-                        score_threshold=float(threshold),
-                    )
-                    for row in rows
-                ]
-                res = self._call(
-                    name,
-                    "query dense vectors above a score",
-                    lambda s, r: s.query_batch(qe.QueryBatchRequest(r)),
-                    reqs,
-                )
-                for row, hits in zip(rows, res, strict=True):
+            for rows in wire.chunks(pending, DENSE_BATCH):
+                search = DenseSearch(vector_name, q[list(rows)], limit, float(threshold))
+                for row, hits in zip(rows, self._run_dense(name, search), strict=True):
                     if len(hits) >= limit and limit < n:
                         again.append(row)
                     else:
-                        out[row] = [
-                            (_pid(p.id), float(p.score)) for p in hits if p.score > threshold
-                        ]
+                        out[row] = [(i, s) for i, s in hits if s > threshold]
             pending = again
             limit = min(n, limit * 8)
         return out
-
-    def update_vectors(self, name: str, records: Sequence[Record]) -> None:  # noqa: D102
-        qe = _edge()
-        # The engine refuses unknown ids in an update: keep the ones that exist.
-        present = {r.id for r in self.retrieve(name, [r.id for r in records])}
-        records = [r for r in records if r.id in present]
-        for start in range(0, len(records), _BATCH):
-            points = []
-            for r in records[start : start + _BATCH]:
-                vector: dict[str, Any] = {
-                    vn: np.asarray(v, dtype=np.float32).tolist() for vn, v in r.dense.items()
-                }
-                for vn, sv in r.sparse.items():
-                    vector[vn] = qe.SparseVector(
-                        indices=sv.indices.tolist(), values=sv.values.tolist()
-                    )
-                points.append(qe.PointVectors(r.id, vector))
-            op = qe.UpdateOperation.update_vectors(points)
-            self._call(name, "update vectors", lambda s, o: s.update(o), op)
 
     # -- lifecycle -----------------------------------------------------------------------
     def flush(self) -> None:
@@ -444,23 +366,6 @@ class EdgeStore(Store):
 
     def describe(self) -> str:  # noqa: D102
         return f"embedded Qdrant engine (qdrant-edge) at {self.path}"
-
-
-def _pid(pid: Any) -> PointId:
-    """Edge returns UUID ids as ``uuid.UUID``; the interface speaks ``str``."""
-    return pid if isinstance(pid, int) else str(pid)
-
-
-def _record(r: Any) -> Record:
-    rec = Record(id=_pid(r.id), payload=dict(r.payload or {}))
-    for vn, v in (r.vector or {}).items():
-        if hasattr(v, "indices"):
-            rec.sparse[vn] = SparseVector(
-                indices=np.asarray(v.indices), values=np.asarray(v.values)
-            )
-        else:
-            rec.dense[vn] = np.asarray(v, dtype=np.float32)
-    return rec
 
 
 def _filter(flt: PayloadFilter | None) -> Any:

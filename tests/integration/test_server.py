@@ -19,10 +19,11 @@ import pytest
 from asif_qdrant import ASIF
 from asif_qdrant.errors import StoreError
 from asif_qdrant.store import ClientStore, CollectionSpec, EdgeStore, Record
-from asif_qdrant.store.client import QDRANT_IMAGE, CollectionOptions, RetriesExhaustedError
+from asif_qdrant.store.client import QDRANT_IMAGE, RetriesExhaustedError
 from asif_qdrant.transfer import copy_model, export_model, import_model
 from asif_qdrant.types import SparseVector
 from tests.conftest import make_store
+from tests.helpers import all_collection_options
 from tests.unit.test_transfer import answers, assert_same_answers, build, dump, open_model
 
 pytestmark = [pytest.mark.integration, pytest.mark.server]
@@ -51,15 +52,7 @@ def test_transport_is_grpc_when_its_port_answers(server: ClientStore) -> None:
 
 
 def test_collection_options_are_applied_by_the_server(server: ClientStore) -> None:
-    opts = CollectionOptions(
-        shard_number=2,
-        replication_factor=1,
-        write_consistency_factor=1,
-        on_disk_payload=True,
-        on_disk_vectors=True,
-        on_disk_sparse_index=True,
-    )
-    store = sibling(server, collection_options=opts)
+    store = sibling(server, collection_options=all_collection_options(shards=2, replicas=1))
     store.create_collection("c", CollectionSpec(dense={"image": 8}, sparse=("asif",)))
     params = server.client.get_collection(store.qdrant_name("c")).config.params
     assert params.shard_number == 2 and params.on_disk_payload is True

@@ -125,41 +125,16 @@ def files(tmp_path: Path) -> dict[str, Path]:
 Case = tuple[str, Callable[[ASIF, dict[str, Path]], Any], type[Exception], str]
 
 CASES: list[Case] = [
-    (
-        "corrupt image",
-        lambda a, f: a.add_anchors([f["corrupt"]], ["x"]),
-        ImageDecodeError,
-        "corrupt.png",
-    ),
-    (
-        "truncated image",
-        lambda a, f: a.add_anchors([f["truncated"]], ["x"]),
-        ImageDecodeError,
-        "truncated.png",
-    ),
-    (
-        "zero-byte file",
-        lambda a, f: a.add_anchors([f["empty"]], ["x"]),
-        ImageDecodeError,
-        "empty.png",
-    ),
-    (
-        "non-image file",
-        lambda a, f: a.add_anchors([f["text"]], ["x"]),
-        ImageDecodeError,
-        "notes.png",
-    ),
-    (
-        "decompression bomb",
-        lambda a, f: a.add_anchors([f["bomb"]], ["x"]),
-        ImageDecodeError,
-        "bomb.png",
-    ),
-    (
-        "missing file",
-        lambda a, f: a.add_anchors([f["missing"]], ["x"]),
-        ImageDecodeError,
-        "missing.png",
+    *(
+        (case, lambda a, f, key=key: a.add_anchors([f[key]], ["x"]), ImageDecodeError, file)
+        for case, key, file in (
+            ("corrupt image", "corrupt", "corrupt.png"),
+            ("truncated image", "truncated", "truncated.png"),
+            ("zero-byte file", "empty", "empty.png"),
+            ("non-image file", "text", "notes.png"),
+            ("decompression bomb", "bomb", "bomb.png"),
+            ("missing file", "missing", "missing.png"),
+        )
     ),
     (
         "bad bytes as a query",

@@ -19,31 +19,15 @@ from asif_qdrant import (
     relative_topk,
 )
 from asif_qdrant.store import Store
+from tests import helpers
 from tests.conftest import ColorImageEncoder, HashTextEncoder, make_store
+from tests.helpers import precomputed_asif, swatch
 
-COLORS = {
-    "red": (220, 30, 30),
-    "green": (30, 200, 40),
-    "blue": (30, 40, 220),
-    "yellow": (230, 220, 30),
-    "purple": (140, 30, 160),
-    "orange": (240, 140, 20),
-    "black": (10, 10, 10),
-    "white": (250, 250, 250),
-    "cyan": (30, 220, 220),
-    "pink": (250, 150, 200),
-}
+COLORS = helpers.COLORS
 
 
-def swatch(rgb, noise: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    img = np.full((16, 16, 3), rgb, dtype=np.int16) + rng.integers(-noise, noise + 1, (16, 16, 3))
-    return np.clip(img, 0, 255).astype(np.uint8)
-
-
-def clustered(rng, n, d, centers=12):
-    c = rng.normal(size=(centers, d))
-    return c[rng.integers(0, centers, n)] + 0.6 * rng.normal(size=(n, d))
+def clustered(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
+    return helpers.clustered(rng, n, d, centers=12)
 
 
 def dense(v: SparseVector, ids: list[int]) -> np.ndarray:
@@ -56,9 +40,7 @@ def dense(v: SparseVector, ids: list[int]) -> np.ndarray:
 
 @pytest.fixture
 def precomputed(store: Store) -> ASIF:
-    return ASIF(
-        store=store, k=20, image_encoder="precomputed/image", text_encoder="precomputed/text"
-    )
+    return precomputed_asif(store=store, k=20, show_progress_bar=None)
 
 
 def test_stored_vectors_equal_relative_topk(precomputed: ASIF) -> None:

@@ -34,59 +34,32 @@ from asif_qdrant.transfer import (
     model_collections,
     read_manifest,
 )
-from tests.conftest import ColorImageEncoder, HashTextEncoder
+from tests.conftest import ColorImageEncoder
+from tests.helpers import color_asif, colors, swatch
 
-COLORS = {
-    "red": (220, 30, 30),
-    "green": (30, 200, 40),
-    "blue": (30, 40, 220),
-    "yellow": (230, 220, 30),
-    "purple": (140, 30, 160),
-    "orange": (240, 140, 20),
-    "black": (10, 10, 10),
-    "white": (250, 250, 250),
-}
+COLORS = colors(8)
 UUIDS = [f"00000000-0000-4000-8000-{i:012d}" for i in range(4)]
 TEXT_QUERIES = ["a red square", "something blue", "green", "a bright yellow thing"]
 LABELS = ["red", "green", "blue", "orange"]
 
 
-def swatch(rgb: tuple[int, int, int], seed: int, noise: int = 12) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    img = np.full((16, 16, 3), rgb, dtype=np.int16) + rng.integers(-noise, noise + 1, (16, 16, 3))
-    return np.clip(img, 0, 255).astype(np.uint8)
-
-
-IMAGE_QUERIES = [swatch(COLORS["orange"], 99), swatch(COLORS["blue"], 98)]
+IMAGE_QUERIES = [swatch(COLORS["orange"], seed=99), swatch(COLORS["blue"], seed=98)]
 
 
 def open_model(store: Store, name: str = "asif") -> ASIF:
-    return ASIF(
-        store=store,
-        name=name,
-        image_encoder=ColorImageEncoder(),
-        text_encoder=HashTextEncoder(),
-        show_progress_bar=False,
-    )
+    return color_asif(store=store, name=name)
 
 
 def build(store: Store) -> ASIF:
-    asif = ASIF(
-        store=store,
-        k=6,
-        p=4.0,
-        image_encoder=ColorImageEncoder(),
-        text_encoder=HashTextEncoder(),
-        show_progress_bar=False,
-    )
+    asif = color_asif(store=store, k=6, p=4.0)
     names = [n for n in COLORS for _ in range(3)]
     asif.add_anchors(
-        [swatch(COLORS[n], i) for i, n in enumerate(names)],
+        [swatch(COLORS[n], seed=i) for i, n in enumerate(names)],
         [f"a {n} square" for n in names],
     )
     asif.index(
         "swatches",
-        images=[swatch(rgb, 50 + i) for i, rgb in enumerate(COLORS.values())],
+        images=[swatch(rgb, seed=50 + i) for i, rgb in enumerate(COLORS.values())],
         payloads=[{"color": n, "tags": ["x", n], "w": 0.5} for n in COLORS],
     )
     asif.index("notes", texts=[f"notes about {n}" for n in list(COLORS)[:4]], ids=UUIDS)

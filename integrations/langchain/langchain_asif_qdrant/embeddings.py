@@ -46,19 +46,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from asif_qdrant import ASIF
-from asif_qdrant.errors import (
-    AnchorSetError,
-    InvalidInputError,
-    InvalidParameterError,
-    check_int,
-)
+from asif_qdrant.errors import AnchorSetError, InvalidParameterError, check_int
 from langchain_core.embeddings import Embeddings
 from langchain_core.runnables.config import run_in_executor
 from langchain_qdrant import SparseEmbeddings, SparseVector
+
+from langchain_asif_qdrant.inputs import ImageURI, check_asif, check_query, check_texts, check_uris
 
 if TYPE_CHECKING:
     from asif_qdrant.types import SparseVector as ASIFSparseVector
@@ -68,60 +65,6 @@ __all__ = ["DEFAULT_MAX_DIM", "ASIFEmbeddings", "ASIFSparseEmbeddings", "ImageUR
 #: The largest dense vector Qdrant stores (65,536 floats); the default cap of ASIFEmbeddings.
 DEFAULT_MAX_DIM = 65_536
 
-#: An image given by its file path.
-ImageURI = str | os.PathLike[str]
-
-
-def _check_asif(owner: str, asif: Any) -> ASIF:
-    if not isinstance(asif, ASIF):
-        raise InvalidParameterError(
-            f"The 'asif' parameter of {owner} must be an asif_qdrant.ASIF model. "
-            f"Got {type(asif).__name__} instead."
-        )
-    return asif
-
-
-def _check_texts(owner: str, texts: Any) -> list[str]:
-    if isinstance(texts, str):
-        raise InvalidInputError(f"{owner} takes a list of texts. Got one str: wrap it in a list.")
-    texts = list(texts)
-    for i, t in enumerate(texts):
-        if not isinstance(t, str):
-            raise InvalidInputError(
-                f"{owner}: text {i} must be a str. Got {type(t).__name__} ({t!r:.60})."
-            )
-    return texts
-
-
-def _check_query(owner: str, text: Any) -> str:
-    if not isinstance(text, str):
-        raise InvalidInputError(
-            f"{owner} takes one str. Got {type(text).__name__} ({text!r:.60}); embed images "
-            "with embed_image([...])."
-        )
-    return text
-
-
-def _check_uris(owner: str, uris: Any) -> list[str | os.PathLike[str]]:
-    if isinstance(uris, (str, os.PathLike)):
-        raise InvalidInputError(
-            f"{owner} takes a list of image paths. Got one path ({str(uris)!r:.80}): wrap it "
-            "in a list."
-        )
-    uris = list(uris)
-    for i, u in enumerate(uris):
-        if not isinstance(u, (str, os.PathLike)):
-            raise InvalidInputError(
-                f"{owner}: image {i} must be a file path (str or os.PathLike). Got "
-                f"{type(u).__name__}."
-            )
-        if isinstance(u, str) and u.split(":", 1)[0].lower() in ("http", "https"):
-            raise InvalidInputError(
-                f"{owner}: image {i} is a web URL ({u!r:.80}); only local files are read. "
-                "Download it first."
-            )
-    return uris
-
 
 class _ASIFVectors:
     """Shared plumbing: texts and image files -> ASIF sparse relative vectors."""
@@ -130,13 +73,13 @@ class _ASIFVectors:
     _owner: str
 
     def _text_vectors(self, texts: Sequence[str], what: str) -> list[ASIFSparseVector]:
-        texts = _check_texts(f"{self._owner}.{what}", texts)
+        texts = check_texts(f"{self._owner}.{what}", texts)
         if not texts:
             return []
         return self.asif.embed_texts(texts)
 
     def _image_vectors(self, uris: Sequence[ImageURI], what: str) -> list[ASIFSparseVector]:
-        uris = _check_uris(f"{self._owner}.{what}", uris)
+        uris = check_uris(f"{self._owner}.{what}", uris)
         if not uris:
             return []
         return self.asif.embed_images([os.fspath(u) for u in uris])
@@ -170,7 +113,7 @@ class ASIFSparseEmbeddings(_ASIFVectors, SparseEmbeddings):
     _owner = "ASIFSparseEmbeddings"
 
     def __init__(self, asif: ASIF) -> None:
-        self.asif = _check_asif(self._owner, asif)
+        self.asif = check_asif(self._owner, asif)
 
     def __repr__(self) -> str:
         return f"ASIFSparseEmbeddings(asif={self.asif!r})"
@@ -193,7 +136,7 @@ class ASIFSparseEmbeddings(_ASIFVectors, SparseEmbeddings):
 
     def embed_query(self, text: str) -> SparseVector:
         """Sparse ASIF vector of one query text."""
-        text = _check_query(f"{self._owner}.embed_query", text)
+        text = check_query(f"{self._owner}.embed_query", text)
         return self.to_sparse_vector(self._text_vectors([text], "embed_query")[0])
 
     def embed_image(self, uris: list[ImageURI]) -> list[SparseVector]:
@@ -249,7 +192,7 @@ class ASIFEmbeddings(_ASIFVectors, Embeddings):
     def __init__(
         self, asif: ASIF, *, dim: int | None = None, max_dim: int = DEFAULT_MAX_DIM
     ) -> None:
-        self.asif = _check_asif(self._owner, asif)
+        self.asif = check_asif(self._owner, asif)
         self.max_dim = check_int("max_dim", self._owner, max_dim, minimum=1)
         slots = int(self.asif.fingerprint.next_anchor_id)
         if slots == 0:
@@ -302,7 +245,7 @@ class ASIFEmbeddings(_ASIFVectors, Embeddings):
 
     def embed_query(self, text: str) -> list[float]:
         """Dense ASIF vector of one query text."""
-        text = _check_query(f"{self._owner}.embed_query", text)
+        text = check_query(f"{self._owner}.embed_query", text)
         return self.to_dense(self._text_vectors([text], "embed_query")[0])
 
     def embed_image(self, uris: list[ImageURI]) -> list[list[float]]:

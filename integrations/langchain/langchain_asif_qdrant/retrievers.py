@@ -13,8 +13,8 @@ A ``str`` query is always a text. An image query is a ``pathlib.Path`` (any ``os
 the image bytes, a PIL image or an array: ``retriever.invoke(Path("query.png"))``, or
 :meth:`ASIFRetriever.similarity_search_by_image`. ``k``, ``filter`` (exact-match payload
 filter, e.g. ``{"category": "animals"}``; a list value matches any of its values),
-``modality`` ("image" or "text") and ``score_threshold`` can be set on the retriever or passed
-to ``invoke`` as keyword arguments.
+``item_modality`` ("image" or "text": the kind of catalog item returned) and
+``score_threshold`` can be set on the retriever or passed to ``invoke`` as keyword arguments.
 
 Example:
     >>> ASIFRetriever.model_fields["k"].default
@@ -41,11 +41,18 @@ from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables.config import run_in_executor
 from pydantic import ConfigDict, field_validator
 
-from langchain_asif_qdrant.embeddings import ImageURI, _check_texts, _check_uris
+from langchain_asif_qdrant.inputs import (
+    ImageURI,
+    Metadatas,
+    PointIds,
+    check_metadatas,
+    check_texts,
+    check_uris,
+)
 
 __all__ = ["ASIFRetriever"]
 
-_SEARCH_KEYS = ("k", "filter", "modality", "score_threshold")
+_SEARCH_KEYS = ("k", "filter", "item_modality", "score_threshold")
 
 
 def _is_image(query: Any) -> bool:
@@ -66,7 +73,8 @@ class ASIFRetriever(BaseRetriever):
         collection_name: The catalog collection searched (and filled by ``add_*``).
         k: How many documents to return (>= 1).
         filter: Exact-match payload filter, e.g. ``{"category": "animals"}``.
-        modality: Only return items of this modality ("image" or "text"); None: both.
+        item_modality: Only return catalog items of this modality ("image" or "text");
+            None: both. (The query's own modality follows from its type.)
         score_threshold: Drop hits whose ASIF score is below this.
 
     Example:
@@ -90,7 +98,7 @@ class ASIFRetriever(BaseRetriever):
     collection_name: str
     k: int = 4
     filter: dict[str, Any] | None = None
-    modality: Literal["image", "text"] | None = None
+    item_modality: Literal["image", "text"] | None = None
     score_threshold: float | None = None
 
     @field_validator("k")
@@ -124,7 +132,7 @@ class ASIFRetriever(BaseRetriever):
             self.collection_name,
             query,
             limit=k,
-            modality=options.get("modality", self.modality),
+            item_modality=options.get("item_modality", self.item_modality),
             filter=options.get("filter", self.filter),
         )
         return [self._document(h) for h in hits if threshold is None or h.score >= float(threshold)]
@@ -166,50 +174,37 @@ class ASIFRetriever(BaseRetriever):
         self, uri: ImageURI, k: int | None = None, **kwargs: Any
     ) -> list[Document]:
         """Documents for an image file query (``k``, ``filter``, ... override the retriever's)."""
-        (path,) = _check_uris("similarity_search_by_image", [uri])
+        (path,) = check_uris("similarity_search_by_image", [uri])
         return self._search(Path(path), {**kwargs, **({"k": k} if k is not None else {})})
 
     # -- adding items ------------------------------------------------------------------------
-    @staticmethod
-    def _check_metadatas(metadatas: Sequence[Mapping[str, Any]] | None, n: int) -> None:
-        if metadatas is not None and len(metadatas) != n:
-            raise InvalidInputError(
-                f"'metadatas' must have one entry per item ({n}). Got {len(metadatas)}."
-            )
-
     def add_texts(
-        self,
-        texts: Sequence[str],
-        metadatas: Sequence[Mapping[str, Any]] | None = None,
-        ids: Sequence[int | str] | None = None,
+        self, texts: Sequence[str], metadatas: Metadatas = None, ids: PointIds = None
     ) -> list[int | str]:
         """Index texts into the catalog (payload: ``text``, ``modality`` and your metadata).
 
         Returns:
             The point ids (consecutive ints unless ``ids`` are given: ints or UUID strings).
         """
-        texts = _check_texts("ASIFRetriever.add_texts", texts)
-        self._check_metadatas(metadatas, len(texts))
-        return self.asif.index(self.collection_name, texts=texts, payloads=metadatas, ids=ids)
+        texts = check_texts("ASIFRetriever.add_texts", texts)
+        return self._index(metadatas, ids, texts=texts)
 
     def add_images(
-        self,
-        uris: Sequence[ImageURI],
-        metadatas: Sequence[Mapping[str, Any]] | None = None,
-        ids: Sequence[int | str] | None = None,
+        self, uris: Sequence[ImageURI], metadatas: Metadatas = None, ids: PointIds = None
     ) -> list[int | str]:
-        """Index image files into the catalog (payload: ``image``, ``modality``, metadata).
+        """Index image files, as :meth:`add_texts` texts (payload: ``image``, ``modality``...)."""
+        paths = [Path(u) for u in check_uris("ASIFRetriever.add_images", uris)]
+        return self._index(metadatas, ids, images=paths)
 
-        Returns:
-            The point ids (consecutive ints unless ``ids`` are given: ints or UUID strings).
-        """
-        paths = [Path(u) for u in _check_uris("ASIFRetriever.add_images", uris)]
-        self._check_metadatas(metadatas, len(paths))
-        return self.asif.index(self.collection_name, images=paths, payloads=metadatas, ids=ids)
-
-    def add_documents(
-        self, documents: Sequence[Document], ids: Sequence[int | str] | None = None
+    def _index(
+        self, metadatas: Metadatas, ids: PointIds, **items: Sequence[Any]
     ) -> list[int | str]:
+        """Index one kind of items (``texts=`` or ``images=``) with their metadata and ids."""
+        (batch,) = items.values()
+        check_metadatas(metadatas, len(batch))
+        return self.asif.index(self.collection_name, payloads=metadatas, ids=ids, **items)
+
+    def add_documents(self, documents: Sequence[Document], ids: PointIds = None) -> list[int | str]:
         """Index text ``Document``s (``page_content`` and ``metadata``)."""
         return self.add_texts(
             [d.page_content for d in documents], [dict(d.metadata) for d in documents], ids

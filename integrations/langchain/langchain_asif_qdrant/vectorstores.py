@@ -37,9 +37,9 @@ of ``QdrantVectorStore`` (missing named vectors, dimensions) apply unchanged.
 
 Example:
     >>> from langchain_qdrant import RetrievalMode
-    >>> from langchain_asif_qdrant import ASIFQdrantVectorStore
+    >>> from langchain_asif_qdrant.vectorstores import check_retrieval_config
     >>> try:
-    ...     ASIFQdrantVectorStore._check_asif_config(RetrievalMode.SPARSE, None, None)
+    ...     check_retrieval_config(RetrievalMode.SPARSE, None, None)
     ... except ValueError as e:
     ...     print(str(e)[:66])
     RetrievalMode.SPARSE needs an ASIF sparse embedding: pass sparse_e
@@ -61,9 +61,9 @@ from langchain_qdrant import QdrantVectorStore, RetrievalMode, SparseEmbeddings,
 from langchain_qdrant.qdrant import QdrantVectorStoreError
 from qdrant_client import QdrantClient, models
 
-from langchain_asif_qdrant.embeddings import ImageURI, _check_uris
+from langchain_asif_qdrant.inputs import ImageURI, check_metadatas, check_uris
 
-__all__ = ["MODALITY_KEY", "ASIFQdrantVectorStore"]
+__all__ = ["MODALITY_KEY", "ASIFQdrantVectorStore", "check_retrieval_config"]
 
 #: Metadata key holding "image" or "text" on every item added through ASIFQdrantVectorStore.
 MODALITY_KEY = "modality"
@@ -73,6 +73,47 @@ IMAGE_KEY = "image"
 
 def _can_embed_images(embedding: Any) -> bool:
     return callable(getattr(embedding, "embed_image", None))
+
+
+def check_retrieval_config(
+    retrieval_mode: RetrievalMode,
+    embedding: Embeddings | None,
+    sparse_embedding: SparseEmbeddings | None,
+) -> None:
+    """Refuse the combinations of mode and embeddings that QdrantVectorStore silently ignores.
+
+    SPARSE and HYBRID need an ASIF-like sparse embedding (one with ``embed_image``); a dense
+    ``embedding`` in SPARSE mode, or a ``sparse_embedding`` in DENSE mode, is an error.
+
+    Raises:
+        InvalidParameterError: On such a combination, or an unknown retrieval mode.
+    """
+    try:
+        mode = RetrievalMode(retrieval_mode)
+    except ValueError:
+        raise InvalidParameterError(
+            "The 'retrieval_mode' parameter of ASIFQdrantVectorStore must be one of "
+            f"{[m.value for m in RetrievalMode]}. Got {retrieval_mode!r} instead."
+        ) from None
+    if mode != RetrievalMode.DENSE and not _can_embed_images(sparse_embedding):
+        got = "None" if sparse_embedding is None else type(sparse_embedding).__name__
+        raise InvalidParameterError(
+            f"RetrievalMode.{mode.name} needs an ASIF sparse embedding: pass "
+            "sparse_embedding=ASIFSparseEmbeddings(asif) (any SparseEmbeddings with "
+            f"embed_image). Got {got} instead."
+        )
+    if mode == RetrievalMode.SPARSE and embedding is not None:
+        raise InvalidParameterError(
+            "RetrievalMode.SPARSE uses the ASIF sparse vectors only, so the dense "
+            f"'embedding' ({type(embedding).__name__}) would be ignored: drop it, or use "
+            "RetrievalMode.HYBRID to fuse both."
+        )
+    if mode == RetrievalMode.DENSE and sparse_embedding is not None:
+        raise InvalidParameterError(
+            "RetrievalMode.DENSE uses the dense 'embedding' only, so 'sparse_embedding' "
+            f"({type(sparse_embedding).__name__}) would be ignored: drop it, or use "
+            "RetrievalMode.SPARSE or RetrievalMode.HYBRID."
+        )
 
 
 class ASIFQdrantVectorStore(QdrantVectorStore):
@@ -104,7 +145,7 @@ class ASIFQdrantVectorStore(QdrantVectorStore):
         validate_collection_config: bool = True,
     ) -> None:
         # Always checked, also when QdrantVectorStore.construct_instance turns validation off.
-        self._check_asif_config(retrieval_mode, embedding, sparse_embedding)
+        check_retrieval_config(retrieval_mode, embedding, sparse_embedding)
         super().__init__(
             client=client,
             collection_name=collection_name,
@@ -120,41 +161,6 @@ class ASIFQdrantVectorStore(QdrantVectorStore):
             validate_collection_config=validate_collection_config,
         )
 
-    # -- configuration checks --------------------------------------------------------------
-    @staticmethod
-    def _check_asif_config(
-        retrieval_mode: RetrievalMode,
-        embedding: Embeddings | None,
-        sparse_embedding: SparseEmbeddings | None,
-    ) -> None:
-        """Refuse combinations that QdrantVectorStore would silently ignore."""
-        try:
-            mode = RetrievalMode(retrieval_mode)
-        except ValueError:
-            raise InvalidParameterError(
-                "The 'retrieval_mode' parameter of ASIFQdrantVectorStore must be one of "
-                f"{[m.value for m in RetrievalMode]}. Got {retrieval_mode!r} instead."
-            ) from None
-        if mode != RetrievalMode.DENSE and not _can_embed_images(sparse_embedding):
-            got = "None" if sparse_embedding is None else type(sparse_embedding).__name__
-            raise InvalidParameterError(
-                f"RetrievalMode.{mode.name} needs an ASIF sparse embedding: pass "
-                "sparse_embedding=ASIFSparseEmbeddings(asif) (any SparseEmbeddings with "
-                f"embed_image). Got {got} instead."
-            )
-        if mode == RetrievalMode.SPARSE and embedding is not None:
-            raise InvalidParameterError(
-                "RetrievalMode.SPARSE uses the ASIF sparse vectors only, so the dense "
-                f"'embedding' ({type(embedding).__name__}) would be ignored: drop it, or use "
-                "RetrievalMode.HYBRID to fuse both."
-            )
-        if mode == RetrievalMode.DENSE and sparse_embedding is not None:
-            raise InvalidParameterError(
-                "RetrievalMode.DENSE uses the dense 'embedding' only, so 'sparse_embedding' "
-                f"({type(sparse_embedding).__name__}) would be ignored: drop it, or use "
-                "RetrievalMode.SPARSE or RetrievalMode.HYBRID."
-            )
-
     @classmethod
     def _validate_embeddings(
         cls,
@@ -163,7 +169,7 @@ class ASIFQdrantVectorStore(QdrantVectorStore):
         sparse_embedding: SparseEmbeddings | None,
     ) -> None:
         super()._validate_embeddings(retrieval_mode, embedding, sparse_embedding)
-        cls._check_asif_config(retrieval_mode, embedding, sparse_embedding)
+        check_retrieval_config(retrieval_mode, embedding, sparse_embedding)
 
     @classmethod
     def _validate_collection_for_sparse(
@@ -218,10 +224,7 @@ class ASIFQdrantVectorStore(QdrantVectorStore):
     def _tagged(
         metadatas: Sequence[dict[str, Any] | None] | None, n: int, extra: Callable[[int], dict]
     ) -> list[dict[str, Any]]:
-        if metadatas is not None and len(metadatas) != n:
-            raise InvalidInputError(
-                f"'metadatas' must have one entry per item ({n}). Got {len(metadatas)}."
-            )
+        check_metadatas(metadatas, n)
         base = list(metadatas) if metadatas is not None else [None] * n
         return [{**dict(m or {}), **extra(i)} for i, m in enumerate(base)]
 
@@ -255,10 +258,16 @@ class ASIFQdrantVectorStore(QdrantVectorStore):
     def _sparse_images(self, uris: list[ImageURI]) -> list[SparseVector]:
         return self.sparse_embeddings.embed_image(uris)  # type: ignore[attr-defined]
 
+    def _image_embeddings(
+        self, uris: list[ImageURI]
+    ) -> tuple[list[list[float]] | None, list[SparseVector] | None]:
+        """The images' dense and sparse vectors, each None where the retrieval mode has none."""
+        dense_mode = self.retrieval_mode == RetrievalMode.DENSE
+        dense = self._dense_images(uris, required=dense_mode)
+        return dense, (None if dense_mode else self._sparse_images(uris))
+
     def _image_vectors(self, uris: list[ImageURI]) -> list[models.VectorStruct]:
-        mode = self.retrieval_mode
-        dense = self._dense_images(uris, required=mode == RetrievalMode.DENSE)
-        sparse = self._sparse_images(uris) if mode != RetrievalMode.DENSE else None
+        dense, sparse = self._image_embeddings(uris)
         out: list[models.VectorStruct] = []
         for i in range(len(uris)):
             vec: dict[str, Any] = {}
@@ -291,7 +300,7 @@ class ASIFQdrantVectorStore(QdrantVectorStore):
         Returns:
             The point ids.
         """
-        uris = _check_uris("ASIFQdrantVectorStore.add_images", uris)
+        uris = check_uris("ASIFQdrantVectorStore.add_images", uris)
         batch_size = check_int("batch_size", "add_images", batch_size, minimum=1)
         paths = [os.fspath(u) for u in uris]
         tagged = self._tagged(
@@ -337,7 +346,7 @@ class ASIFQdrantVectorStore(QdrantVectorStore):
         similarity; in HYBRID mode with an image-capable dense embedding it is the fusion
         score (RRF by default), as for text queries.
         """
-        (path,) = _check_uris("similarity_search_by_image", [uri])
+        (path,) = check_uris("similarity_search_by_image", [uri])
         options: dict[str, Any] = {
             "collection_name": self.collection_name,
             "query_filter": filter,
@@ -350,13 +359,11 @@ class ASIFQdrantVectorStore(QdrantVectorStore):
             "consistency": consistency,
             **kwargs,
         }
-        mode = self.retrieval_mode
-        dense = self._dense_images([path], required=mode == RetrievalMode.DENSE)
-        sparse = self._sparse_images([path])[0] if mode != RetrievalMode.DENSE else None
+        dense, sparse = self._image_embeddings([path])
         sparse_query = (
             None
             if sparse is None
-            else models.SparseVector(indices=sparse.indices, values=sparse.values)
+            else models.SparseVector(indices=sparse[0].indices, values=sparse[0].values)
         )
         if dense is not None and sparse_query is not None:
             points = self.client.query_points(

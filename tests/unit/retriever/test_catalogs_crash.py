@@ -28,6 +28,7 @@ from click.testing import CliRunner
 from asif_qdrant import ASIF
 from asif_qdrant.cli import main
 from asif_qdrant.retriever.writes import write_fingerprint
+from tests.helpers import precomputed_asif
 
 ROOT = Path(__file__).resolve().parents[3]
 ACK = re.compile(r"committed rows (\d+)\.\.(\d+) of (\d+)")
@@ -35,13 +36,7 @@ ACK = re.compile(r"committed rows (\d+)\.\.(\d+) of (\d+)")
 
 def _model(path: Path) -> None:
     rng = np.random.default_rng(3)
-    with ASIF(
-        path=path,
-        k=16,
-        image_encoder="precomputed/image",
-        text_encoder="precomputed/text",
-        show_progress_bar=False,
-    ) as asif:
+    with precomputed_asif(path=path, k=16) as asif:
         asif.add_anchor_embeddings(rng.normal(size=(256, 32)), rng.normal(size=(256, 16)))
 
 

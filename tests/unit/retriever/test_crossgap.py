@@ -12,6 +12,7 @@ from asif_qdrant.errors import InvalidInputError
 from asif_qdrant.relative import l2_normalize, relative_topk
 from asif_qdrant.retriever.crossgap import inverted_embeddings
 from tests.conftest import ColorImageEncoder, HashTextEncoder
+from tests.helpers import precomputed_asif
 
 K, P = 6, 8.0
 
@@ -33,14 +34,7 @@ def _dense(x: np.ndarray, anchors: np.ndarray) -> np.ndarray:
 
 
 def _model(path: Path) -> ASIF:
-    return ASIF(
-        path=path,
-        k=K,
-        p=P,
-        image_encoder="precomputed/image",
-        text_encoder="precomputed/text",
-        show_progress_bar=False,
-    )
+    return precomputed_asif(path=path, k=K, p=P)
 
 
 def test_inverted_embeddings_formula() -> None:
@@ -145,15 +139,7 @@ def test_reindex_restores_caption_and_csa_vectors(tmp_path: Path) -> None:
 
     a_img, a_txt = _data(60, seed=5)
     items, captions = _data(10, seed=6)
-    with ASIF(
-        path=tmp_path / "m",
-        k=K,
-        p=P,
-        image_encoder="precomputed/image",
-        text_encoder="precomputed/text",
-        show_progress_bar=False,
-        csa_dim=4,
-    ) as asif:
+    with precomputed_asif(path=tmp_path / "m", k=K, p=P, csa_dim=4) as asif:
         asif.add_anchor_embeddings(a_img, a_txt)
         asif.index_embeddings("cat", items, "image", caption_embeddings=captions)
         before = asif.store.retrieve("cat", list(range(10)), with_vectors=True)

@@ -12,6 +12,7 @@ from asif_qdrant.csa import fit_csa
 from asif_qdrant.errors import FingerprintMismatchError, InvalidInputError, InvalidParameterError
 from asif_qdrant.relative import l2_normalize
 from tests.conftest import make_store
+from tests.helpers import precomputed_asif
 
 D_IMG, D_TXT = 12, 8
 
@@ -25,19 +26,24 @@ def _data(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _model(store_kind: str, tmp_path: Path, **kw) -> ASIF:
-    return ASIF(
-        store=make_store(store_kind, tmp_path),
-        k=kw.pop("k", 6),
-        csa_dim=kw.pop("csa_dim", 5),
-        image_encoder="precomputed/image",
-        text_encoder="precomputed/text",
-        show_progress_bar=False,
-        **kw,
+    return precomputed_asif(
+        store=make_store(store_kind, tmp_path), k=kw.pop("k", 6), csa_dim=kw.pop("csa_dim", 5), **kw
     )
 
 
 def _direct_csa(img: np.ndarray, txt: np.ndarray, dim: int):
     return fit_csa(l2_normalize(img), l2_normalize(txt), sim_dim=dim)
+
+
+def _indexed(asif: ASIF, img: np.ndarray, txt: np.ndarray, items: np.ndarray) -> ASIF:
+    """The model with these anchor pairs and the image items in catalog "cat" (closed on error)."""
+    try:
+        asif.add_anchor_embeddings(img, txt)
+        asif.index_embeddings("cat", items, "image")
+    except BaseException:
+        asif.close()
+        raise
+    return asif
 
 
 @pytest.mark.parametrize("kind", ["edge", "client-local"])
@@ -46,10 +52,8 @@ def test_csa_scores_equal_the_numpy_similarity(kind: str, tmp_path: Path) -> Non
     img, txt = _data(n_anchor)
     items, _ = _data(15, seed=1)
     _, queries = _data(3, seed=2)
-    asif = _model(kind, tmp_path)
+    asif = _indexed(_model(kind, tmp_path), img, txt, items)
     try:
-        asif.add_anchor_embeddings(img, txt)
-        asif.index_embeddings("cat", items, "image")
         direct = _direct_csa(img, txt, 5)
         # Stored anchors, items and queries are unit vectors.
         sims = direct.similarity(l2_normalize(queries), "text", l2_normalize(items), "image")
@@ -67,10 +71,8 @@ def test_hybrid_is_the_rrf_fusion_of_both_rankings(tmp_path: Path) -> None:
     img, txt = _data(80)
     items, _ = _data(30, seed=3)
     _, queries = _data(4, seed=4)
-    asif = _model("edge", tmp_path)
+    asif = _indexed(_model("edge", tmp_path), img, txt, items)
     try:
-        asif.add_anchor_embeddings(img, txt)
-        asif.index_embeddings("cat", items, "image")
         sparse = asif.search_embeddings("cat", queries, "text", limit=8)
         dense = asif.search_embeddings("cat", queries, "text", method="csa", limit=8)
         hybrid = asif.search_embeddings(
@@ -92,10 +94,8 @@ def test_refit_after_edits_equals_a_fresh_model(tmp_path: Path) -> None:
     extra_img, extra_txt = _data(10, seed=9)
     items, _ = _data(20, seed=5)
     texts = _data(6, seed=6)[1]
-    edited = _model("edge", tmp_path / "a")
+    edited = _indexed(_model("edge", tmp_path / "a"), img[:50], txt[:50], items)
     try:
-        edited.add_anchor_embeddings(img[:50], txt[:50])
-        edited.index_embeddings("cat", items, "image")
         edited.index_embeddings("cat", texts, "text", ids=list(range(100, 106)))
         rho_before = edited.csa.rho.copy()
         edited.add_anchor_embeddings(img[50:], txt[50:])
@@ -103,10 +103,8 @@ def test_refit_after_edits_equals_a_fresh_model(tmp_path: Path) -> None:
         edited.delete_anchors([50 + 20 + i for i in range(10)] + [3, 7])
         assert not np.allclose(edited.csa.rho, rho_before)
         keep = [i for i in range(70) if i not in (3, 7)]
-        fresh = _model("edge", tmp_path / "b")
+        fresh = _indexed(_model("edge", tmp_path / "b"), img[keep], txt[keep], items)
         try:
-            fresh.add_anchor_embeddings(img[keep], txt[keep])
-            fresh.index_embeddings("cat", items, "image")
             fresh.index_embeddings("cat", texts, "text", ids=list(range(100, 106)))
             np.testing.assert_allclose(edited.csa.rho, fresh.csa.rho, atol=1e-6)
             a = {r.id: r.dense["csa"] for r in edited.store.scroll("cat", with_vectors=["csa"])}
@@ -149,13 +147,7 @@ def test_settings_are_stored_and_checked(tmp_path: Path) -> None:
 def test_enabling_csa_later_migrates_catalogs(tmp_path: Path) -> None:
     img, txt = _data(30)
     items, _ = _data(8, seed=1)
-    plain = ASIF(
-        path=tmp_path / "m",
-        k=5,
-        image_encoder="precomputed/image",
-        text_encoder="precomputed/text",
-        show_progress_bar=False,
-    )
+    plain = precomputed_asif(path=tmp_path / "m", k=5)
     plain.add_anchor_embeddings(img, txt)
     plain.index_embeddings("cat", items, "image")
     with pytest.raises(InvalidParameterError, match="has no CSA: open it with csa_dim"):

@@ -26,6 +26,7 @@ from asif_qdrant.relative import l2_normalize, relative_weights
 from asif_qdrant.retriever.layout import kth_name
 from asif_qdrant.retriever.recompute import EDIT_TOLERANCE
 from tests.conftest import make_store
+from tests.helpers import precomputed_asif
 
 K, P = 4, 8.0
 DIMS = {"image": 6, "text": 5}
@@ -127,14 +128,7 @@ def check_catalog_equals_full_reindex(asif: ASIF) -> None:
 
 def build(store, seed: int) -> Model:
     rng = np.random.default_rng(seed)
-    asif = ASIF(
-        store=store,
-        k=K,
-        p=P,
-        image_encoder="precomputed/image",
-        text_encoder="precomputed/text",
-        show_progress_bar=False,
-    )
+    asif = precomputed_asif(store=store, k=K, p=P)
     model = Model(asif)
     model.add(rng.normal(size=(7, DIMS["image"])), rng.normal(size=(7, DIMS["text"])))
     asif.index_embeddings(CATALOG, rng.normal(size=(12, DIMS["image"])), "image")
@@ -250,14 +244,7 @@ def test_ties_are_affected_and_broken_by_the_lower_id(tmp_path: Path) -> None:
     """A new anchor tying an item's k-th similarity is affected but does not enter its top-k;
     one tying its best anchor enters (and pushes the k-th out)."""
     store = make_store("edge", tmp_path)
-    with ASIF(
-        store=store,
-        k=2,
-        p=P,
-        image_encoder="precomputed/image",
-        text_encoder="precomputed/text",
-        show_progress_bar=False,
-    ) as asif:
+    with precomputed_asif(store=store, k=2, p=P) as asif:
         # Image anchors at increasing angles from the item: similarities 1 > 0.8 > 0.6 > 0.
         img = np.array([[1.0, 0.0, 0.0], [0.8, 0.6, 0.0], [0.6, 0.0, 0.8], [0.0, 1.0, 0.0]])
         txt = np.eye(4)
@@ -297,13 +284,7 @@ def test_ties_are_affected_and_broken_by_the_lower_id(tmp_path: Path) -> None:
 
 def test_edit_report_version_and_label_caches(tmp_path: Path) -> None:
     rng = np.random.default_rng(7)
-    with ASIF(
-        path=tmp_path,
-        k=3,
-        image_encoder="precomputed/image",
-        text_encoder="precomputed/text",
-        show_progress_bar=False,
-    ) as asif:
+    with precomputed_asif(path=tmp_path, k=3) as asif:
         asif.add_anchor_embeddings(rng.normal(size=(10, 6)), rng.normal(size=(10, 5)))
         asif.index_embeddings(CATALOG, rng.normal(size=(30, 6)), "image")
         version = asif.fingerprint.anchor_version
@@ -331,13 +312,7 @@ def test_catalog_without_kth_vectors_is_recomputed_in_full(tmp_path: Path) -> No
     from asif_qdrant.store.base import CollectionSpec
 
     rng = np.random.default_rng(8)
-    with ASIF(
-        path=tmp_path,
-        k=3,
-        image_encoder="precomputed/image",
-        text_encoder="precomputed/text",
-        show_progress_bar=False,
-    ) as asif:
+    with precomputed_asif(path=tmp_path, k=3) as asif:
         asif.add_anchor_embeddings(rng.normal(size=(10, 6)), rng.normal(size=(10, 5)))
         asif.store.create_collection(
             "old", CollectionSpec(dense={"image": 6, "text": 5}, sparse=("asif",))
@@ -356,13 +331,7 @@ def test_catalog_without_kth_vectors_is_recomputed_in_full(tmp_path: Path) -> No
 
 def test_deleting_every_anchor_empties_every_vector(tmp_path: Path) -> None:
     rng = np.random.default_rng(9)
-    with ASIF(
-        path=tmp_path,
-        k=3,
-        image_encoder="precomputed/image",
-        text_encoder="precomputed/text",
-        show_progress_bar=False,
-    ) as asif:
+    with precomputed_asif(path=tmp_path, k=3) as asif:
         ids = asif.add_anchor_embeddings(rng.normal(size=(5, 6)), rng.normal(size=(5, 5)))
         asif.index_embeddings(CATALOG, rng.normal(size=(4, 6)), "image")
         asif.delete_anchors(ids)
@@ -375,13 +344,7 @@ def test_purged_pair_leaves_no_trace_on_disk(tmp_path: Path) -> None:
     rng = np.random.default_rng(10)
     secret = "LICENSED-CAPTION-7f3a9c"
     folder = tmp_path / "store"
-    with ASIF(
-        path=folder,
-        k=3,
-        image_encoder="precomputed/image",
-        text_encoder="precomputed/text",
-        show_progress_bar=False,
-    ) as asif:
+    with precomputed_asif(path=folder, k=3) as asif:
         payloads = [{"caption": f"pair {i}"} for i in range(6)]
         payloads[2] = {"caption": secret, "image": f"/images/{secret}.png"}
         asif.add_anchor_embeddings(

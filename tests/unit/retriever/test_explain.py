@@ -14,39 +14,19 @@ from asif_qdrant.plotting import explain_figure
 from asif_qdrant.retriever.explain import explain_vectors, roc_auc
 from asif_qdrant.store import Store
 from asif_qdrant.types import SparseVector
+from tests import helpers
 from tests.conftest import ColorImageEncoder, HashTextEncoder
+from tests.helpers import colors, precomputed_asif, swatch
 
-COLORS = {
-    "red": (220, 30, 30),
-    "green": (30, 200, 40),
-    "blue": (30, 40, 220),
-    "yellow": (230, 220, 30),
-    "purple": (140, 30, 160),
-    "orange": (240, 140, 20),
-    "black": (10, 10, 10),
-    "white": (250, 250, 250),
-}
+COLORS = colors(8)
 
 
-def swatch(rgb, noise: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    img = np.full((16, 16, 3), rgb, dtype=np.int16) + rng.integers(-noise, noise + 1, (16, 16, 3))
-    return np.clip(img, 0, 255).astype(np.uint8)
-
-
-def clustered(rng, n, d, centers=8):
-    c = rng.normal(size=(centers, d))
-    return c[rng.integers(0, centers, n)] + 0.6 * rng.normal(size=(n, d))
+def clustered(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
+    return helpers.clustered(rng, n, d, centers=8)
 
 
 def precomputed(store: Store, k: int = 20) -> ASIF:
-    return ASIF(
-        store=store,
-        k=k,
-        image_encoder="precomputed/image",
-        text_encoder="precomputed/text",
-        show_progress_bar=False,
-    )
+    return precomputed_asif(store=store, k=k)
 
 
 def test_contributions_sum_to_the_search_score(store: Store) -> None:

@@ -27,6 +27,7 @@ from asif_qdrant import ASIF
 from asif_qdrant.retriever.integrity import IntegrityReport, check_integrity, exclusive_store
 from asif_qdrant.retriever.writes import write_fingerprint
 from asif_qdrant.store import Record
+from tests.helpers import precomputed_asif
 
 ROOT = Path(__file__).resolve().parents[3]
 DI, DT = 8, 6
@@ -87,13 +88,7 @@ def built(tmp_path: Path) -> dict[str, Any]:
     """A closed model: 40 anchor pairs, a catalog of 60 items (both modalities)."""
     rng = np.random.default_rng(7)
     path = tmp_path / "db"
-    with ASIF(
-        path=path,
-        k=5,
-        image_encoder="precomputed/image",
-        text_encoder="precomputed/text",
-        show_progress_bar=False,
-    ) as asif:
+    with precomputed_asif(path=path, k=5) as asif:
         asif.add_anchor_embeddings(_random(rng, N_ANCHORS, DI), _random(rng, N_ANCHORS, DT))
         asif.index_embeddings("items", _random(rng, N_ITEMS // 2, DI), "image")
         asif.index_embeddings("items", _random(rng, N_ITEMS // 2, DT), "text")
@@ -294,13 +289,7 @@ def test_check_integrity_method_and_repair_command(tmp_path: Path) -> None:
 
     rng = np.random.default_rng(0)
     path = tmp_path / "m"
-    with ASIF(
-        path=path,
-        k=3,
-        image_encoder="precomputed/image",
-        text_encoder="precomputed/text",
-        show_progress_bar=False,
-    ) as asif:
+    with precomputed_asif(path=path, k=3) as asif:
         asif.add_anchor_embeddings(rng.random((6, 4)), rng.random((6, 3)))
         asif.store.delete(asif.layout.text_anchors, [2])  # half a pair left behind
         found = asif.check_integrity(repair=False)

@@ -9,25 +9,19 @@ from click.testing import CliRunner
 from asif_qdrant import ASIF, InvalidParameterError
 from asif_qdrant.model import DEFAULT_TEMPLATE_STRATEGY, TEMPLATE_STRATEGIES
 from asif_qdrant.store import Store
+from tests import helpers
 from tests.conftest import ColorImageEncoder, HashTextEncoder
+from tests.helpers import colors
 
 K, P = 7, 8.0
 LABELS = ["red", "green", "blue", "yellow", "purple"]
 TEMPLATES = ["a {} thing", "{}", "a photo of something {}", "{} colour"]
 WORDS = ("a thing in", "an object coloured", "photo:", "the swatch is")
-RGB = {
-    "red": (220, 30, 30),
-    "green": (30, 200, 40),
-    "blue": (30, 40, 220),
-    "yellow": (230, 220, 30),
-    "purple": (140, 30, 160),
-}
+RGB = colors(5)
 
 
 def swatch(rgb: tuple[int, int, int], seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    img = np.full((16, 16, 3), rgb, dtype=np.int16) + rng.integers(-60, 61, (16, 16, 3))
-    return np.clip(img, 0, 255).astype(np.uint8)
+    return helpers.swatch(rgb, noise=60, seed=seed)
 
 
 def unit(x: np.ndarray) -> np.ndarray:

@@ -32,6 +32,7 @@ from asif_qdrant.store.client import (
     RetryPolicy,
 )
 from asif_qdrant.types import SparseVector
+from tests.helpers import all_collection_options
 
 SECRET = "s3cr3t-api-key-5f1e9c"
 SPEC = CollectionSpec(dense={"image": 4}, sparse=("asif",))
@@ -392,15 +393,7 @@ def test_read_consistency_is_sent(fake: FakeQdrant) -> None:
 
 # -- collection options --------------------------------------------------------------------------
 def test_cluster_collection_options_reach_the_server(fake: FakeQdrant) -> None:
-    opts = CollectionOptions(
-        shard_number=6,
-        replication_factor=2,
-        write_consistency_factor=2,
-        on_disk_payload=True,
-        on_disk_vectors=True,
-        on_disk_sparse_index=True,
-    )
-    store = rest_store(fake, collection_options=opts)
+    store = rest_store(fake, collection_options=all_collection_options(shards=6, replicas=2))
     store.create_collection("c", CollectionSpec(dense={"image": 4}, sparse=("asif",)))
     body = fake.collections["c"]
     assert body["shard_number"] == 6 and body["replication_factor"] == 2

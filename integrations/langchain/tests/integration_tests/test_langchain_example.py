@@ -37,7 +37,7 @@ def test_chain_retrieves_images_and_builds_the_multimodal_prompt(
     example: ModuleType, catalog_model: Callable[[str], ASIF], stamps
 ) -> None:
     retriever = ASIFRetriever(
-        asif=catalog_model("edge"), collection_name="catalog", k=2, modality="image"
+        asif=catalog_model("edge"), collection_name="catalog", k=2, item_modality="image"
     )
     chain = example.build_chain(retriever, example.fake_chat_model())
     result = chain.invoke("A fire truck.")

@@ -144,13 +144,13 @@ def test_retriever_all_three_directions(stamp_asif_any: ASIF, stamps) -> None:
     r.add_images([stamps.catalog[n] for n in names], [{"name": n} for n in names])
     r.add_texts([stamps.captions[n] for n in names], [{"name": n} for n in names])
 
-    docs = r.invoke("A fire truck.", modality="image")
+    docs = r.invoke("A fire truck.", item_modality="image")
     assert docs[0].metadata["name"] == "firetruck"
     assert docs[0].page_content == str(stamps.catalog["firetruck"])
     assert docs[0].metadata["score"] > docs[1].metadata["score"] > 0
-    docs = r.invoke(stamps.catalog["firetruck"], modality="text")
+    docs = r.invoke(stamps.catalog["firetruck"], item_modality="text")
     assert docs[0].page_content == "A fire truck." and docs[0].metadata["modality"] == "text"
-    docs = r.similarity_search_by_image(stamps.queries["european_bear"], modality="image")
+    docs = r.similarity_search_by_image(stamps.queries["european_bear"], item_modality="image")
     assert docs[0].metadata["name"] == "koala"
     # filters and k
     only = r.invoke("A fire truck.", filter={"name": ["koala", "duck"]}, k=8)

@@ -7,27 +7,20 @@ from typing import Any
 
 import pytest
 from asif_qdrant import ASIF
+from asif_suites import ASIFEmbeddingsSuite
 from langchain_tests.integration_tests import EmbeddingsIntegrationTests, RetrieversIntegrationTests
 
-from langchain_asif_qdrant import ASIFEmbeddings, ASIFRetriever
+from langchain_asif_qdrant import ASIFRetriever
 
 pytestmark = pytest.mark.integration
 
 
-class TestASIFEmbeddingsStandardIntegration(EmbeddingsIntegrationTests):
+class TestASIFEmbeddingsStandardIntegration(ASIFEmbeddingsSuite, EmbeddingsIntegrationTests):
     """The standard integration suite for ASIFEmbeddings (real encoders, real stamps)."""
 
     @pytest.fixture(autouse=True)
     def _use_model(self, stamp_asif: ASIF) -> None:
         self._asif = stamp_asif
-
-    @property
-    def embeddings_class(self) -> type[ASIFEmbeddings]:
-        return ASIFEmbeddings
-
-    @property
-    def embedding_model_params(self) -> dict[str, Any]:
-        return {"asif": self._asif}
 
 
 class _RetrieverSuite(RetrieversIntegrationTests):

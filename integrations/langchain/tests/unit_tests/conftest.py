@@ -7,7 +7,6 @@ hashed character trigrams; ``ColorImageEncoder``: a 4x4 thumbnail's colours) fro
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,11 +16,7 @@ import pytest
 from asif_qdrant import ASIF
 from PIL import Image
 
-_REPO = Path(__file__).resolve().parents[4]
-if str(_REPO) not in sys.path:  # the repository's tests package holds the small encoders
-    sys.path.insert(0, str(_REPO))
-
-from tests.conftest import ColorImageEncoder, HashTextEncoder  # noqa: E402
+from tests.conftest import ColorImageEncoder, HashTextEncoder
 
 # Not a doctest module: importing this non-package conftest by its file name would clash with
 # the repository's other conftest.py files under --doctest-modules ("import file mismatch").

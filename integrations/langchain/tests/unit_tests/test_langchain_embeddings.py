@@ -15,6 +15,7 @@ from asif_qdrant.errors import (
     InvalidInputError,
     InvalidParameterError,
 )
+from asif_suites import ASIFEmbeddingsSuite
 from langchain_core.embeddings import Embeddings
 from langchain_qdrant import SparseEmbeddings, SparseVector
 from langchain_tests.unit_tests import EmbeddingsUnitTests
@@ -22,20 +23,12 @@ from langchain_tests.unit_tests import EmbeddingsUnitTests
 from langchain_asif_qdrant import DEFAULT_MAX_DIM, ASIFEmbeddings, ASIFSparseEmbeddings
 
 
-class TestASIFEmbeddingsStandardUnit(EmbeddingsUnitTests):
+class TestASIFEmbeddingsStandardUnit(ASIFEmbeddingsSuite, EmbeddingsUnitTests):
     """langchain-tests' standard unit suite, on the colour model."""
 
     @pytest.fixture(autouse=True)
     def _use_model(self, color_asif: ASIF) -> None:
         self._asif = color_asif
-
-    @property
-    def embeddings_class(self) -> type[ASIFEmbeddings]:
-        return ASIFEmbeddings
-
-    @property
-    def embedding_model_params(self) -> dict[str, Any]:
-        return {"asif": self._asif}
 
 
 def _cos(a: list[float], b: list[float]) -> float:

@@ -42,7 +42,7 @@ def retriever(asif_any: ASIF, color_data) -> ASIFRetriever:
 
 
 def test_text_to_image(retriever: ASIFRetriever, color_data) -> None:
-    docs = retriever.invoke("a red thing", modality="image")
+    docs = retriever.invoke("a red thing", item_modality="image")
     assert [_name(d) for d in docs][:1] == ["red"]
     top = docs[0]
     assert top.page_content == str(color_data.catalog["red"])
@@ -55,7 +55,7 @@ def test_text_to_image(retriever: ASIFRetriever, color_data) -> None:
 
 
 def test_image_to_text(retriever: ASIFRetriever, color_data) -> None:
-    docs = retriever.invoke(color_data.catalog["blue"], modality="text")
+    docs = retriever.invoke(color_data.catalog["blue"], item_modality="text")
     assert docs[0].page_content == "Something blue."
     assert (
         docs[0].metadata["modality"] == "text" and docs[0].metadata["text"] == docs[0].page_content
@@ -66,11 +66,19 @@ def test_image_to_image(retriever: ASIFRetriever, color_data, tmp_path: Path) ->
     # another shade of yellow, not in the catalog, as a file and as a PIL image
     query = tmp_path / "query.png"
     Image.new("RGB", (16, 16), (240, 230, 30)).save(query)
-    assert _name(retriever.similarity_search_by_image(query, k=1, modality="image")[0]) == "yellow"
-    assert _name(retriever.similarity_search_by_image(str(query), modality="image")[0]) == "yellow"
+    assert (
+        _name(retriever.similarity_search_by_image(query, k=1, item_modality="image")[0])
+        == "yellow"
+    )
+    assert (
+        _name(retriever.similarity_search_by_image(str(query), item_modality="image")[0])
+        == "yellow"
+    )
     with Image.open(query) as img:
-        assert _name(retriever.invoke(img.copy(), modality="image")[0]) == "yellow"
-    assert _name(retriever.invoke(np.asarray(Image.open(query)), modality="image")[0]) == "yellow"
+        assert _name(retriever.invoke(img.copy(), item_modality="image")[0]) == "yellow"
+    assert (
+        _name(retriever.invoke(np.asarray(Image.open(query)), item_modality="image")[0]) == "yellow"
+    )
 
 
 def test_k_filter_modality_and_threshold(retriever: ASIFRetriever) -> None:
@@ -80,7 +88,7 @@ def test_k_filter_modality_and_threshold(retriever: ASIFRetriever) -> None:
     warm = retriever.invoke("a blue thing", filter={"group": "warm"}, k=4)
     assert warm and {d.metadata["color"] for d in warm} <= {"red", "yellow"}
     assert all(d.metadata["modality"] == "image" for d in warm)  # only images have "group"
-    texts = ASIFRetriever(asif=retriever.asif, collection_name="things", modality="text", k=8)
+    texts = ASIFRetriever(asif=retriever.asif, collection_name="things", item_modality="text", k=8)
     assert {d.metadata["modality"] for d in texts.invoke("a red thing")} == {"text"}
     strict = retriever.invoke("a red thing", score_threshold=0.5, k=8)
     assert strict and all(d.metadata["score"] >= 0.5 for d in strict)
@@ -88,7 +96,7 @@ def test_k_filter_modality_and_threshold(retriever: ASIFRetriever) -> None:
 
 
 def test_async_invoke(retriever: ASIFRetriever) -> None:
-    docs = asyncio.run(retriever.ainvoke("a green thing", modality="image"))
+    docs = asyncio.run(retriever.ainvoke("a green thing", item_modality="image"))
     assert _name(docs[0]) == "green"
 
 
