@@ -144,7 +144,8 @@ class TimmImageEncoder:
             ) from e
         self.model: torch.nn.Module = module
         self.data_config: dict[str, Any] = timm.data.resolve_data_config({}, model=module)
-        self._transform = timm.data.create_transform(**self.data_config)
+        #: The model's own preprocessing (PIL image -> tensor), from its timm data config.
+        self.transform = timm.data.create_transform(**self.data_config)
         self._pooled = hasattr(module, "forward_features") and hasattr(module, "forward_head")
         params = list(module.parameters())
         self._dtype = params[0].dtype if params else torch.float32
@@ -237,7 +238,7 @@ class TimmImageEncoder:
             for start in starts:
                 chunk = items[start : start + batch_size]
                 x = torch.stack(
-                    [self._transform(_load(item, start + i)) for i, item in enumerate(chunk)]
+                    [self.transform(_load(item, start + i)) for i, item in enumerate(chunk)]
                 )
                 feats = self._forward(x.to(device=self.device, dtype=self._dtype)).float()
                 feats = torch.nn.functional.normalize(feats, p=2, dim=1)

@@ -154,7 +154,7 @@ def test_koala_stamp_is_predicted_as_koala(
     from asif_qdrant.images import load_image
 
     classifier = build_efficientnet_lite_classifier("lite0")
-    x = image_encoder._transform(load_image(stamp_paths[0])).unsqueeze(0)
+    x = image_encoder.transform(load_image(stamp_paths[0])).unsqueeze(0)
     with torch.inference_mode():
         features = classifier.forward_features(x)
         logits = classifier.forward_head(features)
