@@ -185,17 +185,17 @@ class ASIF:
     @property
     def k(self) -> int:
         """Anchors kept per relative vector."""
-        return self._state.k
+        return self._state.fingerprint.k
 
     @property
     def p(self) -> float:
         """Exponent of the relative weights."""
-        return self._state.p
+        return self._state.fingerprint.p
 
     @property
     def anchor_count(self) -> int:
         """Number of anchor pairs."""
-        return self._state.anchor_count
+        return self._state.fingerprint.anchor_count
 
     @property
     def last_edit(self) -> EditReport | None:

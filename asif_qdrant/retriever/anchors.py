@@ -169,8 +169,8 @@ def relative(
         def rescore(ids: np.ndarray, query: np.ndarray) -> np.ndarray:
             return _exact_sims(m, modality, ids, query)
 
-        return relative_search(index, unit, m.k, m.p, rescore=rescore)
-    k = m.k
+        return relative_search(index, unit, m.fingerprint.k, m.fingerprint.p, rescore=rescore)
+    k = m.fingerprint.k
     out: list[SparseVector] = []
     boundary = np.zeros(len(unit), np.float32)
     for row, hits in enumerate(m.store.query_dense(coll, vn, unit, limit=k + 1)):
@@ -178,7 +178,7 @@ def relative(
             hits = _widen_tie(m, coll, vn, unit[row], hits)
         ids = np.array([[h[0] for h in hits]], dtype=np.int64)
         sims = np.array([[h[1] for h in hits]], dtype=np.float64)
-        kept, weights, b = relative_from_topk(ids, sims, k, m.p)
+        kept, weights, b = relative_from_topk(ids, sims, k, m.fingerprint.p)
         out += sparse_rows(kept, weights)
         boundary[row] = b[0]
     return out, boundary
@@ -197,7 +197,7 @@ def _widen_tie(
     m: ModelState, coll: str, vn: str, row: np.ndarray, hits: list[tuple[PointId, float]]
 ) -> list[tuple[PointId, float]]:
     """Every anchor tied with the k-th one: ask the engine for more until the group ends."""
-    k = m.k
+    k = m.fingerprint.k
     limit = len(hits)
     while len(hits) == limit and hits[-1][1] >= hits[k - 1][1]:
         limit *= 2

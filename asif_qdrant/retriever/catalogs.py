@@ -8,15 +8,13 @@ next free id; it is written only once the items are (a failed call leaves it as 
 
 Example:
     >>> import tempfile, numpy as np
-    >>> from asif_qdrant.store import EdgeStore
-    >>> from asif_qdrant.retriever.edits import add_anchor_embeddings
-    >>> from asif_qdrant.retriever.layout import Layout
+    >>> from asif_qdrant import ASIF
     >>> rng = np.random.default_rng(0)
-    >>> with EdgeStore(tempfile.mkdtemp()) as store:
-    ...     m = ModelState(store, Layout("demo"), show_progress_bar=False)
-    ...     m.open("precomputed/image", "precomputed/text", k=2, p=None)
-    ...     _ = add_anchor_embeddings(m, rng.random((3, 8)), rng.random((3, 4)))
-    ...     index_embeddings(m, "items", rng.random((2, 8)), "image"), store.count("items")
+    >>> with ASIF(path=tempfile.mkdtemp(), k=2, image_encoder="precomputed/image",
+    ...           text_encoder="precomputed/text", show_progress_bar=False) as asif:
+    ...     _ = asif.add_anchor_embeddings(rng.random((3, 8)), rng.random((3, 4)))
+    ...     ids = index_embeddings(asif.state, "items", rng.random((2, 8)), "image")
+    ...     ids, asif.fingerprint.catalogs["items"]["next_id"]
     ([0, 1], 2)
 """
 
@@ -410,7 +408,7 @@ def reindex(m: ModelState, collection: str | None = None) -> EditReport:
     m.last_edit = EditReport(
         "reindex",
         0,
-        m.anchor_count,
+        m.fingerprint.anchor_count,
         fp.anchor_version,
         time.perf_counter() - t0,
         tuple(edits),

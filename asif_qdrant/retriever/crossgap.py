@@ -171,7 +171,8 @@ def csa_model(m: ModelState, *, required: bool = True) -> CSA | None:
         cached = m.csa_cache = (fp.anchor_version, model)
     if cached[1] is None and required:
         raise AnchorSetError(
-            f"CSA needs at least 2 anchor pairs; the model '{m.name}' has {m.anchor_count}."
+            f"CSA needs at least 2 anchor pairs; the model '{m.name}' has "
+            f"{m.fingerprint.anchor_count}."
         )
     return cached[1]  # type: ignore[no-any-return]
 

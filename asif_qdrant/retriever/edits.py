@@ -15,7 +15,7 @@ Example:
     ...     m = ModelState(store, Layout("demo"), show_progress_bar=False)
     ...     m.open("precomputed/image", "precomputed/text", k=2, p=None)
     ...     ids = add_anchor_embeddings(m, rng.random((3, 8)), rng.random((3, 4)))
-    ...     delete_anchors(m, [ids[0]]), m.anchor_count, m.last_edit.operation
+    ...     delete_anchors(m, [ids[0]]), m.fingerprint.anchor_count, m.last_edit.operation
     (1, 2, 'delete')
 """
 

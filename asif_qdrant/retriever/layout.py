@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -102,32 +102,27 @@ def probe_vectors(unit_anchors: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Layout:
-    """The collection names of the model ``name``."""
+    """The collection names of the model ``name``.
+
+    Attributes:
+        name: The model's name (the prefix of all its collections).
+        image_anchors: The image-anchor collection.
+        text_anchors: The text-anchor collection.
+        meta: The collection holding the fingerprint.
+        labels_prefix: The prefix of the cached label collections.
+    """
 
     name: str
+    image_anchors: str = field(init=False)
+    text_anchors: str = field(init=False)
+    meta: str = field(init=False)
+    labels_prefix: str = field(init=False)
 
     def __post_init__(self) -> None:
         check_collection_name(self.name)
-
-    @property
-    def image_anchors(self) -> str:
-        """The image-anchor collection."""
-        return f"{self.name}_image_anchors"
-
-    @property
-    def text_anchors(self) -> str:
-        """The text-anchor collection."""
-        return f"{self.name}_text_anchors"
-
-    @property
-    def meta(self) -> str:
-        """The collection holding the fingerprint."""
-        return f"{self.name}_meta"
-
-    @property
-    def labels_prefix(self) -> str:
-        """The prefix of the cached label collections."""
-        return f"{self.name}_labels_"
+        suffixes = {**{role: role for role in MODEL_ROLES}, "labels_prefix": "labels_"}
+        for attr, suffix in suffixes.items():
+            object.__setattr__(self, attr, f"{self.name}_{suffix}")
 
     def role(self, role: str) -> str:
         """The collection of one of :data:`MODEL_ROLES`."""

@@ -12,7 +12,8 @@ Example:
     >>> with EdgeStore(tempfile.mkdtemp()) as store:
     ...     m = ModelState(store, Layout("demo"))
     ...     m.open("precomputed/image", "precomputed/text", k=3, p=None)
-    ...     (m.k, m.p, m.anchor_count, m.fingerprint.text_encoder)
+    ...     fp = m.fingerprint
+    ...     (fp.k, fp.p, fp.anchor_count, fp.text_encoder)
     (3, 8.0, 0, 'precomputed/text')
 """
 
@@ -130,21 +131,6 @@ class ModelState:
         """The model's name."""
         return self.layout.name
 
-    @property
-    def k(self) -> int:
-        """Anchors kept per relative vector."""
-        return self.fingerprint.k
-
-    @property
-    def p(self) -> float:
-        """Exponent of the relative weights."""
-        return self.fingerprint.p
-
-    @property
-    def anchor_count(self) -> int:
-        """Number of anchor pairs."""
-        return self.fingerprint.anchor_count
-
     def describe(self) -> str:
         """The model in one line (``ASIF``'s repr)."""
         fp = self.fingerprint
@@ -167,7 +153,7 @@ class ModelState:
         self, hint: str = "with add_anchors() or add_anchor_embeddings() first"
     ) -> None:
         """Raise :class:`AnchorSetError` when the model has no anchors."""
-        if self.anchor_count == 0:
+        if self.fingerprint.anchor_count == 0:
             raise AnchorSetError(
                 f"The ASIF model '{self.name}' has no anchors: add anchor pairs {hint}."
             )
