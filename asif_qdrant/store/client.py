@@ -12,6 +12,11 @@ qdrant-client's local mode (``QdrantClient(":memory:")`` or ``path=...``) is a p
 emulation that scores sparse vectors in a Python loop: fine for small tests, far too slow for
 real catalogs.
 
+What talking to a server needs besides the store (the retry policy, the collection options,
+the API-key hygiene, which failures are transient) lives in :mod:`asif_qdrant.store.remote`;
+``QDRANT_IMAGE``, :class:`RetriesExhaustedError`, :class:`RetryPolicy` and
+:class:`CollectionOptions` are importable from here too.
+
 Example:
     >>> import numpy as np
     >>> from qdrant_client import QdrantClient
@@ -27,14 +32,11 @@ from __future__ import annotations
 
 import logging
 import math
-import random
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
 from typing import Any, Literal, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 from asif_qdrant.errors import (
     CollectionNotFoundError,
@@ -48,14 +50,28 @@ from asif_qdrant.store.base import (
     CollectionSpec,
     DenseSearch,
     FusionSearch,
-    PayloadFilter,
     PointId,
     Record,
     ScoredPoint,
     SparseSearch,
     Store,
     check_collection_name,
-    filter_conditions,
+)
+from asif_qdrant.store.remote import (
+    QDRANT_IMAGE,
+    READ_CONSISTENCIES,
+    WRITE_ORDERINGS,
+    CollectionOptions,
+    ReadConsistency,
+    RetriesExhaustedError,
+    RetryPolicy,
+    Secret,
+    WriteOrdering,
+    public_url,
+    qdrant_filter,
+    rest_uri,
+    short_message,
+    transient_failure,
 )
 from asif_qdrant.types import SparseVector
 
@@ -69,14 +85,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: The Qdrant server image the server leg of the tests and ``docker/compose.yaml`` use.
-QDRANT_IMAGE = "qdrant/qdrant:v1.19.1"
-
 _E = TypeVar("_E", bound=Exception)
-WriteOrdering = Literal["weak", "medium", "strong"]
-ReadConsistency = int | Literal["all", "majority", "quorum"]
-_ORDERINGS = ("weak", "medium", "strong")
-_CONSISTENCIES = ("all", "majority", "quorum")
 #: The keyword arguments of ClientStore that ClientStore.from_url passes on.
 _STORE_OPTIONS = (
     "collection_options",
@@ -86,218 +95,6 @@ _STORE_OPTIONS = (
     "read_consistency",
     "collection_prefix",
 )
-
-
-class RetriesExhaustedError(StoreError):
-    """A transient server failure outlasted every retry.
-
-    Attributes:
-        attempts: How many times the operation was tried.
-    """
-
-    def __init__(self, message: str, *, attempts: int) -> None:
-        super().__init__(message)
-        self.attempts = attempts
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How :class:`ClientStore` retries transient failures.
-
-    A failure is transient when it is a connection error or timeout, an HTTP 5xx, an HTTP 429
-    or a gRPC ``UNAVAILABLE`` / ``DEADLINE_EXCEEDED`` / ``RESOURCE_EXHAUSTED`` / ``ABORTED``.
-    Other errors (a 400 for a wrong vector size, a 401 for a wrong API key, a 404) are raised
-    at once. Retry ``n`` (0-based) waits ``min(max_backoff, initial_backoff * multiplier**n)``
-    seconds, spread by +/- ``jitter`` (a fraction); a ``Retry-After`` from the server is
-    honoured when it is longer, and ends the retries when it exceeds ``max_retry_after``.
-
-    Attributes:
-        max_retries: Retries after the first try (0 disables retrying).
-        initial_backoff: Seconds before the first retry.
-        multiplier: Growth of the wait per retry.
-        max_backoff: Longest wait between two tries, in seconds.
-        jitter: Random spread of each wait, as a fraction in [0, 1).
-        max_retry_after: Longest ``Retry-After`` the store waits for, in seconds.
-
-    Example:
-        >>> policy = RetryPolicy(initial_backoff=0.5, multiplier=2.0, max_backoff=3.0, jitter=0)
-        >>> [policy.delay(n) for n in range(4)]
-        [0.5, 1.0, 2.0, 3.0]
-        >>> policy.delay(0, retry_after=5.0)
-        5.0
-    """
-
-    max_retries: int = 5
-    initial_backoff: float = 0.2
-    multiplier: float = 2.0
-    max_backoff: float = 10.0
-    jitter: float = 0.1
-    max_retry_after: float = 60.0
-
-    def __post_init__(self) -> None:
-        check_int("max_retries", "RetryPolicy", self.max_retries, minimum=0)
-        for name in ("initial_backoff", "multiplier", "max_backoff", "max_retry_after"):
-            check_real(name, "RetryPolicy", getattr(self, name), greater_than=0)
-        jitter = check_real("jitter", "RetryPolicy", self.jitter)
-        if not 0 <= jitter < 1:
-            raise InvalidParameterError(
-                "The 'jitter' parameter of RetryPolicy must be a float in [0, 1). "
-                f"Got {self.jitter!r} instead."
-            )
-
-    def delay(self, retry: int, *, retry_after: float | None = None) -> float:
-        """Seconds to wait before retry number ``retry`` (0-based)."""
-        base = min(self.max_backoff, self.initial_backoff * self.multiplier**retry)
-        if self.jitter:
-            base *= random.uniform(1 - self.jitter, 1 + self.jitter)
-        return max(base, retry_after or 0.0)
-
-
-@dataclass(frozen=True)
-class CollectionOptions:
-    """How :class:`ClientStore` creates collections on a server or cluster.
-
-    ``None`` leaves the server's default. Local mode accepts and ignores the cluster options.
-
-    Attributes:
-        shard_number: Shards per collection (spread over the cluster's nodes).
-        replication_factor: Copies of each shard.
-        write_consistency_factor: Replicas that must apply a write before it is acknowledged
-            (at most ``replication_factor``). With ``replication_factor``, a written point
-            is searchable on every replica as soon as the write returns.
-        on_disk_payload: Keep payloads on disk instead of in RAM.
-        on_disk_vectors: Keep the original dense vectors on disk (memory-mapped).
-        on_disk_sparse_index: Keep the sparse (ASIF) inverted index on disk.
-
-    Example:
-        >>> CollectionOptions(shard_number=6, replication_factor=2).as_dict()["shard_number"]
-        6
-        >>> CollectionOptions(replication_factor=1, write_consistency_factor=2)
-        Traceback (most recent call last):
-        ...
-        asif_qdrant.errors.InvalidParameterError: The 'write_consistency_factor' parameter of CollectionOptions must be an int <= replication_factor (1). Got 2 instead.
-    """  # noqa: E501
-
-    shard_number: int | None = None
-    replication_factor: int | None = None
-    write_consistency_factor: int | None = None
-    on_disk_payload: bool | None = None
-    on_disk_vectors: bool | None = None
-    on_disk_sparse_index: bool | None = None
-
-    def __post_init__(self) -> None:
-        for name in ("shard_number", "replication_factor", "write_consistency_factor"):
-            value = getattr(self, name)
-            if value is not None:
-                check_int(name, "CollectionOptions", value, minimum=1)
-        for name in ("on_disk_payload", "on_disk_vectors", "on_disk_sparse_index"):
-            value = getattr(self, name)
-            if value is not None and not isinstance(value, bool):
-                raise InvalidParameterError(
-                    f"The '{name}' parameter of CollectionOptions must be a bool or None. "
-                    f"Got {value!r} instead."
-                )
-        rf, wcf = self.replication_factor, self.write_consistency_factor
-        if rf is not None and wcf is not None and wcf > rf:
-            raise InvalidParameterError(
-                "The 'write_consistency_factor' parameter of CollectionOptions must be an int "
-                f"<= replication_factor ({rf}). Got {wcf} instead."
-            )
-
-    def as_dict(self) -> dict[str, Any]:
-        """Plain-Python form."""
-        return asdict(self)
-
-
-class _Secret:
-    """Holds the API key; its repr and str never show it."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str | None) -> None:
-        self._value = value or None
-
-    def __repr__(self) -> str:
-        return "'***'" if self._value else "None"
-
-    __str__ = __repr__
-
-    def redact(self, text: str) -> str:
-        return text.replace(self._value, "***") if self._value else text
-
-    def __bool__(self) -> bool:
-        return self._value is not None
-
-
-def _public_url(url: str) -> str:
-    """The URL without user name, password or query (they may hold credentials)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparsable url>"
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
-
-
-def _rest_uri(client: Any) -> str | None:
-    """The REST base URI of a client that talks to a server; None in local mode.
-
-    qdrant-client has no public "local mode" flag; its public ``http`` property (the REST API
-    client) raises NotImplementedError in local mode, and that client's ``host`` is the URI
-    qdrant-client built from ``url`` / ``host`` / ``port`` / ``https`` / ``prefix``.
-    """
-    try:
-        api = client.http
-    except NotImplementedError:
-        return None
-    return str(api.client.host)
-
-
-def _transient(exc: BaseException) -> tuple[bool, float | None]:
-    """Whether a qdrant-client failure is worth retrying, and the server's Retry-After."""
-    import httpx
-    from qdrant_client.common.client_exceptions import ResourceExhaustedResponse
-    from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
-
-    if isinstance(exc, ResourceExhaustedResponse):  # 429 (REST) or RESOURCE_EXHAUSTED (gRPC)
-        return True, float(exc.retry_after_s)
-    if isinstance(exc, UnexpectedResponse):
-        code = exc.status_code or 0
-        if code == 429 or 500 <= code < 600:
-            return True, _retry_after(exc.headers)
-        return False, None
-    if isinstance(exc, ResponseHandlingException):
-        return isinstance(exc.source, (httpx.TransportError, OSError)), None
-    if isinstance(exc, (httpx.TransportError, ConnectionError, TimeoutError)):
-        return True, None
-    try:
-        import grpc
-    except ImportError:  # pragma: no cover - grpcio is a dependency of qdrant-client
-        return False, None
-    if isinstance(exc, grpc.RpcError) and callable(getattr(exc, "code", None)):
-        retryable = {
-            grpc.StatusCode.UNAVAILABLE,
-            grpc.StatusCode.DEADLINE_EXCEEDED,
-            grpc.StatusCode.RESOURCE_EXHAUSTED,
-            grpc.StatusCode.ABORTED,
-        }
-        return exc.code() in retryable, None
-    return False, None
-
-
-def _retry_after(headers: Any) -> float | None:
-    value = (headers or {}).get("retry-after")
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:  # an HTTP date: not worth parsing, the backoff applies
-        return None
-
-
-def _short(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= 300 else text[:297] + "..."
 
 
 class ClientStore(Store):
@@ -353,13 +150,13 @@ class ClientStore(Store):
                     f"The '{param}' parameter of ClientStore must be a {cls.__name__} or None. "
                     f"Got {type(value).__name__} instead."
                 )
-        if write_ordering is not None and write_ordering not in _ORDERINGS:
+        if write_ordering is not None and write_ordering not in WRITE_ORDERINGS:
             raise InvalidParameterError(
                 "The 'write_ordering' parameter of ClientStore must be one of "
-                f"{list(_ORDERINGS)} or None. Got {write_ordering!r} instead."
+                f"{list(WRITE_ORDERINGS)} or None. Got {write_ordering!r} instead."
             )
         if read_consistency is not None and not (
-            read_consistency in _CONSISTENCIES
+            read_consistency in READ_CONSISTENCIES
             or (
                 isinstance(read_consistency, int)
                 and not isinstance(read_consistency, bool)
@@ -368,7 +165,7 @@ class ClientStore(Store):
         ):
             raise InvalidParameterError(
                 "The 'read_consistency' parameter of ClientStore must be an int >= 1, one of "
-                f"{list(_CONSISTENCIES)} or None. Got {read_consistency!r} instead."
+                f"{list(READ_CONSISTENCIES)} or None. Got {read_consistency!r} instead."
             )
         if collection_prefix:
             check_collection_name(collection_prefix)
@@ -382,12 +179,12 @@ class ClientStore(Store):
         self.collection_prefix = collection_prefix
         self._close_client = close_client
         self._closed = False
-        rest_uri = _rest_uri(client)
-        self._remote = rest_uri is not None
-        self._url = None if rest_uri is None else _public_url(rest_uri)
+        uri = rest_uri(client)
+        self._remote = uri is not None
+        self._url = None if uri is None else public_url(uri)
         options = client.init_options
         self._grpc = self._remote and bool(options.get("prefer_grpc", False))
-        self._api_key = _Secret(options.get("api_key"))
+        self._api_key = Secret(options.get("api_key"))
 
     @classmethod
     def from_url(
@@ -447,7 +244,7 @@ class ClientStore(Store):
             )
         check_int("grpc_port", "ClientStore.from_url", grpc_port, minimum=1)
         check_real("timeout", "ClientStore.from_url", timeout, greater_than=0)
-        secret = _Secret(api_key)
+        secret = Secret(api_key)
 
         def build(grpc: bool) -> Any:
             with warnings.catch_warnings():
@@ -465,8 +262,8 @@ class ClientStore(Store):
                 except Exception as e:
                     raise InvalidParameterError(
                         "The 'url' parameter of ClientStore.from_url must be a Qdrant URL such "
-                        f"as 'http://localhost:6333'. Got {_public_url(url)!r} instead "
-                        f"({secret.redact(_short(e))})."
+                        f"as 'http://localhost:6333'. Got {public_url(url)!r} instead "
+                        f"({secret.redact(short_message(e))})."
                     ) from None
 
         client = build(prefer_grpc)
@@ -474,14 +271,14 @@ class ClientStore(Store):
             try:
                 client.get_collections()
             except Exception as e:
-                transient, _ = _transient(e)
+                transient, _ = transient_failure(e)
                 if transient:
                     logger.warning(
                         "The gRPC port %d of the Qdrant server at %s does not answer (%s); "
                         "using REST.",
                         grpc_port,
-                        _public_url(url),
-                        secret.redact(_short(e)),
+                        public_url(url),
+                        secret.redact(short_message(e)),
                     )
                     client.close()
                     client = build(False)
@@ -521,10 +318,10 @@ class ClientStore(Store):
                     warnings.filterwarnings("ignore", message="Local mode performs exact")
                     return fn(*args, **kwargs)
             except Exception as e:
-                transient, retry_after = _transient(e)
+                transient, retry_after = transient_failure(e)
                 if not transient:
                     raise
-                reason = self._api_key.redact(_short(e))
+                reason = self._api_key.redact(short_message(e))
                 too_long = retry_after is not None and retry_after > self.retry.max_retry_after
                 if attempt < self.retry.max_retries and not too_long:
                     wait = self.retry.delay(attempt, retry_after=retry_after)
@@ -580,7 +377,9 @@ class ClientStore(Store):
             cause = e
             where = f" in collection '{name}'" if name is not None else ""
             failure: Exception = self._chain(
-                StoreError(f"Qdrant failed to {what}{where}: {self._api_key.redact(_short(e))}"),
+                StoreError(
+                    f"Qdrant failed to {what}{where}: {self._api_key.redact(short_message(e))}"
+                ),
                 e,
             )
         if missing and not self.has_collection(name):  # type: ignore[arg-type]
@@ -815,7 +614,7 @@ class ClientStore(Store):
             query=models.SparseVector(indices=search.indices, values=search.values),
             using=search.vector_name,
             limit=search.limit,
-            query_filter=_filter(search.filter),
+            query_filter=qdrant_filter(search.filter),
             with_payload=search.with_payload,
         )
         return wire.scored_points(res.points)
@@ -823,7 +622,7 @@ class ClientStore(Store):
     def _run_fusion(self, name: str, search: FusionSearch) -> list[ScoredPoint]:
         from qdrant_client import models
 
-        flt = _filter(search.filter)
+        flt = qdrant_filter(search.filter)
         stages = [
             models.Prefetch(
                 query=wire.query_vector(p.query, models.SparseVector),
@@ -874,19 +673,3 @@ class ClientStore(Store):
             f"api_key={self._api_key!r}, collection_prefix={self.collection_prefix!r}, "
             f"parallel={self.parallel}, batch_size={self.batch_size})"
         )
-
-
-def _filter(flt: PayloadFilter | None) -> Any:
-    conditions = filter_conditions(flt)
-    if not conditions:
-        return None
-    from qdrant_client import models
-
-    return models.Filter(
-        must=[
-            models.FieldCondition(
-                key=key, match=models.MatchAny(any=v) if many else models.MatchValue(value=v)
-            )
-            for key, v, many in conditions
-        ]
-    )
