@@ -19,11 +19,11 @@ csa            ASIF vs CSA vs hybrid on the same anchors (CSA settings chosen on
 
 Tasks get an :class:`EvalContext` (configuration, data, cached encoders, methods) and return a
 :class:`TaskResult`. :func:`register_task` adds one; every method of
-:data:`~asif_qdrant.evaluation.methods.METHODS` named in the configuration is measured by the
+:data:`~asif_qdrant_evaluation.methods.METHODS` named in the configuration is measured by the
 tasks that compare methods.
 
 Example:
-    >>> from asif_qdrant.evaluation.tasks import TASKS
+    >>> from asif_qdrant_evaluation.tasks import TASKS
     >>> list(TASKS)
     ['retrieval', 'image', 'zeroshot', 'adjust', 'scaling', 'kp', 'encoders', 'csa']
 """
@@ -39,14 +39,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
-
 from asif_qdrant.demo import CATEGORY_PROMPTS
 from asif_qdrant.errors import InvalidInputError, InvalidParameterError
-from asif_qdrant.evaluation.assets import Assets
-from asif_qdrant.evaluation.cache import CachedEncoder, EmbeddingCache
-from asif_qdrant.evaluation.config import EvalConfig
-from asif_qdrant.evaluation.data import (
+from tqdm.auto import tqdm
+
+from asif_qdrant_evaluation.assets import Assets
+from asif_qdrant_evaluation.cache import CachedEncoder, EmbeddingCache
+from asif_qdrant_evaluation.config import EvalConfig
+from asif_qdrant_evaluation.data import (
     LabeledImages,
     PairSet,
     kfold_grouped,
@@ -57,8 +57,8 @@ from asif_qdrant.evaluation.data import (
     stamp_folder,
     stamp_object,
 )
-from asif_qdrant.evaluation.encoders import ENCODERS, cached_encoder
-from asif_qdrant.evaluation.methods import (
+from asif_qdrant_evaluation.encoders import ENCODERS, cached_encoder
+from asif_qdrant_evaluation.methods import (
     METHODS,
     STRATEGIES,
     AnchorSet,
@@ -68,7 +68,7 @@ from asif_qdrant.evaluation.methods import (
     PromptSet,
     TopK,
 )
-from asif_qdrant.evaluation.metrics import (
+from asif_qdrant_evaluation.metrics import (
     SCORE_TOLERANCE,
     accuracy_from_counts,
     average_precision,
@@ -1408,7 +1408,7 @@ class _CsaSweep:
 )
 def run_scaling(ctx: EvalContext) -> TaskResult:
     """Metrics against the number of anchors (random subsets of the pool, repeated)."""
-    from asif_qdrant.evaluation.plots import scaling_plot
+    from asif_qdrant_evaluation.plots import scaling_plot
 
     cfg = ctx.config
     names = ctx.pool_names()
@@ -1530,7 +1530,7 @@ def run_scaling(ctx: EvalContext) -> TaskResult:
 )
 def run_kp(ctx: EvalContext) -> TaskResult:
     """A grid over ``k`` and ``p`` on the whole pool."""
-    from asif_qdrant.evaluation.plots import kp_heatmap
+    from asif_qdrant_evaluation.plots import kp_heatmap
 
     cfg = ctx.config
     names = ctx.pool_names()
@@ -1760,7 +1760,7 @@ def _csa_validation(
     ctx: EvalContext, names: tuple[str, ...]
 ) -> tuple[dict[float, dict[int, float]], dict[str, Any]]:
     """Mean image->text / text->image R@1 on held-out pool pairs, per ridge and dim."""
-    from asif_qdrant.evaluation.methods import _OwnCsa
+    from asif_qdrant_evaluation.methods import _OwnCsa
 
     cfg = ctx.config
     pool = ctx.anchors(names, cfg.image_encoder, cfg.text_encoder)
@@ -1790,7 +1790,7 @@ def _csa_validation(
             b = pt[:, :d] / np.maximum(np.linalg.norm(pt[:, :d], axis=1, keepdims=True), 1e-12)
             grid[ridge][d] = r1((a * csa.rho[:d]) @ b.T)
     asif = METHODS["numpy"](MethodContext()).fit(fit, k=cfg.k, p=cfg.p)
-    from asif_qdrant.evaluation.methods import csa_dim_for
+    from asif_qdrant_evaluation.methods import csa_dim_for
 
     n_test = len(ctx.fold_anchor_index(names, 0))  # anchors of a test fold
     auto = csa_dim_for(n_test, pool.image.shape[1], pool.text.shape[1])

@@ -36,7 +36,7 @@ embeddings, re-normalised, then one relative vector).
 
 Example:
     >>> import numpy as np
-    >>> from asif_qdrant.evaluation.methods import AnchorSet, METHODS, MethodContext
+    >>> from asif_qdrant_evaluation.methods import AnchorSet, METHODS, MethodContext
     >>> rng = np.random.default_rng(0)
     >>> anchors = AnchorSet(rng.random((20, 6)), rng.random((20, 4)))
     >>> fitted = METHODS["numpy"](MethodContext()).fit(anchors, k=5, p=8.0)
@@ -56,7 +56,6 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import numpy as np
-
 from asif_qdrant.errors import InvalidParameterError
 
 __all__ = [

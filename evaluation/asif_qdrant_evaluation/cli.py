@@ -4,7 +4,7 @@ Registered on :data:`asif_qdrant.cli.main` on import (one line at the end of ``c
 
 Example:
     >>> from click.testing import CliRunner
-    >>> from asif_qdrant.cli_evaluate import evaluate
+    >>> from asif_qdrant_evaluation.cli import evaluate
     >>> result = CliRunner().invoke(evaluate, ["--list"])
     >>> "retrieval" in result.output and "numpy" in result.output
     True
@@ -20,13 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import click
-
 from asif_qdrant.cli import main
 from asif_qdrant.errors import ASIFError
-from asif_qdrant.evaluation.config import EvalConfig
-from asif_qdrant.evaluation.encoders import ENCODERS
-from asif_qdrant.evaluation.methods import METHODS
-from asif_qdrant.evaluation.tasks import TASKS
+
+from asif_qdrant_evaluation.config import EvalConfig
+from asif_qdrant_evaluation.encoders import ENCODERS
+from asif_qdrant_evaluation.methods import METHODS
+from asif_qdrant_evaluation.tasks import TASKS
 
 __all__ = ["evaluate"]
 
@@ -168,7 +168,7 @@ def evaluate(
     vs CSA vs hybrid). Embeddings are cached, so a second run is fast.
     `bash scripts/evaluate.sh` installs the data and runs everything.
     """
-    from asif_qdrant.evaluation.assets import Assets
+    from asif_qdrant_evaluation.assets import Assets
 
     if list_tasks:
         assets = Assets(data_dir=data_dir) if data_dir else Assets()
@@ -210,7 +210,7 @@ def evaluate(
         overrides["fashion_per_class"] = fashion_per_class
     if tuxpaint_limit is not None:
         overrides["tuxpaint_limit"] = tuxpaint_limit
-    from asif_qdrant.evaluation.runner import FULL_COMMAND, run_evaluation
+    from asif_qdrant_evaluation.runner import FULL_COMMAND, run_evaluation
 
     try:
         config = EvalConfig.smoke(**overrides) if quick else EvalConfig(**overrides)

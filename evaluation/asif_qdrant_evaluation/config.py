@@ -4,7 +4,7 @@
 Fashion-MNIST images, the Tux Paint pool only, tiny sweeps).
 
 Example:
-    >>> from asif_qdrant.evaluation.config import EvalConfig
+    >>> from asif_qdrant_evaluation.config import EvalConfig
     >>> EvalConfig().k, EvalConfig.smoke().tuxpaint_limit
     (800, 60)
     >>> EvalConfig(k=0)  # doctest: +ELLIPSIS
@@ -118,7 +118,7 @@ class EvalConfig:
             value = getattr(self, name)
             if value is not None:
                 check_int(name, "EvalConfig", value, minimum=1)
-        from asif_qdrant.evaluation.encoders import ENCODERS
+        from asif_qdrant_evaluation.encoders import ENCODERS
 
         for name, modality in (("image_encoder", "image"), ("text_encoder", "text")):
             value = getattr(self, name)
@@ -128,7 +128,7 @@ class EvalConfig:
                     f"The '{name}' parameter of EvalConfig must be one of {allowed}. "
                     f"Got {value!r} instead."
                 )
-        from asif_qdrant.evaluation.methods import METHODS
+        from asif_qdrant_evaluation.methods import METHODS
 
         unknown = [m for m in self.methods if m not in METHODS]
         if unknown or not self.methods:

@@ -21,7 +21,7 @@ precision and precision@k under random tie-breaking (exact, per McSherry and Naj
 
 Example:
     >>> import numpy as np
-    >>> from asif_qdrant.evaluation.metrics import recall_at_k, mean_rank, accuracy
+    >>> from asif_qdrant_evaluation.metrics import recall_at_k, mean_rank, accuracy
     >>> scores = np.array([[0.9, 0.1, 0.0], [0.2, 0.2, 0.7], [0.0, 0.0, 0.0]])
     >>> targets = [0, 1, 2]
     >>> recall_at_k(scores, targets, 1)  # (1 + 0 + 1/3) / 3
@@ -37,7 +37,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-
 from asif_qdrant.errors import InvalidInputError, check_int
 
 #: Scores closer than this count as tied in the evaluation's tables (float32 resolution).

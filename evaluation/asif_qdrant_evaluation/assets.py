@@ -13,7 +13,7 @@ Everything comes from package registries (see ``scripts/evaluate.sh``):
 The data folder is ``$ASIF_QDRANT_EVAL_DATA``, default ``~/.cache/asif-qdrant/eval-data``.
 
 Example:
-    >>> from asif_qdrant.evaluation.assets import Assets
+    >>> from asif_qdrant_evaluation.assets import Assets
     >>> a = Assets(data_dir="/tmp/nothing-here")
     >>> a.mpnet_dir.name, a.fashion_mnist_dir.name
     ('all-mpnet-base-v2', 'fashion-mnist')

@@ -13,7 +13,7 @@ cache too.
 
 Example:
     >>> import tempfile, numpy as np
-    >>> from asif_qdrant.evaluation.cache import CachedEncoder, EmbeddingCache
+    >>> from asif_qdrant_evaluation.cache import CachedEncoder, EmbeddingCache
     >>> class Lengths:  # a tiny text encoder
     ...     name, dim, calls = "lengths", 2, 0
     ...     def embed(self, batch, *, batch_size=32, show_progress_bar=None):
@@ -39,9 +39,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from tqdm.auto import tqdm
-
 from asif_qdrant.errors import InvalidInputError, InvalidParameterError
+from tqdm.auto import tqdm
 
 __all__ = ["CachedEncoder", "EmbeddingCache", "content_hash", "default_cache_dir"]
 
