@@ -1,6 +1,10 @@
-"""``asif-qdrant evaluate``: run the quality evaluation and write RESULTS.md + results.json.
+"""``asif-qdrant-evaluate``: run the quality evaluation and write RESULTS.md + results.json.
 
-Registered on :data:`asif_qdrant.cli.main` on import (one line at the end of ``cli.py``).
+A standalone click command, declared twice in ``evaluation/pyproject.toml``: as the console
+script ``asif-qdrant-evaluate`` and as the plugin ``evaluate`` of the entry-point group
+``asif_qdrant.cli_commands``, which the ``asif-qdrant`` command line loads (so
+``asif-qdrant evaluate ...`` runs it too once this package is installed). Also
+``python -m asif_qdrant_evaluation``.
 
 Example:
     >>> from click.testing import CliRunner
@@ -15,30 +19,70 @@ from __future__ import annotations
 import json
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import click
-from asif_qdrant.cli import main
 from asif_qdrant.errors import ASIFError
 
 from asif_qdrant_evaluation.config import EvalConfig
 from asif_qdrant_evaluation.encoders import ENCODERS
 from asif_qdrant_evaluation.methods import METHODS
+from asif_qdrant_evaluation.runner import TASK_COMMAND
 from asif_qdrant_evaluation.tasks import TASKS
 
 __all__ = ["evaluate"]
 
 _IMAGE = [s for s, e in ENCODERS.items() if e.modality == "image"]
 _TEXT = [s for s, e in ENCODERS.items() if e.modality == "text"]
+#: Options that set the :class:`EvalConfig` field of the same name (when given: a value that
+#: is ``None`` or an empty tuple leaves the field to ``EvalConfig`` or to its smoke version).
+_SETTINGS = (
+    "image_encoder",
+    "text_encoder",
+    "k",
+    "p",
+    "pools",
+    "methods",
+    "csa_dim",
+    "csa_ridge",
+    "rrf_k",
+    "folds",
+    "fashion_per_class",
+    "tuxpaint_limit",
+    "seed",
+)
 # Options that do not change the numbers (left out of the per-task command in the report).
 _NOT_SETTINGS = {"tasks", "as_json", "quiet", "report_command", "list_tasks", "cache_dir"}
 
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+
+def _folder(flag: str, default: str | None, help: str) -> Decorator:
+    """A folder option (a :class:`~pathlib.Path`; it need not exist)."""
+    return click.option(
+        flag,
+        type=click.Path(file_okay=False, path_type=Path),
+        default=default,
+        show_default=default is not None,
+        help=help,
+    )
+
+
+def _optional_int(flag: str, help: str) -> Decorator:
+    """An ``int`` option whose absence leaves the setting to :class:`EvalConfig`."""
+    return click.option(flag, type=int, default=None, help=help)
+
+
+def _repeatable(flag: str, dest: str, choices: Sequence[str], help: str) -> Decorator:
+    """A repeatable choice option, collected into ``dest``."""
+    return click.option(flag, dest, multiple=True, type=click.Choice(list(choices)), help=help)
+
 
 def _task_command(ctx: click.Context) -> str:
-    """``python -m asif_qdrant evaluate --task {task} ...`` with the non-default options."""
-    parts = ["python -m asif_qdrant evaluate --task {task}"]
+    """:data:`~asif_qdrant_evaluation.runner.TASK_COMMAND` with the non-default options."""
+    parts = [TASK_COMMAND]
     for param in ctx.command.params:
         name = param.name or ""
         if name in _NOT_SETTINGS or not isinstance(param, click.Option):
@@ -59,75 +103,66 @@ def _task_command(ctx: click.Context) -> str:
     return " ".join(parts)
 
 
-@main.command()
-@click.option(
-    "--task",
-    "tasks",
-    multiple=True,
-    type=click.Choice(list(TASKS)),
-    help="Run only this task (repeatable) [default: every task].",
-)
+def _listing(data_dir: Path | None) -> dict[str, Any]:
+    """Tasks, methods, and which data and encoders are installed (``--list``)."""
+    from asif_qdrant_evaluation.assets import Assets
+
+    assets = Assets(data_dir=data_dir) if data_dir else Assets()
+    return {
+        "tasks": {n: t.description for n, t in TASKS.items()},
+        "methods": {n: c.description for n, c in METHODS.items()},
+        "available": assets.available(),
+    }
+
+
+def _listing_text(data: dict[str, Any]) -> str:
+    return "\n".join(
+        ["tasks:"]
+        + [f"  {n:<10} {d}" for n, d in data["tasks"].items()]
+        + ["methods:"]
+        + [f"  {n:<14} {d}" for n, d in data["methods"].items()]
+        + ["data and encoders:"]
+        + [f"  {n:<14} {'installed' if ok else 'missing'}" for n, ok in data["available"].items()]
+    )
+
+
+@click.command()
+@_repeatable("--task", "tasks", TASKS, "Run only this task (repeatable) [default: every task].")
 @click.option("--list", "list_tasks", is_flag=True, help="List tasks, methods and data; exit.")
 @click.option("--quick", is_flag=True, help="Smoke version: 60 stamps, 100 Fashion-MNIST images.")
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    default="asif-eval",
-    show_default=True,
-    help="Folder for RESULTS.md, results.json and the plots.",
+@_folder("--out", "asif-eval", "Folder for RESULTS.md, results.json and the plots.")
+@_folder(
+    "--cache-dir", None, "Embedding cache [default: $ASIF_QDRANT_CACHE or ~/.cache/asif-qdrant]."
 )
-@click.option(
-    "--cache-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Embedding cache [default: $ASIF_QDRANT_CACHE or ~/.cache/asif-qdrant].",
-)
-@click.option(
+@_folder(
     "--data-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Emoji and mpnet [default: $ASIF_QDRANT_EVAL_DATA or ~/.cache/asif-qdrant/eval-data].",
+    None,
+    "Emoji and mpnet [default: $ASIF_QDRANT_EVAL_DATA or ~/.cache/asif-qdrant/eval-data].",
 )
 @click.option("--image-encoder", type=click.Choice(_IMAGE), default="lite0", show_default=True)
 @click.option("--text-encoder", type=click.Choice(_TEXT), default="minilm", show_default=True)
 @click.option("--k", type=int, default=800, show_default=True, help="Anchors per relative vector.")
 @click.option("--p", type=float, default=8.0, show_default=True, help="Exponent of the weights.")
-@click.option(
+@_repeatable(
     "--pool",
     "pools",
-    multiple=True,
-    type=click.Choice(["tuxpaint", "openclipart", "emoji"]),
-    help="Anchor pool to mix in (repeatable) [default: all three; --quick: tuxpaint].",
+    ["tuxpaint", "openclipart", "emoji"],
+    "Anchor pool to mix in (repeatable) [default: all three; --quick: tuxpaint].",
 )
-@click.option(
-    "--method",
-    "methods",
-    multiple=True,
-    type=click.Choice(list(METHODS)),
-    help="Method to compare (repeatable) [default: all of them].",
+@_repeatable(
+    "--method", "methods", METHODS, "Method to compare (repeatable) [default: all of them]."
 )
-@click.option(
-    "--csa-dim",
-    type=int,
-    default=None,
-    help="CSA dims kept [default: min(image dim, text dim, anchors // 2)].",
-)
+@_optional_int("--csa-dim", "CSA dims kept [default: min(image dim, text dim, anchors // 2)].")
 @click.option(
     "--csa-ridge", type=float, default=0.1, show_default=True, help="CSA's relative ridge."
 )
 @click.option("--rrf-k", type=int, default=2, show_default=True, help="RRF constant of the hybrid.")
-@click.option("--folds", type=int, default=None, help="Tux Paint folds [default: 5; --quick: 3].")
-@click.option(
-    "--fashion-per-class",
-    type=int,
-    default=None,
-    help="Fashion-MNIST test images per class [default: 200; --quick: 10].",
+@_optional_int("--folds", "Tux Paint folds [default: 5; --quick: 3].")
+@_optional_int(
+    "--fashion-per-class", "Fashion-MNIST test images per class [default: 200; --quick: 10]."
 )
-@click.option(
-    "--tuxpaint-limit",
-    type=int,
-    default=None,
-    help="Use only this many Tux Paint stamps [default: all; --quick: 60].",
+@_optional_int(
+    "--tuxpaint-limit", "Use only this many Tux Paint stamps [default: all; --quick: 60]."
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of every draw.")
 @click.option("--report-command", default=None, hidden=True, help="Command shown in the report.")
@@ -142,22 +177,10 @@ def evaluate(
     out: Path,
     cache_dir: Path | None,
     data_dir: Path | None,
-    image_encoder: str,
-    text_encoder: str,
-    k: int,
-    p: float,
-    pools: Sequence[str],
-    methods: Sequence[str],
-    csa_dim: int | None,
-    csa_ridge: float,
-    rrf_k: int,
-    folds: int | None,
-    fashion_per_class: int | None,
-    tuxpaint_limit: int | None,
-    seed: int,
     report_command: str | None,
     as_json: bool,
     quiet: bool,
+    **settings: Any,
 ) -> None:
     """Measure retrieval and zero-shot quality on offline data; write RESULTS.md + JSON.
 
@@ -168,50 +191,21 @@ def evaluate(
     vs CSA vs hybrid). Embeddings are cached, so a second run is fast.
     `bash scripts/evaluate.sh` installs the data and runs everything.
     """
-    from asif_qdrant_evaluation.assets import Assets
-
     if list_tasks:
-        assets = Assets(data_dir=data_dir) if data_dir else Assets()
-        data = {
-            "tasks": {n: t.description for n, t in TASKS.items()},
-            "methods": {n: c.description for n, c in METHODS.items()},
-            "available": assets.available(),
-        }
-        text = "\n".join(
-            ["tasks:"]
-            + [f"  {n:<10} {d}" for n, d in data["tasks"].items()]
-            + ["methods:"]
-            + [f"  {n:<14} {d}" for n, d in data["methods"].items()]
-            + ["data and encoders:"]
-            + [
-                f"  {n:<14} {'installed' if ok else 'missing'}"
-                for n, ok in data["available"].items()
-            ]
-        )
-        click.echo(json.dumps(data, indent=2) if as_json else text)
+        data = _listing(data_dir)
+        click.echo(json.dumps(data, indent=2) if as_json else _listing_text(data))
         return
-    overrides: dict[str, Any] = {
-        "image_encoder": image_encoder,
-        "text_encoder": text_encoder,
-        "k": k,
-        "p": p,
-        "seed": seed,
-        "csa_dim": csa_dim,
-        "csa_ridge": csa_ridge,
-        "rrf_k": rrf_k,
+    overrides = {
+        name: tuple(value) if isinstance(value, (tuple, list)) else value
+        for name, value in settings.items()
+        if name in _SETTINGS and value not in (None, ())
     }
-    if pools:
-        overrides["pools"] = tuple(pools)
-    if methods:
-        overrides["methods"] = tuple(methods)
-    if folds is not None:
-        overrides["folds"] = folds
-    if fashion_per_class is not None:
-        overrides["fashion_per_class"] = fashion_per_class
-    if tuxpaint_limit is not None:
-        overrides["tuxpaint_limit"] = tuxpaint_limit
     from asif_qdrant_evaluation.runner import FULL_COMMAND, run_evaluation
 
+    task_command = _task_command(ctx)
+    if not report_command and (tasks or quick):
+        picked = " ".join(f"--task {t}" for t in tasks)
+        report_command = " ".join(task_command.replace("--task {task}", picked).split())
     try:
         config = EvalConfig.smoke(**overrides) if quick else EvalConfig(**overrides)
         report = run_evaluation(
@@ -221,17 +215,8 @@ def evaluate(
             cache_dir=cache_dir,
             data_dir=data_dir,
             show_progress_bar=not quiet and not as_json,
-            command=report_command
-            or (
-                FULL_COMMAND
-                if not tasks and not quick
-                else " ".join(
-                    _task_command(ctx)
-                    .replace("--task {task}", " ".join(f"--task {t}" for t in tasks))
-                    .split()
-                )
-            ),
-            task_command=_task_command(ctx),
+            command=report_command or FULL_COMMAND,
+            task_command=task_command,
         )
     except ASIFError as e:
         if as_json:
@@ -250,3 +235,7 @@ def evaluate(
             lines += [t.markdown(), ""]
     lines.append(f"wrote {out / 'RESULTS.md'} and {out / 'results.json'} in {report.seconds:.0f} s")
     click.echo("\n".join(lines))
+
+
+if __name__ == "__main__":  # pragma: no cover - python -m asif_qdrant_evaluation.cli
+    evaluate()
