@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 from asif_qdrant.csa import CSA, fit_csa
+from asif_qdrant.editing import EditReport
 from asif_qdrant.errors import (
     AnchorSetError,
     ASIFError,
@@ -23,9 +24,11 @@ from asif_qdrant.errors import (
     InvalidParameterError,
     StoreError,
 )
+from asif_qdrant.explain import AuditReport, Explanation, LabelExplanation
+from asif_qdrant.integrity import IndexJob, IntegrityReport
 from asif_qdrant.model import ASIF
 from asif_qdrant.relative import relative_topk, relative_weights
-from asif_qdrant.types import Hit, SparseVector
+from asif_qdrant.types import Hit, SearchOptions, SparseVector
 
 __version__ = "0.1.0"
 
@@ -34,13 +37,20 @@ __all__ = [
     "CSA",
     "ASIFError",
     "AnchorSetError",
+    "AuditReport",
     "CollectionNotFoundError",
+    "EditReport",
     "EncoderLoadError",
+    "Explanation",
     "FingerprintMismatchError",
     "Hit",
     "ImageDecodeError",
+    "IndexJob",
+    "IntegrityReport",
     "InvalidInputError",
     "InvalidParameterError",
+    "LabelExplanation",
+    "SearchOptions",
     "SparseVector",
     "StoreError",
     "__version__",

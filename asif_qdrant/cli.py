@@ -365,7 +365,6 @@ def index(
     """
     import numpy as np
 
-    from asif_qdrant.integrity import resumable_index
     from asif_qdrant.loaders import DEFAULT_IMAGE_EXTENSIONS
 
     images = [str(x) for x in image_paths]
@@ -397,8 +396,7 @@ def index(
             "Nothing to index: give --images, --image-folder, --texts or --embeddings."
         )
     with _open(path, url, name, quiet) as asif:
-        job = resumable_index(
-            asif,
+        job = asif.resumable_index(
             collection,
             images=images,
             texts=texts,
@@ -469,7 +467,7 @@ def search(
             collection,
             image if image is not None else query,  # type: ignore[arg-type]
             limit=limit,
-            modality=modality,  # type: ignore[arg-type]
+            item_modality=modality,  # type: ignore[arg-type]
             method=method,  # type: ignore[arg-type]
             query_via=query_via,  # type: ignore[arg-type]
             target=target,  # type: ignore[arg-type]
@@ -509,14 +507,14 @@ def classify(
     """Zero-shot classify IMAGES into --labels."""
     names = [x.strip() for x in labels.split(",") if x.strip()]
     with _open(path, url, name, quiet) as asif:
-        predicted, scores = asif.classify(
+        scores = asif.classify_scores(
             [str(x) for x in images],
             names,
             templates=list(templates) or None,
             template_strategy=template_strategy,  # type: ignore[arg-type]
             method=method,  # type: ignore[arg-type]
-            return_scores=True,
         )
+        predicted = [names[j] for j in scores.argmax(axis=1)]  # what classify() returns
         rows = [
             {
                 "image": str(img),

@@ -39,7 +39,7 @@ from tqdm.auto import tqdm
 from asif_qdrant.errors import InvalidParameterError
 from asif_qdrant.relative import l2_normalize
 from asif_qdrant.store.base import CollectionSpec, PointId, Record
-from asif_qdrant.types import SparseVector
+from asif_qdrant.types import METHODS, QUERY_VIA, TARGETS, Method, QueryVia, SparseVector, Target
 
 if TYPE_CHECKING:
     from asif_qdrant.model import ASIF
@@ -59,15 +59,6 @@ __all__ = [
     "inverted_embeddings",
 ]
 
-#: How a search or a classification scores: ASIF sparse vectors, CSA, or both fused.
-Method = Literal["asif", "csa", "hybrid"]
-METHODS: tuple[str, ...] = ("asif", "csa", "hybrid")
-#: ``native``: the query's own relative vector; ``invert``: through its anchors' other side.
-QueryVia = Literal["native", "invert"]
-QUERY_VIA: tuple[str, ...] = ("native", "invert")
-#: ``item``: the items' own vectors; ``caption``: the caption vectors of image items.
-Target = Literal["item", "caption"]
-TARGETS: tuple[str, ...] = ("item", "caption")
 
 CSA_VECTOR = "csa"
 CAPTION_VECTOR = "caption"

@@ -39,7 +39,6 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
 
 import numpy as np
 
@@ -47,13 +46,15 @@ from asif_qdrant.errors import (
     InvalidInputError,
     InvalidParameterError,
     check_int,
+    check_matrix,
+    check_one_of,
     check_real,
 )
 from asif_qdrant.relative import l2_normalize
+from asif_qdrant.types import MODALITIES, Modality
 
 __all__ = ["CSA", "Modality", "default_sim_dim", "fit_csa"]
 
-Modality = Literal["image", "text"]
 
 #: Default relative ridge (a fraction of each side's mean variance): the best of a held-out sweep
 #: on the evaluation's anchor pool (docs/RESULTS.md, task csa).
@@ -71,41 +72,6 @@ def default_sim_dim(n_anchors: int, d_image: int, d_text: int) -> int:
         (384, 50)
     """
     return max(1, min(int(d_image), int(d_text), int(n_anchors) // 2))
-
-
-def _check_modality(name: str, owner: str, value: Any) -> Modality:
-    if value not in ("image", "text"):
-        raise InvalidParameterError(
-            f"The '{name}' parameter of {owner} must be 'image' or 'text'. Got {value!r} instead."
-        )
-    return value  # type: ignore[no-any-return]
-
-
-def _as_matrix(name: str, x: Any, dim: int | None = None) -> np.ndarray:
-    try:
-        arr = np.asarray(x)
-    except Exception as e:  # ragged lists and the like
-        raise InvalidInputError(f"'{name}' must be a 2-D numeric array. Got {type(x)!r}.") from e
-    if arr.dtype == object or not (
-        np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
-    ):
-        raise InvalidInputError(
-            f"'{name}' must be a 2-D array of real numbers. Got dtype {arr.dtype}."
-        )
-    if arr.ndim == 1 and dim is not None:
-        arr = arr.reshape(1, -1)
-    if arr.ndim != 2:
-        raise InvalidInputError(
-            f"'{name}' must be a 2-D array of shape (rows, dim). Got shape {arr.shape}."
-        )
-    if dim is not None and arr.shape[1] != dim:
-        raise InvalidInputError(f"'{name}' must have dim {dim}. Got shape {arr.shape}.")
-    if not np.isfinite(arr).all():
-        bad = int(np.argwhere(~np.isfinite(arr))[0][0])
-        raise InvalidInputError(
-            f"'{name}' must contain only finite values. Row {bad} holds NaN or inf."
-        )
-    return arr
 
 
 def _inv_sqrt(c: np.ndarray) -> np.ndarray:
@@ -140,7 +106,7 @@ class CSA:
 
     def dim(self, modality: Modality) -> int:
         """The input embedding dim of one modality."""
-        modality = _check_modality("modality", "CSA.dim", modality)
+        modality = check_one_of("CSA.dim", "modality", modality, MODALITIES)
         return int((self.proj_image if modality == "image" else self.proj_text).shape[1])
 
     def padded(self, sim_dim: int) -> CSA:
@@ -175,13 +141,13 @@ class CSA:
             >>> csa.project(np.eye(4), "image").shape
             (4, 2)
         """
-        modality = _check_modality("modality", "CSA.project", modality)
+        modality = check_one_of("CSA.project", "modality", modality, MODALITIES)
         proj, mean = (
             (self.proj_image, self.mean_image)
             if modality == "image"
             else (self.proj_text, self.mean_text)
         )
-        arr = _as_matrix("x", x, dim=proj.shape[1]).astype(np.float64)
+        arr = check_matrix(x, "x", dim=proj.shape[1], allow_1d=True).astype(np.float64)
         return (arr - mean) @ proj.T
 
     def transform(self, x: np.ndarray, modality: Modality) -> np.ndarray:
@@ -296,8 +262,8 @@ def fit_csa(
         >>> csa.proj_image.shape, csa.proj_text.shape, bool(np.all(np.diff(csa.rho) <= 0))
         ((3, 6), (3, 5), True)
     """
-    x1 = _as_matrix("image_embeddings", image_embeddings).astype(np.float64)
-    x2 = _as_matrix("text_embeddings", text_embeddings).astype(np.float64)
+    x1 = check_matrix(image_embeddings, "image_embeddings").astype(np.float64)
+    x2 = check_matrix(text_embeddings, "text_embeddings").astype(np.float64)
     if x1.shape[0] != x2.shape[0]:
         raise InvalidInputError(
             "'image_embeddings' and 'text_embeddings' must have the same number of rows "

@@ -210,7 +210,7 @@ def run_demo(
         t = time.perf_counter()
         captions = [h.caption for h in held_out]
         n = len(held_out)
-        results = asif.search_batch("stamps", captions, limit=n, modality="image")
+        results = asif.search_batch("stamps", captions, limit=n, item_modality="image")
         ranks: list[int | None] = []
         mean_ranks = []
         for target, hits in zip(item_ids, results, strict=True):
@@ -244,7 +244,7 @@ def run_demo(
         shown = [held_out[i] for i in np.linspace(0, n - 1, num=min(4, n)).astype(int)]
         queries = [h.caption for h in shown] + list(FREE_QUERIES)
         targets = [h.image for h in shown] + [None] * len(FREE_QUERIES)
-        example_hits = asif.search_batch("stamps", queries, limit=5, modality="image")
+        example_hits = asif.search_batch("stamps", queries, limit=5, item_modality="image")
         examples, rows = [], []
         for q, target, hits in zip(queries, targets, example_hits, strict=True):
             examples.append(

@@ -1,4 +1,4 @@
-"""One exception tree for the whole library.
+"""One exception tree for the whole library, and the validators that raise it.
 
 Every error raised on purpose by ``asif_qdrant`` derives from :class:`ASIFError`, so callers
 can catch them all with one ``except``. Errors about arguments also derive from
@@ -20,6 +20,8 @@ import math
 from numbers import Integral, Real
 from typing import Any
 
+import numpy as np
+
 __all__ = [
     "ASIFError",
     "AnchorSetError",
@@ -31,6 +33,8 @@ __all__ = [
     "InvalidParameterError",
     "StoreError",
     "check_int",
+    "check_matrix",
+    "check_one_of",
     "check_real",
 ]
 
@@ -140,3 +144,96 @@ def check_real(name: str, owner: str, value: Any, *, greater_than: float | None 
             f"The '{name}' parameter of {owner} must be {allowed}. Got {_fmt(value)} instead."
         )
     return float(value)
+
+
+def check_one_of(owner: str, name: str, value: Any, allowed: tuple[str, ...]) -> str:
+    """Validate a choice among ``allowed``; the message names the parameter and the choices.
+
+    Example:
+        >>> check_one_of("ASIF.search", "method", "csa", ("asif", "csa", "hybrid"))
+        'csa'
+    """
+    if not isinstance(value, str) or value not in allowed:
+        choices = (
+            f"{allowed[0]!r} or {allowed[1]!r}"
+            if len(allowed) == 2
+            else "one of " + ", ".join(repr(a) for a in allowed)
+        )
+        raise InvalidParameterError(
+            f"The '{name}' parameter of {owner} must be {choices}. Got {value!r:.100} instead."
+        )
+    return value
+
+
+def check_matrix(
+    x: Any,
+    what: str,
+    *,
+    owner: str | None = None,
+    dim: int | None = None,
+    dim_text: str | None = None,
+    dtype: Any = None,
+    allow_1d: bool = False,
+    nonzero_rows: bool = False,
+) -> np.ndarray:
+    """Validate a 2-D matrix of finite real numbers: the one input checker of the library.
+
+    Args:
+        x: The input (anything ``numpy.asarray`` takes).
+        what: Its name in the message, e.g. ``"embeddings"``.
+        owner: The function it was given to (named in the message when set).
+        dim: The width it must have (not checked when ``None`` or when there are no rows).
+        dim_text: How the message names the width (default ``"dim {dim}"``), e.g.
+            ``"the image dim 8 of this model"``.
+        dtype: Return a C-contiguous copy of this dtype (default: the array as it is).
+        allow_1d: Take a 1-D array as one row (only with ``dim``).
+        nonzero_rows: Refuse all-zero rows (they have no direction).
+
+    Returns:
+        The validated array.
+
+    Raises:
+        InvalidInputError: If it is not 2-D, not real, of another width, or not finite.
+
+    Example:
+        >>> check_matrix([[1, 2]], "queries", dim=2, dtype=np.float32).dtype
+        dtype('float32')
+        >>> check_matrix([[1.0, float("nan")]], "queries")
+        Traceback (most recent call last):
+        ...
+        asif_qdrant.errors.InvalidInputError: 'queries' must contain only finite values. \
+Row 0 holds NaN or inf.
+    """
+    given = f" given to {owner}" if owner else ""
+    real = f"'{what}'{given} must be a 2-D numeric array of real numbers (rows, dim)"
+    try:
+        arr = np.asarray(x)
+    except Exception as e:  # ragged lists and the like
+        raise InvalidInputError(f"{real}. Got {type(x).__name__}.") from e
+    if arr.dtype == object or not (
+        np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
+    ):
+        raise InvalidInputError(f"{real}. Got dtype {arr.dtype}.")
+    if arr.ndim == 1 and allow_1d and dim is not None:
+        arr = arr.reshape(1, -1)
+    if arr.ndim != 2:
+        raise InvalidInputError(
+            f"'{what}'{given} must be a 2-D array of shape (rows, dim). Got shape {arr.shape}."
+        )
+    if dim is not None and arr.shape[0] and arr.shape[1] != dim:
+        raise InvalidInputError(
+            f"'{what}'{given} must have {dim_text or f'dim {dim}'}. Got shape {arr.shape}."
+        )
+    # Cheap test first (a row sum is not finite when a value is not), exact test if it fails.
+    if not np.isfinite(arr.sum(axis=1, dtype=np.float64)).all() and not np.isfinite(arr).all():
+        row = int(np.argwhere(~np.isfinite(arr))[0][0])
+        raise InvalidInputError(
+            f"'{what}'{given} must contain only finite values. Row {row} holds NaN or inf."
+        )
+    if nonzero_rows and arr.size:
+        zero = np.flatnonzero(~arr.any(axis=1))
+        if zero.size:
+            raise InvalidInputError(
+                f"'{what}'{given} row {int(zero[0])} is all zeros: it has no direction."
+            )
+    return arr if dtype is None else np.ascontiguousarray(arr, dtype=dtype)

@@ -44,7 +44,6 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from tqdm.auto import tqdm
 
-from asif_qdrant.crossgap import Method, QueryVia, Target
 from asif_qdrant.errors import (
     AnchorSetError,
     CollectionNotFoundError,
@@ -58,21 +57,31 @@ from asif_qdrant.locking import locked
 from asif_qdrant.relative import l2_normalize, relative_weights
 from asif_qdrant.store.base import (
     CollectionSpec,
-    Fusion,
-    PayloadFilter,
     PointId,
     Record,
     Store,
     check_collection_name,
 )
-from asif_qdrant.types import Hit, ImageInput, SparseVector
+from asif_qdrant.types import (
+    Hit,
+    ImageInput,
+    Method,
+    Modality,
+    SearchFields,
+    SearchOptions,
+    SparseVector,
+)
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from typing_extensions import Unpack
+
     from asif_qdrant.csa import CSA
     from asif_qdrant.editing import EditReport
     from asif_qdrant.encoders.base import Encoder
     from asif_qdrant.explain import AuditReport, Explanation, LabelExplanation
-    from asif_qdrant.integrity import IntegrityReport
+    from asif_qdrant.integrity import IndexJob, IntegrityReport
 
 __all__ = [
     "ASIF",
@@ -99,7 +108,6 @@ TEMPLATE_STRATEGIES: tuple[str, ...] = ("max", "mean-relative", "mean-embedding"
 #: The default strategy: the best on average in the evaluation (docs/RESULTS.md).
 DEFAULT_TEMPLATE_STRATEGY: TemplateStrategy = "mean-embedding"
 SPARSE = "asif"
-Modality = Literal["image", "text"]
 _CHUNK = 256
 #: In the in-memory path, anchors this close to the k-th similarity are rescored exactly
 #: (float32 BLAS rounding of one dot product is ~1e-7).
@@ -1079,6 +1087,55 @@ class ASIF:
         self._finish_catalog(collection)
         return ids
 
+    @locked("write")
+    def resumable_index(
+        self,
+        collection: str,
+        *,
+        images: Sequence[str] = (),
+        texts: Sequence[str] = (),
+        embeddings: np.ndarray | None = None,
+        modality: Modality | None = None,
+        resume: bool = False,
+        chunk_size: int = 1000,
+        on_commit: Callable[[int, int, int], None] | None = None,
+        show_progress_bar: bool | None = None,
+    ) -> IndexJob:
+        """Index an input in chunks that each commit for good, so a killed run can resume.
+
+        Ids are deterministic (item ``row`` gets ``start + row``); ``resume=True`` with the
+        same input skips the items already stored. See
+        :func:`asif_qdrant.integrity.resumable_index` for the guarantees.
+
+        Args:
+            collection: The catalog collection.
+            images: Image paths.
+            texts: Texts.
+            embeddings: ``(n, dim)`` precomputed embeddings (instead of images / texts).
+            modality: The modality of ``embeddings``.
+            resume: Finish an interrupted job on the same input.
+            chunk_size: Items per committed chunk (>= 1).
+            on_commit: Called after each committed chunk with ``(first_row, end_row, total)``.
+            show_progress_bar: A progress bar over the items (None: the model's setting).
+
+        Returns:
+            What was done (an :class:`~asif_qdrant.integrity.IndexJob`).
+        """
+        from asif_qdrant.integrity import resumable_index
+
+        return resumable_index(
+            self,
+            collection,
+            images=images,
+            texts=texts,
+            embeddings=embeddings,
+            modality=modality,
+            resume=resume,
+            chunk_size=chunk_size,
+            on_commit=on_commit,
+            show_progress_bar=show_progress_bar,
+        )
+
     def _prepare_catalog(
         self,
         collection: str,
@@ -1244,17 +1301,8 @@ class ASIF:
         self,
         collection: str,
         query: str | ImageInput | SparseVector,
-        *,
-        limit: int = 10,
-        modality: Modality | None = None,
-        filter: PayloadFilter | None = None,
-        min_score: float | None = None,
-        min_shared_anchors: int | None = None,
-        method: Method = "asif",
-        query_via: QueryVia = "native",
-        target: Target = "item",
-        fusion: Fusion = "rrf",
-        prefetch_limit: int | None = None,
+        options: SearchOptions | None = None,
+        **fields: Unpack[SearchFields],
     ) -> list[Hit]:
         """Search a catalog with a text, an image or a sparse vector.
 
@@ -1264,24 +1312,14 @@ class ASIF:
         Args:
             collection: The catalog collection.
             query: The query.
-            limit: How many hits, >= 1.
-            modality: Only return catalog items of this modality ("image" or "text").
-            filter: Exact-match payload filter, e.g. ``{"category": "animals"}``.
-            min_score: Drop hits scoring below this (a score floor).
-            min_shared_anchors: Drop hits sharing fewer anchors with the query. An empty
-                result is the "no match" outcome: the query shares too little with
-                anything in the catalog (a gibberish or unrelated query).
-            method: ``"asif"`` (sparse relative vectors), ``"csa"`` (the CSA similarity of
-                a model built with ``csa_dim``) or ``"hybrid"`` (both rankings fused by the
-                engine in one query: two prefetches and ``fusion``). See docs/METHODS.md.
-            query_via: ``"native"``, or ``"invert"``: move the query into the other
-                modality through its top anchors (the weighted mean of their other-side
-                embeddings), then use that modality's relative vector (method "asif").
-            target: ``"item"`` (the items' own vectors) or ``"caption"``: the caption
-                vectors of image items indexed with ``captions`` (method "asif").
-            fusion: ``"rrf"`` (reciprocal rank fusion, k=2) or ``"dbsf"`` for "hybrid".
-            prefetch_limit: Candidates per prefetch for "hybrid" (default
-                ``max(2 * limit, 50)``).
+            options: A :class:`~asif_qdrant.types.SearchOptions` (default: its defaults).
+            **fields: Fields of :class:`~asif_qdrant.types.SearchOptions` that override
+                ``options``: ``limit`` (default 10), ``item_modality`` (only items of this
+                modality), ``filter`` (exact-match payload filter), ``min_score``,
+                ``min_shared_anchors`` (an empty result is the "no match" outcome),
+                ``method`` ("asif", "csa" or "hybrid"; see docs/METHODS.md), ``query_via``
+                ("native" or "invert"), ``target`` ("item" or "caption"), ``fusion``
+                ("rrf" or "dbsf") and ``prefetch_limit``.
 
         Returns:
             Hits best first. A hit's score is the ASIF dot product (0 when nothing is
@@ -1305,54 +1343,20 @@ class ASIF:
             ...     len(csa), len(hyb), len(cap) > 0, len(inv) > 0
             (2, 5, True, True)
         """
-        return self.search_batch(
-            collection,
-            [query],
-            limit=limit,
-            modality=modality,
-            filter=filter,
-            min_score=min_score,
-            min_shared_anchors=min_shared_anchors,
-            method=method,
-            query_via=query_via,
-            target=target,
-            fusion=fusion,
-            prefetch_limit=prefetch_limit,
-        )[0]
+        return self.search_batch(collection, [query], options, **fields)[0]
 
     @locked("read")
     def search_batch(
         self,
         collection: str,
         queries: Sequence[str | ImageInput | SparseVector],
-        *,
-        limit: int = 10,
-        modality: Modality | None = None,
-        filter: PayloadFilter | None = None,
-        min_score: float | None = None,
-        min_shared_anchors: int | None = None,
-        method: Method = "asif",
-        query_via: QueryVia = "native",
-        target: Target = "item",
-        fusion: Fusion = "rrf",
-        prefetch_limit: int | None = None,
+        options: SearchOptions | None = None,
+        **fields: Unpack[SearchFields],
     ) -> list[list[Hit]]:
         """Like :meth:`search` for many queries (texts and images are encoded in batches)."""
-        opts = self._search_options(
-            collection,
-            limit=limit,
-            modality=modality,
-            filter=filter,
-            min_score=min_score,
-            min_shared_anchors=min_shared_anchors,
-            method=method,
-            query_via=query_via,
-            target=target,
-            fusion=fusion,
-            prefetch_limit=prefetch_limit,
-        )
+        opts = self._search_options(collection, options, fields)
         queries = list(queries)
-        if opts["method"] == "asif" and opts["query_via"] == "native":
+        if opts.method == "asif" and opts.query_via == "native":
             return self._search_core(collection, self._query_vectors(queries), None, opts)
         if any(isinstance(q, SparseVector) for q in queries):
             raise InvalidInputError(
@@ -1417,12 +1421,11 @@ class ASIF:
         *,
         templates: Sequence[str] | None = None,
         template_strategy: TemplateStrategy = DEFAULT_TEMPLATE_STRATEGY,
-        return_scores: bool = False,
         min_score: float | None = None,
         min_shared_anchors: int | None = None,
         unknown_label: str = "unknown",
         method: Method = "asif",
-    ) -> list[str] | tuple[list[str], np.ndarray]:
+    ) -> list[str]:
         """Zero-shot classification: the label whose prompts best match each image.
 
         Each label's prompts become relative vectors, stored once in a cached label
@@ -1439,7 +1442,6 @@ class ASIF:
             templates: Prompt templates with ``{}`` for the label; default
                 ``("a photo of a {}.",)``.
             template_strategy: How several templates combine (see above).
-            return_scores: Also return the ``(n_images, n_labels)`` score matrix.
             min_score: An image whose best score is below this gets ``unknown_label``.
             min_shared_anchors: An image sharing fewer anchors with its best prompt gets
                 ``unknown_label`` (``1``: only images sharing nothing with every prompt).
@@ -1452,9 +1454,85 @@ class ASIF:
                 take no ``min_shared_anchors``. See docs/METHODS.md.
 
         Returns:
-            The predicted label per image (and the scores if asked).
-            :meth:`explain_label` says why a label won.
+            The predicted label per image (:meth:`classify_scores` gives the scores;
+            :meth:`explain_label` says why a label won).
         """
+        return self._classify(
+            images,
+            labels,
+            templates=templates,
+            template_strategy=template_strategy,
+            min_score=min_score,
+            min_shared_anchors=min_shared_anchors,
+            unknown_label=unknown_label,
+            method=method,
+        )[0]
+
+    @locked("cache")
+    def classify_scores(
+        self,
+        images: Sequence[ImageInput] | Sequence[SparseVector],
+        labels: Sequence[str],
+        *,
+        templates: Sequence[str] | None = None,
+        template_strategy: TemplateStrategy = DEFAULT_TEMPLATE_STRATEGY,
+        method: Method = "asif",
+    ) -> np.ndarray:
+        """The zero-shot score of every label for every image (what :meth:`classify` ranks).
+
+        As scikit-learn's ``decision_function`` beside ``predict``: the argmax of a row is
+        the label :meth:`classify` predicts (before its ``min_score`` /
+        ``min_shared_anchors`` floors).
+
+        Args:
+            images: Images (or their sparse vectors from :meth:`embed_images`).
+            labels: Class names.
+            templates: Prompt templates (as in :meth:`classify`).
+            template_strategy: How several templates combine (as in :meth:`classify`).
+            method: ``"asif"``, ``"csa"`` or ``"hybrid"`` (as in :meth:`classify`).
+
+        Returns:
+            ``(n_images, n_labels)`` ``float32`` scores, labels in the given order.
+
+        Example:
+            >>> import tempfile, numpy as np
+            >>> class Letters:  # a toy text encoder: letter counts
+            ...     name, dim = "toy/letters", 3
+            ...     def embed(self, batch, *, batch_size=32, show_progress_bar=None):
+            ...         return np.array([[t.count(c) + 0.1 for c in "abc"] for t in batch])
+            >>> rng = np.random.default_rng(0)
+            >>> with ASIF(path=tempfile.mkdtemp(), k=4, image_encoder="precomputed/image",
+            ...           text_encoder=Letters(), show_progress_bar=False) as asif:
+            ...     _ = asif.add_anchor_embeddings(rng.random((9, 8)), rng.random((9, 3)))
+            ...     vecs = asif.relative_from_embeddings(rng.random((2, 8)), "image")
+            ...     scores = asif.classify_scores(vecs, ["a", "b", "c"], templates=["{}"])
+            ...     labels = asif.classify(vecs, ["a", "b", "c"], templates=["{}"])
+            ...     scores.shape, [["a", "b", "c"][j] for j in scores.argmax(axis=1)] == labels
+            ((2, 3), True)
+        """
+        return self._classify(
+            images,
+            labels,
+            templates=templates,
+            template_strategy=template_strategy,
+            min_score=None,
+            min_shared_anchors=None,
+            unknown_label="unknown",
+            method=method,
+        )[1]
+
+    def _classify(
+        self,
+        images: Sequence[ImageInput] | Sequence[SparseVector],
+        labels: Sequence[str],
+        *,
+        templates: Sequence[str] | None,
+        template_strategy: TemplateStrategy,
+        min_score: float | None,
+        min_shared_anchors: int | None,
+        unknown_label: str,
+        method: Method,
+    ) -> tuple[list[str], np.ndarray]:
         labels = list(labels)
         templates = list(templates or DEFAULT_TEMPLATES)
         self._check_labels(labels, templates)
@@ -1472,7 +1550,7 @@ class ASIF:
                 unknown_label if floor is not None and scores_m[row, j] < floor else labels[j]
                 for row, j in enumerate(win)
             ]
-            return (pred, scores_m) if return_scores else pred
+            return pred, scores_m
         coll = self._label_collection(labels, templates, strategy)
         items = list(images)
         if all(isinstance(x, SparseVector) for x in items):
@@ -1508,7 +1586,7 @@ class ASIF:
                 else lab
                 for row, (vec, j, lab) in enumerate(zip(vecs, winners, predicted, strict=True))
             ]
-        return (predicted, scores) if return_scores else predicted
+        return predicted, scores
 
     def _check_labels(self, labels: list[str], templates: list[str]) -> None:
         if (
@@ -1814,17 +1892,8 @@ class ASIF:
         collection: str,
         embeddings: np.ndarray,
         modality: Modality,
-        *,
-        limit: int = 10,
-        modality_filter: Modality | None = None,
-        filter: PayloadFilter | None = None,
-        min_score: float | None = None,
-        min_shared_anchors: int | None = None,
-        method: Method = "asif",
-        query_via: QueryVia = "native",
-        target: Target = "item",
-        fusion: Fusion = "rrf",
-        prefetch_limit: int | None = None,
+        options: SearchOptions | None = None,
+        **fields: Unpack[SearchFields],
     ) -> list[list[Hit]]:
         """:meth:`search_batch` for precomputed query embeddings of one modality.
 
@@ -1833,35 +1902,14 @@ class ASIF:
             embeddings: ``(n, dim)`` query embeddings from this model's encoder of
                 ``modality``.
             modality: The queries' modality, "image" or "text".
-            modality_filter: Only return catalog items of this modality (``modality`` of
-                :meth:`search`).
-            limit: As in :meth:`search`.
-            filter: As in :meth:`search`.
-            min_score: As in :meth:`search`.
-            min_shared_anchors: As in :meth:`search`.
-            method: As in :meth:`search`.
-            query_via: As in :meth:`search`.
-            target: As in :meth:`search`.
-            fusion: As in :meth:`search`.
-            prefetch_limit: As in :meth:`search`.
+            options: As in :meth:`search`.
+            **fields: As in :meth:`search` (``item_modality`` filters the catalog items).
 
         Returns:
             One list of hits per query row.
         """
         self._anchor_collection(modality)  # validates the modality
-        opts = self._search_options(
-            collection,
-            limit=limit,
-            modality=modality_filter,
-            filter=filter,
-            min_score=min_score,
-            min_shared_anchors=min_shared_anchors,
-            method=method,
-            query_via=query_via,
-            target=target,
-            fusion=fusion,
-            prefetch_limit=prefetch_limit,
-        )
+        opts = self._search_options(collection, options, fields)
         unit = l2_normalize(self._check_embeddings("embeddings", embeddings, modality))
         return self._search_units(collection, list(unit), [modality] * len(unit), opts)
 
@@ -1973,56 +2021,21 @@ class ASIF:
                     )
         return l2_normalize(self.encode(queries, modality, show_progress_bar=False))
 
-    def _search_options(self, collection: str, **kw: Any) -> dict[str, Any]:
-        """Validate the options of a search; returns them, normalised."""
-        from asif_qdrant.crossgap import check_search_options
-        from asif_qdrant.store.base import FUSIONS
-
-        limit = check_int("limit", "ASIF.search", kw["limit"], minimum=1)
-        floor, shared = self._check_floors("ASIF.search", kw["min_score"], kw["min_shared_anchors"])
-        modality = kw["modality"]
-        if modality not in (None, "image", "text"):
-            raise InvalidParameterError(
-                "The 'modality' parameter of ASIF.search must be 'image', 'text' or None. "
-                f"Got {modality!r} instead."
-            )
-        method, query_via, target = check_search_options(
-            "ASIF.search", kw["method"], kw["query_via"], kw["target"]
-        )
-        if kw["fusion"] not in FUSIONS:
-            raise InvalidParameterError(
-                "The 'fusion' parameter of ASIF.search must be one of "
-                f"{', '.join(repr(f) for f in FUSIONS)}. Got {kw['fusion']!r:.100} instead."
-            )
-        pl = kw["prefetch_limit"]
-        pl = (
-            max(2 * limit, 50)
-            if pl is None
-            else check_int("prefetch_limit", "ASIF.search", pl, minimum=1)
-        )
+    def _search_options(
+        self, collection: str, options: SearchOptions | None, fields: Mapping[str, Any]
+    ) -> SearchOptions:
+        """Validate the options of a search, then what they need of the catalog."""
+        opts = SearchOptions.merge(options, **fields)
         if not self.store.has_collection(collection):
             raise CollectionNotFoundError(
                 f"The catalog collection '{collection}' does not exist: index items into it "
                 "with ASIF.index() first."
             )
-        if method != "asif":
+        if opts.method != "asif":
             self._csa_model()  # raises a clear error without CSA
-        self._check_catalog_vectors(collection, method, target)
+        self._check_catalog_vectors(collection, opts.method, opts.target)
         self._warn_if_stale(collection)
-        flt = dict(kw["filter"] or {})
-        if modality is not None:
-            flt["modality"] = modality
-        return {
-            "limit": limit,
-            "floor": floor,
-            "shared": shared,
-            "filter": flt or None,
-            "method": method,
-            "query_via": query_via,
-            "target": target,
-            "fusion": kw["fusion"],
-            "prefetch_limit": pl,
-        }
+        return opts
 
     def _classify_csa(
         self,
@@ -2069,8 +2082,15 @@ class ASIF:
             scores = q @ lab.astype(np.float64).T
         if method == "hybrid":
             vecs = self._relative(unit, "image")[0]
-            _, asif_scores = self.classify(  # type: ignore[misc]
-                vecs, labels, templates=templates, template_strategy=strategy, return_scores=True
+            _, asif_scores = self._classify(
+                vecs,
+                labels,
+                templates=templates,
+                template_strategy=strategy,
+                min_score=None,
+                min_shared_anchors=None,
+                unknown_label="unknown",
+                method="asif",
             )
             fused = np.zeros_like(scores)
             for part in (np.asarray(asif_scores, np.float64), scores):
@@ -2104,7 +2124,7 @@ class ASIF:
         collection: str,
         units: list[np.ndarray],
         mods: list[Modality],
-        opts: dict[str, Any],
+        opts: SearchOptions,
     ) -> list[list[Hit]]:
         """Search with unit query embeddings (of the given modalities)."""
         from asif_qdrant.crossgap import invert_queries
@@ -2114,11 +2134,11 @@ class ASIF:
                 f"The ASIF model '{self.name}' has no anchors: add anchor pairs with "
                 "add_anchors() or add_anchor_embeddings() first."
             )
-        method = opts["method"]
+        method = opts.method
         n = len(units)
         sparse: list[SparseVector | None] = [None] * n
         dense: list[np.ndarray | None] = [None] * n
-        need_sparse = method != "csa" or opts["shared"] is not None
+        need_sparse = method != "csa" or opts.min_shared_anchors is not None
         for m in ("image", "text"):
             rows = [i for i in range(n) if mods[i] == m]
             if not rows:
@@ -2126,7 +2146,7 @@ class ASIF:
             u = np.stack([units[i] for i in rows]).astype(np.float32)
             if need_sparse:
                 vecs, _ = self._relative(u, m)  # type: ignore[arg-type]
-                if opts["query_via"] == "invert":
+                if opts.query_via == "invert":
                     inv, other = invert_queries(self, vecs, m)  # type: ignore[arg-type]
                     vecs, _ = self._relative(inv, other)
                 for i, v in zip(rows, vecs, strict=True):
@@ -2144,14 +2164,14 @@ class ASIF:
         collection: str,
         sparse: list[SparseVector] | None,
         dense: list[np.ndarray | None] | None,
-        opts: dict[str, Any],
+        opts: SearchOptions,
     ) -> list[list[Hit]]:
         """Run prepared queries: sparse, dense CSA, or both fused; then the floors."""
         from asif_qdrant.crossgap import CAPTION_SPARSE, CSA_VECTOR
         from asif_qdrant.store.base import Prefetch
 
-        method, limit, flt = opts["method"], opts["limit"], opts["filter"]
-        vn = CAPTION_SPARSE if opts["target"] == "caption" else SPARSE
+        method, limit, flt = opts.method, opts.limit, opts.payload_filter
+        vn = CAPTION_SPARSE if opts.target == "caption" else SPARSE
         if method == "asif":
             assert sparse is not None
             res = self.store.query_sparse(collection, vn, sparse, limit, filter=flt)
@@ -2164,21 +2184,21 @@ class ASIF:
                     stages = [Prefetch(CSA_VECTOR, q, limit)]
                 else:
                     assert sparse is not None
-                    pl = opts["prefetch_limit"]
+                    pl = opts.candidates
                     stages = [Prefetch(SPARSE, sparse[j], pl), Prefetch(CSA_VECTOR, q, pl)]
                 res.append(
                     self.store.query_fusion(
                         collection,
                         stages,
                         limit,
-                        fusion=None if method == "csa" else opts["fusion"],
+                        fusion=None if method == "csa" else opts.fusion,
                         filter=flt,
                     )
                 )
         out = [[Hit(h.id, h.score, h.payload) for h in hits] for hits in res]
-        if opts["floor"] is not None:
-            out = [[h for h in hits if h.score >= opts["floor"]] for hits in out]
-        if opts["shared"] is not None:
+        if opts.min_score is not None:
+            out = [[h for h in hits if h.score >= opts.min_score] for hits in out]
+        if opts.min_shared_anchors is not None:
             assert sparse is not None
             ids = list({h.id: None for hits in out for h in hits})
             stored = {
@@ -2186,7 +2206,7 @@ class ASIF:
                 for r in self.store.retrieve(collection, ids, with_vectors=[vn])
             }
             out = [
-                [h for h in hits if _shared(q, stored.get(h.id)) >= opts["shared"]]
+                [h for h in hits if _shared(q, stored.get(h.id)) >= opts.min_shared_anchors]
                 for q, hits in zip(sparse, out, strict=True)
             ]
         return out

@@ -24,13 +24,18 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
-from asif_qdrant.errors import InvalidInputError, check_int, check_real
+from asif_qdrant.errors import InvalidInputError, check_int, check_matrix, check_real
+from asif_qdrant.types import SparseVector
 
-__all__ = ["l2_normalize", "relative_topk", "relative_weights"]
+__all__ = [
+    "l2_normalize",
+    "relative_from_topk",
+    "relative_topk",
+    "relative_weights",
+    "sparse_rows",
+]
 
 #: Memory budget (bytes) for the temporary arrays of one block of :func:`relative_topk`.
 DEFAULT_MEMORY_BUDGET = 256 * 1024**2
@@ -56,8 +61,8 @@ def l2_normalize(x: np.ndarray) -> np.ndarray:
 def relative_weights(similarities: np.ndarray, p: float = 8.0) -> np.ndarray:
     """Turn kept top-k similarities into ASIF weights: clamp at 0, power ``p``, L2-normalise.
 
-    This is the one place where the weights are computed: :func:`relative_topk` uses it on
-    numpy similarities and the ``ASIF`` class on the similarities returned by Qdrant.
+    This is the one place where the weights are computed (through
+    :func:`relative_from_topk`, the one recipe every path uses).
 
     Args:
         similarities: ``(m, k)`` or ``(k,)`` cosine similarities.
@@ -79,27 +84,60 @@ def relative_weights(similarities: np.ndarray, p: float = 8.0) -> np.ndarray:
     return (w / np.where(norms > 0, norms, 1.0)).astype(np.float32)
 
 
-def _as_matrix(name: str, x: Any) -> np.ndarray:
-    try:
-        arr = np.asarray(x)
-    except Exception as e:  # ragged lists and the like
-        raise InvalidInputError(f"'{name}' must be a 2-D numeric array. Got {type(x)!r}.") from e
-    if arr.dtype == object or not (
-        np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
-    ):
-        raise InvalidInputError(
-            f"'{name}' must be a 2-D array of real numbers. Got dtype {arr.dtype}."
-        )
-    if arr.ndim != 2:
-        raise InvalidInputError(
-            f"'{name}' must be a 2-D array of shape (rows, dim). Got shape {arr.shape}."
-        )
-    if not np.isfinite(arr).all():
-        bad = int(np.argwhere(~np.isfinite(arr))[0][0])
-        raise InvalidInputError(
-            f"'{name}' must contain only finite values. Row {bad} holds NaN or inf."
-        )
-    return arr
+def relative_from_topk(
+    ids: np.ndarray, similarities: np.ndarray, k: int, p: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ASIF recipe on candidate anchors: top-k, clamp, power ``p``, L2-normalise.
+
+    The one place where candidates become a relative representation: :func:`relative_topk`,
+    the in-memory anchor indexes (:func:`asif_qdrant.anchor_index.relative_search`) and the
+    Qdrant engine path of the model all end here. Candidates are ranked by decreasing
+    similarity, ties by the lower anchor id (so the result never depends on the order in
+    which a search returned equal anchors), and the best ``k`` are kept.
+
+    Args:
+        ids: ``(m, c)`` candidate anchor ids of ``m`` queries (any order).
+        similarities: ``(m, c)`` their cosine similarities (float32 or float64).
+        k: How many to keep, >= 1 (``min(k, c)`` are kept).
+        p: The exponent, > 0.
+
+    Returns:
+        ``(ids, weights, boundary)``: ``int64`` ids and ``float32`` weights, both
+        ``(m, min(k, c))`` and best first, and each row's boundary: the similarity of its
+        k-th kept anchor clamped at 0 (0 when fewer than ``k`` candidates exist). An anchor
+        below the boundary cannot change the vector (the editing rule of the model).
+
+    Example:
+        >>> ids, w, b = relative_from_topk(np.array([[7, 3, 5]]), np.array([[0.5, 0.9, 0.5]]),
+        ...                                k=2, p=1.0)
+        >>> ids.tolist(), [round(float(x), 3) for x in w[0]], b.tolist()
+        ([[3, 5]], [0.874, 0.486], [0.5])
+    """
+    ids = np.asarray(ids)
+    sims = np.asarray(similarities)
+    kk = min(int(k), sims.shape[1])
+    order = np.lexsort((ids, -sims), axis=1)[:, :kk]
+    kept = np.take_along_axis(sims, order, axis=1).astype(np.float32)
+    kept_ids = np.take_along_axis(ids, order, axis=1).astype(np.int64)
+    boundary = np.zeros(len(kept), np.float32)
+    if kk == k and kk:
+        boundary = np.maximum(kept[:, k - 1], 0.0).astype(np.float32)
+    return kept_ids, relative_weights(kept, p), boundary
+
+
+def sparse_rows(ids: np.ndarray, weights: np.ndarray) -> list[SparseVector]:
+    """One sparse vector per row of ``(ids, weights)``; anchors of weight 0 are left out.
+
+    Example:
+        >>> v = sparse_rows(np.array([[4, 2]]), np.array([[1.0, 0.0]]))[0]
+        >>> v.indices.tolist(), v.values.tolist()
+        ([4], [1.0])
+    """
+    out = []
+    for row_ids, row_w in zip(ids, weights, strict=True):
+        keep = row_w > 0
+        out.append(SparseVector(indices=row_ids[keep].astype(np.uint64), values=row_w[keep]))
+    return out
 
 
 def relative_topk(
@@ -142,8 +180,8 @@ def relative_topk(
     k = check_int("k", "relative_topk", k, minimum=1)
     p = check_real("p", "relative_topk", p, greater_than=0)
     memory_budget = check_int("memory_budget", "relative_topk", memory_budget, minimum=1)
-    q = _as_matrix("queries", queries)
-    a = _as_matrix("anchors", anchors)
+    q = check_matrix(queries, "queries")
+    a = check_matrix(anchors, "anchors")
     if a.shape[0] == 0:
         raise InvalidInputError("'anchors' is empty: relative_topk needs at least one anchor.")
     if q.shape[1] != a.shape[1]:
@@ -154,9 +192,9 @@ def relative_topk(
     n = a.shape[0]
     kk = min(k, n)
     out_idx = np.empty((m, kk), dtype=np.int64)
-    out_sim = np.empty((m, kk), dtype=np.float32)
+    out_w = np.empty((m, kk), dtype=np.float32)
     if m == 0:
-        return out_idx, out_sim
+        return out_idx, out_w
 
     qn = l2_normalize(q)
     # Rows per block: the normalised anchor block (d float32 a row), the similarity block
@@ -188,9 +226,9 @@ def relative_topk(
                     cand_idx = np.take_along_axis(cand_idx, keep, axis=1)
             best_sim, best_idx = cand_sim, cand_idx
         assert best_sim is not None and best_idx is not None  # n >= 1 guarantees one block
-        # Sort by decreasing similarity; ties broken by the lower anchor row, deterministically.
-        order = np.lexsort((best_idx, -best_sim), axis=1)
-        out_sim[q0 : q0 + q_chunk] = np.take_along_axis(best_sim, order, axis=1)
-        out_idx[q0 : q0 + q_chunk] = np.take_along_axis(best_idx, order, axis=1)
+        # Best first; ties broken by the lower anchor row, deterministically.
+        idx, w, _ = relative_from_topk(best_idx, best_sim, kk, p)
+        out_idx[q0 : q0 + q_chunk] = idx
+        out_w[q0 : q0 + q_chunk] = w
 
-    return out_idx, relative_weights(out_sim, p)
+    return out_idx, out_w

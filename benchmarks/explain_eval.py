@@ -203,8 +203,8 @@ def run(
             tmpl = ["a picture of {}."]
             held_vecs = asif.relative_from_embeddings(arrays["hi"], "image")
             noise_vecs = asif.relative_from_embeddings(arrays["noise"], "image")
-            _, s_real = asif.classify(held_vecs, prompts, templates=tmpl, return_scores=True)
-            _, s_noise = asif.classify(noise_vecs, prompts, templates=tmpl, return_scores=True)
+            s_real = asif.classify_scores(held_vecs, prompts, templates=tmpl)
+            s_noise = asif.classify_scores(noise_vecs, prompts, templates=tmpl)
             result["classify_vs_noise_images"] = {
                 "images": {"real": len(held_vecs), "noise": len(noise_vecs)},
                 "best_score": _separation(

@@ -32,6 +32,7 @@ from typing import Any
 from asif_qdrant.anchor_index.base import (
     AnchorIndex,
     recall_at_k,
+    relative_search,
     relative_vectors,
     segmented_topk,
     sparse_cosine,
@@ -53,6 +54,7 @@ __all__ = [
     "exact_topk",
     "make_index",
     "recall_at_k",
+    "relative_search",
     "relative_vectors",
     "segmented_topk",
     "sparse_cosine",

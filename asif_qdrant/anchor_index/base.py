@@ -21,20 +21,29 @@ Example:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import numpy as np
 
-from asif_qdrant.errors import AnchorSetError, InvalidInputError, check_int, check_real
-from asif_qdrant.relative import l2_normalize, relative_weights
+from asif_qdrant.errors import (
+    AnchorSetError,
+    InvalidInputError,
+    check_int,
+    check_matrix,
+    check_real,
+)
+from asif_qdrant.relative import l2_normalize, relative_from_topk, sparse_rows
 from asif_qdrant.types import SparseVector
 
 __all__ = [
+    "TIE",
+    "TIE_EXTRA",
     "AnchorIndex",
     "normalize_rows",
     "recall_at_k",
+    "relative_search",
     "relative_vectors",
     "segmented_topk",
     "single_threaded_blas",
@@ -70,38 +79,9 @@ def as_ids(ids: Any, owner: str) -> np.ndarray:
     return arr
 
 
-def as_matrix(x: Any, what: str, owner: str, dim: int | None = None) -> np.ndarray:
-    """Validate a 2-D finite real matrix (optionally of a given width) and return ``float32``.
-
-    Example:
-        >>> as_matrix([[1, 2]], "queries", "demo", dim=2).dtype
-        dtype('float32')
-    """
-    try:
-        arr = np.asarray(x)
-    except Exception as e:
-        raise InvalidInputError(f"The {what} given to {owner} must be a 2-D array.") from e
-    if arr.dtype == object or not (
-        np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
-    ):
-        raise InvalidInputError(
-            f"The {what} given to {owner} must be real numbers. Got dtype {arr.dtype}."
-        )
-    if arr.ndim != 2:
-        raise InvalidInputError(
-            f"The {what} given to {owner} must be 2-D (rows, dim). Got shape {arr.shape}."
-        )
-    if dim is not None and arr.shape[0] and arr.shape[1] != dim:
-        raise InvalidInputError(
-            f"The {what} given to {owner} must have dim {dim} (the index's). Got shape {arr.shape}."
-        )
-    # Cheap test first (a row sum is not finite when a value is not), exact test if it fails.
-    if not np.isfinite(arr.sum(axis=1, dtype=np.float64)).all() and not np.isfinite(arr).all():
-        row = int(np.argwhere(~np.isfinite(arr))[0][0])
-        raise InvalidInputError(
-            f"The {what} given to {owner} must be finite. Row {row} holds NaN or inf."
-        )
-    return np.ascontiguousarray(arr, dtype=np.float32)
+def _rows(x: Any, what: str, owner: str, dim: int | None) -> np.ndarray:
+    text = None if dim is None else f"dim {dim} (the index's)"
+    return check_matrix(x, what, owner=owner, dim=dim, dim_text=text, dtype=np.float32)
 
 
 def normalize_rows(x: np.ndarray, *, chunk: int = 65536) -> np.ndarray:
@@ -164,6 +144,12 @@ def segmented_topk(
     return out_k, out_s, counts
 
 
+#: Similarities within this of the k-th one count as tied: they are rescored exactly
+#: (the float32 BLAS rounding of one dot product is ~1e-7).
+TIE = 2e-6
+#: Candidates asked for beyond k, to see a tie group at the k-th place in one call.
+TIE_EXTRA = 32
+
 _CONTROLLER: Any = None
 
 
@@ -221,7 +207,7 @@ class AnchorIndex(ABC):
         """
         owner = f"{type(self).__name__}.build"
         ids_ = as_ids(ids, owner)
-        emb = as_matrix(embeddings, "embeddings", owner)
+        emb = check_matrix(embeddings, "embeddings", owner=owner, dtype=np.float32)
         if len(ids_) != len(emb):
             raise InvalidInputError(
                 f"{owner} needs one id per embedding row. Got {len(ids_)} ids and {len(emb)} rows."
@@ -234,7 +220,7 @@ class AnchorIndex(ABC):
         """Add anchors (ids must be new)."""
         owner = f"{type(self).__name__}.add"
         ids_ = as_ids(ids, owner)
-        emb = as_matrix(embeddings, "embeddings", owner, dim=self.dim)
+        emb = _rows(embeddings, "embeddings", owner, self.dim)
         if len(ids_) != len(emb):
             raise InvalidInputError(
                 f"{owner} needs one id per embedding row. Got {len(ids_)} ids and {len(emb)} rows."
@@ -272,7 +258,7 @@ class AnchorIndex(ABC):
         k = check_int("k", owner, k, minimum=1)
         if len(self) == 0:
             raise AnchorSetError(f"{owner}: the index holds no anchors; add some first.")
-        q = as_matrix(queries, "queries", owner, dim=self.dim)
+        q = _rows(queries, "queries", owner, self.dim)
         kk = min(k, len(self))
         if len(q) == 0:
             return np.zeros((0, kk), np.int64), np.zeros((0, kk), np.float32)
@@ -317,13 +303,92 @@ class AnchorIndex(ABC):
         """Top ``kk`` of normalised queries (``1 <= kk <= len(self)``)."""
 
 
+def relative_search(
+    index: AnchorIndex,
+    queries: Any,
+    k: int,
+    p: float = 8.0,
+    *,
+    rescore: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+) -> tuple[list[SparseVector], np.ndarray]:
+    """ASIF relative vectors of ``queries`` over the anchors of ``index``, ties made exact.
+
+    The index returns ``k + TIE_EXTRA`` candidates per query; the recipe is
+    :func:`asif_qdrant.relative.relative_from_topk` (the one every path uses). BLAS rounds a
+    dot product differently with a row's place in the matrix, so equal anchors can get
+    similarities a few float32 steps apart. For the rare query whose k-th similarity has
+    near-ties (within :data:`TIE`) the search is widened until the tie group ends, and, with
+    ``rescore``, the tied anchors are rescored exactly (float64), so that equal anchors tie
+    exactly and the lower id wins, as in the engine path.
+
+    Args:
+        index: The anchor index.
+        queries: ``(m, d)`` query embeddings.
+        k: Anchors kept per vector, >= 1.
+        p: The exponent, > 0.
+        rescore: ``rescore(ids, query) -> float64 similarities`` of one query with some
+            anchors (optional).
+
+    Returns:
+        ``(vectors, boundary)``: one sparse vector per query (anchors of weight 0 left out)
+        and each query's boundary (see :func:`~asif_qdrant.relative.relative_from_topk`).
+
+    Example:
+        >>> from asif_qdrant.anchor_index import ExactIndex
+        >>> index = ExactIndex().build([10, 11, 12], np.eye(3))
+        >>> vecs, boundary = relative_search(index, np.array([[1.0, 0.5, 0.0]]), k=2, p=1.0)
+        >>> vecs[0].indices.tolist(), [round(float(b), 3) for b in boundary]
+        ([10, 11], [0.447])
+    """
+    k = check_int("k", "relative_search", k, minimum=1)
+    p = check_real("p", "relative_search", p, greater_than=0)
+    n = len(index)
+    m = len(queries)
+    boundary = np.zeros(m, np.float32)
+    if n == 0:
+        empty = SparseVector(np.zeros(0, np.uint64), np.zeros(0, np.float32))
+        return [empty for _ in range(m)], boundary
+    if m == 0:
+        return [], boundary
+    ids, found = index.topk(queries, min(k + TIE_EXTRA, n))
+    sims = found.astype(np.float64)
+    special = np.zeros(m, dtype=bool)
+    if sims.shape[1] > k:
+        kth = sims[:, k - 1]
+        special = (sims[:, -1] >= kth - TIE) & (sims.shape[1] < n)  # the group may go on
+        special |= np.abs(sims[:, k] - kth) <= TIE  # the group crosses the cut
+    vectors: list[SparseVector] = [SparseVector(np.zeros(0), np.zeros(0))] * m
+    plain = np.flatnonzero(~special)
+    if len(plain):
+        kept, weights, boundary[plain] = relative_from_topk(ids[plain], sims[plain], k, p)
+        for row, vec in zip(plain, sparse_rows(kept, weights), strict=True):
+            vectors[row] = vec
+    for row in np.flatnonzero(special):
+        rid, rs = ids[row], sims[row].copy()
+        limit = len(rs)
+        while limit < n and len(rs) > k and rs[-1] >= rs[k - 1] - TIE:
+            limit = min(2 * limit, n)
+            more, more_sims = index.topk(queries[row : row + 1], limit)
+            rid, rs = more[0], more_sims[0].astype(np.float64)
+        if len(rs) > k and rescore is not None:
+            band = np.flatnonzero(np.abs(rs - rs[k - 1]) <= TIE)
+            if len(band) > 1 and band.min() < k <= band.max():
+                rs[band] = rescore(rid[band], np.asarray(queries[row]))
+        kept, weights, b = relative_from_topk(rid[None, :], rs[None, :], k, p)
+        vectors[row] = sparse_rows(kept, weights)[0]
+        boundary[row] = b[0]
+    return vectors, boundary
+
+
 def relative_vectors(
     index: AnchorIndex, embeddings: Any, k: int, p: float = 8.0
 ) -> list[SparseVector]:
     """ASIF relative vectors of ``embeddings`` over the anchors of ``index``.
 
-    The same recipe as ``ASIF.relative_from_embeddings``: the top ``k`` similarities, clamped
-    at 0, raised to ``p``, L2-normalised; anchors of weight 0 are left out.
+    The index's top ``k`` through :func:`asif_qdrant.relative.relative_from_topk` (clamped
+    at 0, raised to ``p``, L2-normalised, ties by the lower id; anchors of weight 0 left
+    out), as :func:`~asif_qdrant.relative.relative_topk` does on a plain matrix.
+    :func:`relative_search` adds the exact treatment of near-ties that the model uses.
 
     Example:
         >>> from asif_qdrant.anchor_index import ExactIndex
@@ -335,12 +400,8 @@ def relative_vectors(
     k = check_int("k", "relative_vectors", k, minimum=1)
     p = check_real("p", "relative_vectors", p, greater_than=0)
     ids, sims = index.topk(embeddings, k)
-    weights = relative_weights(sims, p) if sims.size else sims
-    out = []
-    for row_ids, row_w in zip(ids, weights, strict=True):
-        keep = row_w > 0
-        out.append(SparseVector(indices=row_ids[keep].astype(np.uint64), values=row_w[keep]))
-    return out
+    kept, weights, _ = relative_from_topk(ids, sims, k, p)
+    return sparse_rows(kept, weights)
 
 
 def recall_at_k(true_ids: np.ndarray, found_ids: np.ndarray) -> np.ndarray:

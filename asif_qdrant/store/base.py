@@ -17,12 +17,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from asif_qdrant.errors import InvalidParameterError, check_int
-from asif_qdrant.types import SparseVector
+from asif_qdrant.types import FUSIONS, Fusion, SparseVector
 
 __all__ = [
     "FUSIONS",
@@ -128,11 +128,6 @@ class ScoredPoint:
     id: PointId
     score: float
     payload: dict[str, Any] = field(default_factory=dict)
-
-
-#: How :meth:`Store.query_fusion` fuses its prefetch rankings.
-Fusion = Literal["rrf", "dbsf"]
-FUSIONS: tuple[str, ...] = ("rrf", "dbsf")
 
 
 @dataclass(frozen=True)

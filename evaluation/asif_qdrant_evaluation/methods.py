@@ -820,14 +820,14 @@ class _AsifFitted(FittedMethod):
         if self.search_method == "asif" and not options:
             # The plain ASIF path: the queries' sparse vectors, then search_batch.
             vecs = self.asif.relative_from_embeddings(queries, query_modality)
-            results = self.asif.search_batch(coll, vecs, limit=n, modality=catalog_modality)
+            results = self.asif.search_batch(coll, vecs, limit=n, item_modality=catalog_modality)
         else:
             results = self.asif.search_embeddings(
                 coll,
                 queries,
                 query_modality,
                 limit=n,
-                modality_filter=catalog_modality,
+                item_modality=catalog_modality,
                 method=self.search_method,
                 **options,
             )
@@ -891,8 +891,8 @@ class _AsifFitted(FittedMethod):
         # ASIF.classify itself: always for 'max'; for every strategy once it takes
         # template_strategy= (passed explicitly, whatever its default is).
         kwargs = {"template_strategy": strategy} if supports else {}
-        _, scores = self.asif.classify(
-            img_vecs, prompts.labels, templates=prompts.templates, return_scores=True, **kwargs
+        scores = self.asif.classify_scores(
+            img_vecs, prompts.labels, templates=prompts.templates, **kwargs
         )
         lib = np.asarray(scores, dtype=np.float64)
         self.method.context.checks.append(
@@ -971,7 +971,7 @@ def _library_offers(option: str) -> str | None:
     """``None`` when the library searches and classifies with ``method=option``; else why not."""
     from asif_qdrant.model import ASIF
 
-    for fn in (ASIF.search_embeddings, ASIF.classify) if hasattr(ASIF, "search_embeddings") else ():
+    for fn in (ASIF.classify,) if hasattr(ASIF, "search_embeddings") else ():
         if "method" not in inspect.signature(fn).parameters:
             return f"the installed ASIF.{fn.__name__} takes no 'method' argument"
     if not hasattr(ASIF, "search_embeddings"):
@@ -1017,12 +1017,11 @@ class _AsifMethodFitted(_AsifFitted):
             raise InvalidParameterError(
                 f"The strategy must be one of {', '.join(STRATEGIES)}. Got {strategy!r} instead."
             )
-        _, scores = self.asif.classify(
+        scores = self.asif.classify_scores(
             list(np.asarray(images, dtype=np.float32)),
             prompts.labels,
             templates=prompts.templates,
             template_strategy=strategy,
-            return_scores=True,
             method=self.search_method,
         )
         return np.asarray(scores, dtype=np.float64)

@@ -83,7 +83,7 @@ def test_stored_vectors_equal_relative_topk_on_real_embeddings(
 
 def recall(asif: ASIF, data: StampData, ids: list) -> dict[int, float]:
     results = asif.search_batch(
-        "stamps", [h.caption for h in data.held_out], limit=10, modality="image"
+        "stamps", [h.caption for h in data.held_out], limit=10, item_modality="image"
     )
     ranks = [
         [h.id for h in hits].index(t) if t in [h.id for h in hits] else 99
@@ -133,9 +133,8 @@ def test_zero_shot_classification_beats_chance(
     with ASIF(path=tmp_path, k=K, image_encoder=image_encoder, text_encoder=text_encoder) as asif:
         build(asif, stamps)
         vecs = asif.relative_from_embeddings(stamps.held_img, "image")
-        predicted, scores = asif.classify(
-            vecs, prompts, templates=["a picture of {}."], return_scores=True
-        )
+        predicted = asif.classify(vecs, prompts, templates=["a picture of {}."])
+        scores = asif.classify_scores(vecs, prompts, templates=["a picture of {}."])
         again = asif.classify(vecs, prompts, templates=["a picture of {}."])  # cached labels
     assert predicted == again
     assert scores.shape == (len(vecs), len(classes))

@@ -276,7 +276,7 @@ CASES: list[Case] = [
     ("limit < 1", lambda a, f: a.search("catalog", "red", limit=0), InvalidParameterError, "limit"),
     (
         "unknown modality",
-        lambda a, f: a.search("catalog", "red", modality="audio"),
+        lambda a, f: a.search("catalog", "red", item_modality="audio"),
         InvalidParameterError,
         "modality",
     ),

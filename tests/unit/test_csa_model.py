@@ -232,13 +232,11 @@ def test_classify_with_csa_and_hybrid(tmp_path: Path) -> None:
         tests = images[::4][:5]
         labels = names[:5]
         templates = ["a {} square", "{}"]
-        pred, scores = asif.classify(
-            tests,
-            labels,
-            templates=templates,
-            template_strategy="max",
-            method="csa",
-            return_scores=True,
+        pred = asif.classify(
+            tests, labels, templates=templates, template_strategy="max", method="csa"
+        )
+        scores = asif.classify_scores(
+            tests, labels, templates=templates, template_strategy="max", method="csa"
         )
         unit = l2_normalize(ColorImageEncoder().embed(tests))
         prompts = l2_normalize(
@@ -247,16 +245,9 @@ def test_classify_with_csa_and_hybrid(tmp_path: Path) -> None:
         direct = asif.csa.similarity(unit, "image", prompts, "text").reshape(5, 5, 2).max(axis=2)
         np.testing.assert_allclose(scores, direct, atol=1e-5)
         assert pred == [labels[j] for j in direct.argmax(axis=1)]
-        _, a_scores = asif.classify(
-            tests, labels, templates=templates, template_strategy="max", return_scores=True
-        )
-        _, h_scores = asif.classify(
-            tests,
-            labels,
-            templates=templates,
-            template_strategy="max",
-            method="hybrid",
-            return_scores=True,
+        a_scores = asif.classify_scores(tests, labels, templates=templates, template_strategy="max")
+        h_scores = asif.classify_scores(
+            tests, labels, templates=templates, template_strategy="max", method="hybrid"
         )
         expect = np.zeros((5, 5))
         for part in (a_scores, direct):

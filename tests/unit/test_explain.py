@@ -126,7 +126,8 @@ def test_label_explanation_adds_up_to_the_classify_margin(store: Store) -> None:
     asif.add_anchors([a for a, _ in anchors], [f"a {c} thing" for _, c in anchors])
     images = [swatch(COLORS[c], 20, 900 + i) for i, c in enumerate(names)]
     templates = ["a {} thing", "{}"]
-    predicted, scores = asif.classify(images, names, templates=templates, return_scores=True)
+    predicted = asif.classify(images, names, templates=templates)
+    scores = asif.classify_scores(images, names, templates=templates)
     for row, img in enumerate(images):
         why = asif.explain_label(img, names, templates=templates)
         assert why.label == predicted[row]
@@ -172,7 +173,8 @@ def test_score_floor_and_min_shared_anchors_on_classify(store: Store) -> None:
     images = [swatch(COLORS["red"], 10, 50), swatch(COLORS["white"], 10, 51)]
     vecs = asif.embed_images(images)
     labels = ["red", "blue"]
-    predicted, scores = asif.classify(vecs, labels, templates=["{}"], return_scores=True)
+    predicted = asif.classify(vecs, labels, templates=["{}"])
+    scores = asif.classify_scores(vecs, labels, templates=["{}"])
     assert "unknown" not in predicted
     floored = asif.classify(
         vecs, labels, templates=["{}"], min_score=float(scores.max()) + 1e-3, unknown_label="?"

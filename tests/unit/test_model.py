@@ -211,11 +211,12 @@ def test_text_to_image_search_and_classify_with_small_encoders(store: Store) -> 
     catalog = [swatch(COLORS[c], 25, 9000 + i) for i, c in enumerate(names)]
     ids = asif.index("swatches", images=catalog, payloads=[{"color": c} for c in names])
     assert ids == list(range(len(names)))
-    hits = asif.search_batch("swatches", names, limit=3, modality="image")
+    hits = asif.search_batch("swatches", names, limit=3, item_modality="image")
     top1 = [h[0].payload["color"] for h in hits]
     assert np.mean([t == c for t, c in zip(top1, names, strict=True)]) >= 0.8
     assert all(h[0].score > 0 for h in hits)
-    predicted, scores = asif.classify(catalog, names, templates=["{}"], return_scores=True)
+    predicted = asif.classify(catalog, names, templates=["{}"])
+    scores = asif.classify_scores(catalog, names, templates=["{}"])
     assert scores.shape == (len(names), len(names))
     assert np.mean([p == c for p, c in zip(predicted, names, strict=True)]) >= 0.8
     # Filters restrict hits to matching payloads.
@@ -223,7 +224,7 @@ def test_text_to_image_search_and_classify_with_small_encoders(store: Store) -> 
     assert {h.payload["color"] for h in hits} <= {"blue", "green"}
     # A text item is searchable too, and modality keeps it out of image hits.
     asif.index("swatches", texts=["red"])
-    (hits,) = asif.search_batch("swatches", [catalog[0]], limit=20, modality="text")
+    (hits,) = asif.search_batch("swatches", [catalog[0]], limit=20, item_modality="text")
     assert [h.payload["text"] for h in hits] == ["red"]
 
 

@@ -78,9 +78,8 @@ def expected_scores(
 @pytest.mark.parametrize("strategy", TEMPLATE_STRATEGIES)
 def test_classify_scores_equal_numpy_for_every_strategy(model, strategy: str) -> None:
     asif, a_img, a_txt, queries = model
-    predicted, scores = asif.classify(
-        queries, LABELS, templates=TEMPLATES, template_strategy=strategy, return_scores=True
-    )
+    predicted = asif.classify(queries, LABELS, templates=TEMPLATES, template_strategy=strategy)
+    scores = asif.classify_scores(queries, LABELS, templates=TEMPLATES, template_strategy=strategy)
     want = expected_scores(strategy, a_img, a_txt, queries)
     np.testing.assert_allclose(scores, want, atol=2e-5)
     assert predicted == [LABELS[j] for j in np.argmax(want, axis=1)]
@@ -89,10 +88,8 @@ def test_classify_scores_equal_numpy_for_every_strategy(model, strategy: str) ->
 def test_strategies_differ_and_the_default_is_mean_embedding(model) -> None:
     asif, a_img, a_txt, queries = model
     assert DEFAULT_TEMPLATE_STRATEGY == "mean-embedding"
-    _, default = asif.classify(queries, LABELS, templates=TEMPLATES, return_scores=True)
-    _, maxed = asif.classify(
-        queries, LABELS, templates=TEMPLATES, template_strategy="max", return_scores=True
-    )
+    default = asif.classify_scores(queries, LABELS, templates=TEMPLATES)
+    maxed = asif.classify_scores(queries, LABELS, templates=TEMPLATES, template_strategy="max")
     np.testing.assert_allclose(
         default, expected_scores("mean-embedding", a_img, a_txt, queries), atol=2e-5
     )
@@ -102,9 +99,7 @@ def test_strategies_differ_and_the_default_is_mean_embedding(model) -> None:
 def test_one_template_gives_the_same_scores_for_every_strategy(model) -> None:
     asif, _, _, queries = model
     got = [
-        asif.classify(
-            queries, LABELS, templates=["a {} thing"], template_strategy=s, return_scores=True
-        )[1]
+        asif.classify_scores(queries, LABELS, templates=["a {} thing"], template_strategy=s)
         for s in TEMPLATE_STRATEGIES
     ]
     for other in got[1:]:
@@ -114,8 +109,11 @@ def test_one_template_gives_the_same_scores_for_every_strategy(model) -> None:
 def test_explain_label_follows_the_strategy(model) -> None:
     asif, _, _, queries = model
     for strategy in TEMPLATE_STRATEGIES:
-        predicted, scores = asif.classify(
-            queries[:3], LABELS, templates=TEMPLATES, template_strategy=strategy, return_scores=True
+        predicted = asif.classify(
+            queries[:3], LABELS, templates=TEMPLATES, template_strategy=strategy
+        )
+        scores = asif.classify_scores(
+            queries[:3], LABELS, templates=TEMPLATES, template_strategy=strategy
         )
         for row, q in enumerate(queries[:3]):
             why = asif.explain_label(q, LABELS, templates=TEMPLATES, template_strategy=strategy)

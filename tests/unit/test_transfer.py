@@ -99,7 +99,8 @@ def answers(asif: ASIF) -> dict[str, Any]:
     for coll in ("swatches", "notes"):
         hits = asif.search_batch(coll, [*TEXT_QUERIES, *IMAGE_QUERIES], limit=5)
         out[coll] = [[(str(h.id), h.score, h.payload) for h in row] for row in hits]
-    labels, scores = asif.classify(IMAGE_QUERIES, LABELS, return_scores=True)
+    labels = asif.classify(IMAGE_QUERIES, LABELS)
+    scores = asif.classify_scores(IMAGE_QUERIES, LABELS)
     out["classify"] = (labels, scores)
     return out
 
