@@ -32,6 +32,8 @@ from pathlib import Path
 from asif_qdrant.errors import InvalidInputError
 from asif_qdrant.loaders import TUXPAINT_STAMPS_DIR
 
+from asif_qdrant_evaluation.cache import user_cache_dir
+
 __all__ = ["Assets", "MissingDataError", "assemble_mpnet", "default_data_dir"]
 
 
@@ -46,11 +48,7 @@ def default_data_dir() -> Path:
         >>> default_data_dir().name in ("eval-data", os.environ.get("ASIF_QDRANT_EVAL_DATA", ""))
         True
     """
-    env = os.environ.get("ASIF_QDRANT_EVAL_DATA")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "asif-qdrant" / "eval-data"
+    return user_cache_dir("ASIF_QDRANT_EVAL_DATA", "eval-data")
 
 
 @dataclass

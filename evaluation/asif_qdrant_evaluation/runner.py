@@ -364,7 +364,7 @@ def _no_nan(x: Any) -> Any:
 
 def _data_summary(ctx: EvalContext) -> dict[str, Any]:
     cfg = ctx.config
-    out: dict[str, Any] = {"available": ctx._available, "lines": []}
+    out: dict[str, Any] = {"available": ctx.available, "lines": []}
     names = ctx.pool_names()
     missing = [n for n in cfg.pools if n not in names]
     if names:

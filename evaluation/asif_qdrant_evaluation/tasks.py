@@ -33,15 +33,15 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from asif_qdrant.demo import CATEGORY_PROMPTS
 from asif_qdrant.errors import InvalidInputError, InvalidParameterError
-from tqdm.auto import tqdm
+from asif_qdrant.progress import progress_bar
 
 from asif_qdrant_evaluation.assets import Assets
 from asif_qdrant_evaluation.cache import CachedEncoder, EmbeddingCache
@@ -92,6 +92,7 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: How each Tux Paint top-level category is said in a prompt: the demo's table, shared.
 TUX_CATEGORY_PROMPTS: dict[str, str] = CATEGORY_PROMPTS
@@ -291,15 +292,22 @@ class EvalContext:
         self.workdir = Path(workdir)
         self.out_dir: Path | None = None
         self.show_progress_bar = show_progress_bar
-        self._available = assets.available()
+        #: Which assets (datasets, pools, encoders) are installed (:meth:`Assets.available`).
+        self.available: dict[str, bool] = assets.available()
         self._encoders: dict[str, CachedEncoder] = {}
         self._memo: dict[Any, Any] = {}
         self.checks: list[dict[str, Any]] = []
 
+    def memo(self, key: Any, make: Callable[[], T]) -> T:
+        """``make()``, computed once per context and ``key``."""
+        if key not in self._memo:
+            self._memo[key] = make()
+        return self._memo[key]  # type: ignore[no-any-return]
+
     # -- availability --------------------------------------------------------------------
     def has(self, what: str) -> bool:
         """Whether an asset (dataset, pool or encoder) is available."""
-        return bool(self._available.get(what, False))
+        return bool(self.available.get(what, False))
 
     def pool_names(self) -> tuple[str, ...]:
         """The configured pools that are installed, ``tuxpaint`` first."""
@@ -325,14 +333,7 @@ class EvalContext:
                 short, self.cache, self.assets, show_progress_bar=self.show_progress_bar
             )
             if short in self._loaded:
-                loaded = self._loaded[short]
-                if loaded.name != enc.name:
-                    raise InvalidParameterError(
-                        f"The encoder given for {short!r} is {loaded.name!r}; "
-                        f"expected {enc.name!r}."
-                    )
-                enc._inner = loaded
-                enc._dim = int(loaded.dim)
+                enc.use(self._loaded[short])
             self._encoders[short] = enc
         return self._encoders[short]
 
@@ -360,22 +361,20 @@ class EvalContext:
     # -- data ----------------------------------------------------------------------------
     def tux(self) -> PairSet:
         """The Tux Paint test pairs (one stamp per caption)."""
-        if "tux" not in self._memo:
-            self._memo["tux"] = load_tuxpaint(self.assets, limit=self.config.tuxpaint_limit)
-        return self._memo["tux"]  # type: ignore[no-any-return]
+        limit = self.config.tuxpaint_limit
+        return self.memo("tux", lambda: load_tuxpaint(self.assets, limit=limit))
 
     def folds(self) -> np.ndarray:
         """Fold index of each Tux Paint pair (stratified by category)."""
-        if "folds" not in self._memo:
-            self._memo["folds"] = kfold_groups(
-                self.tux().categories, folds=self.config.folds, seed=self.config.seed
-            )
-        return self._memo["folds"]  # type: ignore[no-any-return]
+        cfg = self.config
+        return self.memo(
+            "folds", lambda: kfold_groups(self.tux().categories, folds=cfg.folds, seed=cfg.seed)
+        )
 
     def pool(self, names: tuple[str, ...]) -> PairSet:
         """Anchor pool made of ``names`` (Tux Paint first, with the same pairs as :meth:`tux`)."""
-        key = ("pool", names)
-        if key not in self._memo:
+
+        def load() -> PairSet:
             cfg = self.config
             limits = {
                 "tuxpaint": cfg.tuxpaint_limit,
@@ -385,8 +384,9 @@ class EvalContext:
             pool = load_pool(list(names), self.assets, limits=limits)
             if "tuxpaint" in names and pool.captions[: len(self.tux())] != self.tux().captions:
                 raise InvalidInputError("The pool's Tux Paint pairs differ from the test pairs.")
-            self._memo[key] = pool
-        return self._memo[key]  # type: ignore[no-any-return]
+            return pool
+
+        return self.memo(("pool", names), load)
 
     def pool_label(self, names: tuple[str, ...]) -> str:
         """``"tuxpaint+emoji (2,585)"``: the pool's name and size."""
@@ -409,14 +409,13 @@ class EvalContext:
 
     def fashion(self) -> LabeledImages:
         """The Fashion-MNIST test images used (``fashion_per_class`` per class)."""
-        if "fashion" not in self._memo:
-            self._memo["fashion"] = load_fashion_mnist(
-                self.assets,
-                split="test",
-                per_class=self.config.fashion_per_class,
-                seed=self.config.seed,
-            )[0]
-        return self._memo["fashion"]  # type: ignore[no-any-return]
+        cfg = self.config
+        return self.memo(
+            "fashion",
+            lambda: load_fashion_mnist(
+                self.assets, split="test", per_class=cfg.fashion_per_class, seed=cfg.seed
+            )[0],
+        )
 
     def prompts(self, labels: Sequence[str], templates: Sequence[str], text: str) -> PromptSet:
         """Label prompts embedded by the text encoder ``text``."""
@@ -455,9 +454,9 @@ class EvalContext:
             )
         )
 
-    def progress(self, iterable: Any, **kwargs: Any) -> Any:
-        """``tqdm`` over ``iterable`` when progress bars are on."""
-        return tqdm(iterable, disable=not self.show_progress_bar, leave=False, **kwargs)
+    def progress(self, iterable: Iterable[T], *, desc: str, unit: str = "fold") -> Iterable[T]:
+        """``iterable`` with a progress bar when progress bars are on."""
+        return progress_bar(iterable, desc=desc, unit=unit, show=self.show_progress_bar)
 
 
 # -------------------------------------------------------------------------------------------
@@ -515,6 +514,33 @@ class Ranks:
 
 def _fit(method: Method, anchors: AnchorSet, cfg: EvalConfig) -> FittedMethod:
     return method.fit(anchors, k=cfg.k, p=cfg.p)
+
+
+def _fits(
+    ctx: EvalContext,
+    names: tuple[str, ...],
+    image: str,
+    text: str,
+    name: str,
+    *,
+    folds: bool = True,
+    desc: str = "",
+) -> Iterator[tuple[Any, FittedMethod]]:
+    """``(test rows, fitted method)`` per Tux Paint fold, fitted on the anchors outside it.
+
+    With ``folds=False``: once, fitted on the whole pool (every test row: ``slice(None)``).
+    """
+    cfg = ctx.config
+    method = ctx.method(name, image, text)
+    pool = ctx.anchors(names, image, text)
+    if not folds:
+        with _fit(method, pool, cfg) as fitted:
+            yield slice(None), fitted
+        return
+    for f in ctx.progress(range(cfg.folds), desc=desc):
+        test = np.flatnonzero(ctx.folds() == f)
+        with _fit(method, pool.subset(ctx.fold_anchor_index(names, f)), cfg) as fitted:
+            yield test, fitted
 
 
 def _identity_figures(same: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -575,24 +601,20 @@ def _tux_retrieval(
     ctx: EvalContext, names: tuple[str, ...], image: str, text: str, method_names: Sequence[str]
 ) -> dict[str, dict[str, Ranks]]:
     """``{method: {"image->text": Ranks, "text->image": Ranks}}`` over the Tux Paint folds."""
-    cfg = ctx.config
     tux = ctx.tux()
     img, txt = ctx.embed(tux.images, image), ctx.embed(tux.captions, text)
-    pool = ctx.anchors(names, image, text)
     out: dict[str, dict[str, Ranks]] = {}
     for name in method_names:
-        method = ctx.method(name, image, text)
         ranks = {"image->text": Ranks(), "text->image": Ranks()}
-        for f in ctx.progress(range(cfg.folds), desc=f"retrieval {name} {'+'.join(names)}"):
-            test = np.flatnonzero(ctx.folds() == f)
+        desc = f"retrieval {name} {'+'.join(names)}"
+        for test, fitted in _fits(ctx, names, image, text, name, desc=desc):
             targets = np.arange(len(test))
-            with _fit(method, pool.subset(ctx.fold_anchor_index(names, f)), cfg) as fitted:
-                ranks["image->text"].add(
-                    fitted.retrieval_scores(img[test], "image", txt[test], "text"), targets
-                )
-                ranks["text->image"].add(
-                    fitted.retrieval_scores(txt[test], "text", img[test], "image"), targets
-                )
+            ranks["image->text"].add(
+                fitted.retrieval_scores(img[test], "image", txt[test], "text"), targets
+            )
+            ranks["text->image"].add(
+                fitted.retrieval_scores(txt[test], "text", img[test], "image"), targets
+            )
         out[name] = ranks
     return out
 
@@ -731,26 +753,28 @@ class _ImageRanks:
 
 def _image_groups(ctx: EvalContext) -> dict[str, list[Any]]:
     """Each test stamp's key at every relevance level (``None``: relevant to nothing)."""
-    if "image_groups" not in ctx._memo:
+
+    def groups() -> dict[str, list[Any]]:
         tux = ctx.tux()
         objects = [stamp_object(i, c) for i, c in zip(tux.images, tux.categories, strict=True)]
         counts = Counter(o for o in objects if o is not None)
-        ctx._memo["image_groups"] = {
+        return {
             "category": list(tux.categories),
             "folder": [stamp_folder(i) for i in tux.images],
             "object": [o if o is not None and counts[o] > 1 else None for o in objects],
         }
-    return ctx._memo["image_groups"]  # type: ignore[no-any-return]
+
+    return ctx.memo("image_groups", groups)
 
 
 def _image_folds(ctx: EvalContext) -> np.ndarray:
     """Folds stratified by category that keep every same-object group in one fold."""
-    if "image_folds" not in ctx._memo:
-        groups = _image_groups(ctx)
-        ctx._memo["image_folds"] = kfold_grouped(
-            groups["category"], groups["object"], folds=ctx.config.folds, seed=ctx.config.seed
-        )
-    return ctx._memo["image_folds"]  # type: ignore[no-any-return]
+    groups = _image_groups(ctx)
+    cfg = ctx.config
+    return ctx.memo(
+        "image_folds",
+        lambda: kfold_grouped(groups["category"], groups["object"], folds=cfg.folds, seed=cfg.seed),
+    )
 
 
 def _relevance(keys: list[Any], test: np.ndarray) -> np.ndarray:
@@ -948,58 +972,41 @@ def _classify_counts(
         ranks.setdefault(strategy, Ranks()).add(scores, truth)
 
 
-def _zeroshot_tux(
+def _zeroshot(
     ctx: EvalContext,
     names: tuple[str, ...],
     image: str,
     text: str,
     method_names: Sequence[str],
+    *,
+    on: str,
     strategies: bool = True,
 ) -> dict[str, dict[str, Ranks]]:
-    cfg = ctx.config
-    tux = ctx.tux()
-    img = ctx.embed(tux.images, image)
-    prompts, truth = ctx.tux_prompts(text)
-    pool = ctx.anchors(names, image, text)
+    """``{method: {strategy: Ranks}}`` of zero-shot classification.
+
+    ``on="tux"``: the Tux Paint stamps into their categories, fold by fold with the anchors
+    outside the fold; ``on="fashion"``: the Fashion-MNIST test images (never anchors), with
+    the whole pool. ``strategies=False``: only the ``max`` strategy.
+    """
+    if on == "tux":
+        img = ctx.embed(ctx.tux().images, image)
+        prompts, truth = ctx.tux_prompts(text)
+    else:
+        fashion = ctx.fashion()
+        img = ctx.embed(fashion.images, image)
+        prompts = ctx.prompts(fashion.class_names, FASHION_TEMPLATES, text)
+        truth = fashion.labels
     out: dict[str, dict[str, Ranks]] = {}
     for name in method_names:
-        method = ctx.method(name, image, text)
         ranks: dict[str, Ranks] = {}
-        for f in ctx.progress(range(cfg.folds), desc=f"zero-shot tux {name}"):
-            test = np.flatnonzero(ctx.folds() == f)
-            with _fit(method, pool.subset(ctx.fold_anchor_index(names, f)), cfg) as fitted:
-                if strategies:
-                    _classify_counts(fitted, img[test], prompts, truth[test], ranks)
-                else:
-                    ranks.setdefault("max", Ranks()).add(
-                        fitted.classification_scores(img[test], prompts, "max"), truth[test]
-                    )
-        out[name] = ranks
-    return out
-
-
-def _zeroshot_fashion(
-    ctx: EvalContext,
-    names: tuple[str, ...],
-    image: str,
-    text: str,
-    method_names: Sequence[str],
-    strategies: bool = True,
-) -> dict[str, dict[str, Ranks]]:
-    cfg = ctx.config
-    fashion = ctx.fashion()
-    img = ctx.embed(fashion.images, image)
-    prompts = ctx.prompts(fashion.class_names, FASHION_TEMPLATES, text)
-    pool = ctx.anchors(names, image, text)
-    out: dict[str, dict[str, Ranks]] = {}
-    for name in ctx.progress(method_names, desc="zero-shot fashion-mnist"):
-        ranks: dict[str, Ranks] = {}
-        with _fit(ctx.method(name, image, text), pool, cfg) as fitted:
+        desc = f"zero-shot {on} {name}"
+        for test, fitted in _fits(ctx, names, image, text, name, folds=on == "tux", desc=desc):
             if strategies:
-                _classify_counts(fitted, img, prompts, fashion.labels, ranks)
+                _classify_counts(fitted, img[test], prompts, truth[test], ranks)
             else:
-                ranks["max"] = Ranks()
-                ranks["max"].add(fitted.classification_scores(img, prompts, "max"), fashion.labels)
+                ranks.setdefault("max", Ranks()).add(
+                    fitted.classification_scores(img[test], prompts, "max"), truth[test]
+                )
         out[name] = ranks
     return out
 
@@ -1016,13 +1023,13 @@ def run_zeroshot(ctx: EvalContext) -> TaskResult:
     rows: list[list[Any]] = []
     figures: dict[str, Any] = {}
     same: dict[str, bool] = {}
-    datasets: list[tuple[str, Callable[..., dict[str, dict[str, Ranks]]], np.ndarray]] = []
+    datasets: list[tuple[str, str, np.ndarray]] = []
     if ctx.has("tuxpaint"):
         datasets.append(
             (
                 f"Tux Paint categories ({len(ctx.tux())}, "
                 f"{len(set(ctx.tux().categories))} classes)",
-                _zeroshot_tux,
+                "tux",
                 ctx.tux_prompts(cfg.text_encoder)[1],
             )
         )
@@ -1030,16 +1037,16 @@ def run_zeroshot(ctx: EvalContext) -> TaskResult:
         datasets.append(
             (
                 f"Fashion-MNIST test ({len(ctx.fashion())}, 10 classes)",
-                _zeroshot_fashion,
+                "fashion",
                 ctx.fashion().labels,
             )
         )
     library_acc: dict[str, list[float]] = {s: [] for s in _STRATEGY_COLUMNS}
-    for dname, fn, truth in datasets:
+    for dname, on, truth in datasets:
         figures[dname] = {}
         for names in ctx.pool_variants():
             label = ctx.pool_label(names)
-            res = fn(ctx, names, cfg.image_encoder, cfg.text_encoder, cfg.methods)
+            res = _zeroshot(ctx, names, cfg.image_encoder, cfg.text_encoder, cfg.methods, on=on)
             figures[dname][label] = {}
             for mname, ranks in res.items():
                 accs = {s: ranks[s].accuracy() for s in _STRATEGY_COLUMNS}
@@ -1611,6 +1618,20 @@ def run_kp(ctx: EvalContext) -> TaskResult:
 # -------------------------------------------------------------------------------------------
 
 
+def _retrieval_and_zeroshot(
+    ctx: EvalContext, names: tuple[str, ...], image: str, text: str, methods: Sequence[str]
+) -> tuple[Any, Any, Any]:
+    """Tux Paint retrieval, and zero-shot ('max') on Tux Paint and Fashion-MNIST (if there)."""
+    ret = _tux_retrieval(ctx, names, image, text, methods)
+    tux = _zeroshot(ctx, names, image, text, methods, on="tux", strategies=False)
+    fm = (
+        _zeroshot(ctx, names, image, text, methods, on="fashion", strategies=False)
+        if ctx.has("fashion-mnist")
+        else None
+    )
+    return ret, tux, fm
+
+
 @register_task(
     "encoders",
     "Encoders (the paper's Table 2)",
@@ -1635,22 +1656,10 @@ def run_encoders(ctx: EvalContext) -> TaskResult:
                 continue
             key = f"{ENCODERS[image].title} + {ENCODERS[text].title}"
             t0 = time.perf_counter()
-            ret = _tux_retrieval(ctx, names, image, text, methods)
-            tux = _zeroshot_tux(ctx, names, image, text, methods, strategies=False)
-            fm = (
-                _zeroshot_fashion(ctx, names, image, text, methods, strategies=False)
-                if ctx.has("fashion-mnist")
-                else None
-            )
+            ret, tux, fm = _retrieval_and_zeroshot(ctx, names, image, text, methods)
             others = [m for m in ("csa-numpy", "hybrid-numpy") if m in cfg.methods]
             if others:
-                o_ret = _tux_retrieval(ctx, names, image, text, others)
-                o_tux = _zeroshot_tux(ctx, names, image, text, others, strategies=False)
-                o_fm = (
-                    _zeroshot_fashion(ctx, names, image, text, others, strategies=False)
-                    if ctx.has("fashion-mnist")
-                    else None
-                )
+                o_ret, o_tux, o_fm = _retrieval_and_zeroshot(ctx, names, image, text, others)
                 for m in others:
                     other_rows.append(
                         [
@@ -1760,7 +1769,7 @@ def _csa_validation(
     ctx: EvalContext, names: tuple[str, ...]
 ) -> tuple[dict[float, dict[int, float]], dict[str, Any]]:
     """Mean image->text / text->image R@1 on held-out pool pairs, per ridge and dim."""
-    from asif_qdrant_evaluation.methods import _OwnCsa
+    from asif_qdrant_evaluation.methods import NumpyCsa
 
     cfg = ctx.config
     pool = ctx.anchors(names, cfg.image_encoder, cfg.text_encoder)
@@ -1782,7 +1791,7 @@ def _csa_validation(
     top = min(len(fit), fit.image.shape[1], fit.text.shape[1])
     dims = sorted({d for d in cfg.csa_dims if d <= top}) or [top]
     for ridge in ctx.progress(cfg.csa_ridges, desc=f"CSA sweep {'+'.join(names)}"):
-        csa = _OwnCsa(fit.image, fit.text, max(dims), ridge)
+        csa = NumpyCsa(fit.image, fit.text, max(dims), ridge)
         pi, pt = csa.project(val.image, "image"), csa.project(val.text, "text")
         grid[ridge] = {}
         for d in dims:
@@ -1877,8 +1886,10 @@ def run_csa(ctx: EvalContext) -> TaskResult:
     compared = [(t, lib, ref) for t, lib, ref in _COMPARED if ref in METHODS]
     refs = [ref for _, _, ref in compared]
     ret = _tux_retrieval(ctx, names, image, text, refs)
-    tux = _zeroshot_tux(ctx, names, image, text, refs, strategies=True)
-    fm = _zeroshot_fashion(ctx, names, image, text, refs) if ctx.has("fashion-mnist") else None
+    tux = _zeroshot(ctx, names, image, text, refs, on="tux")
+    fm = (
+        _zeroshot(ctx, names, image, text, refs, on="fashion") if ctx.has("fashion-mnist") else None
+    )
     img = _image_retrieval(ctx, names, image, text, refs)
     columns = {
         "Tux i->t R@1": lambda m: ret[m]["image->text"].retrieval()["R@1"],
