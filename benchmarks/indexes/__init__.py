@@ -53,19 +53,9 @@ METHODS: tuple[str, ...] = ("exact", "ivf", *QUANTIZED_METHODS, "torch", *QDRANT
 def make_index(
     method: str = "auto", *, n: int | None = None, device: str | None = None, **options: Any
 ) -> AnchorIndex:
-    """An empty :class:`~asif_qdrant.anchor_index.AnchorIndex` of any benchmarked method.
+    """An empty index of any method of :data:`METHODS` (``options`` go to the index class).
 
-    The library's methods (and ``"auto"``) are built by
-    :func:`asif_qdrant.anchor_index.make_index`; the others here.
-
-    Args:
-        method: ``"auto"`` or one of :data:`METHODS`.
-        n: The expected anchor count (used by ``"auto"``).
-        device: Torch device for ``"torch"`` (and what ``"auto"`` considers).
-        **options: Passed to the index class (``oversample=``, ``hnsw_ef=`` ...).
-
-    Raises:
-        InvalidParameterError: On an unknown method.
+    ``"auto"`` and the library's methods are built by :func:`asif_qdrant.anchor_index.make_index`.
 
     Example:
         >>> make_index("int8-rescore", oversample=4).describe()["oversample"]
@@ -75,9 +65,9 @@ def make_index(
         return QuantizedIndex(method.split("-")[0], **options)  # type: ignore[arg-type]
     if method in QDRANT_METHODS:
         return QdrantIndex(method.split("-", 1)[1], **options)  # type: ignore[arg-type]
-    if method == "auto" or method in LIBRARY_METHODS:
-        return make_library_index(method, n=n, device=device, **options)
-    raise InvalidParameterError(
-        f"The 'method' parameter of make_index must be 'auto' or one of {list(METHODS)}. "
-        f"Got {method!r} instead."
-    )
+    if method != "auto" and method not in LIBRARY_METHODS:
+        raise InvalidParameterError(
+            f"The 'method' parameter of make_index must be 'auto' or one of {list(METHODS)}. "
+            f"Got {method!r} instead."
+        )
+    return make_library_index(method, n=n, device=device, **options)

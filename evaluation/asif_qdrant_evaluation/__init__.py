@@ -8,8 +8,9 @@ cached on disk by (encoder name, content hash), so a second run is fast.
 Submodules: ``metrics`` (recall@k, mean rank, accuracy, average precision), ``cache`` (the
 embedding cache), ``data`` (pools and test sets), ``encoders`` (the compared encoders),
 ``methods`` (library path, numpy recipe, CSA, hybrid, baselines; :func:`register_method`),
-``tasks`` (:func:`register_task`), ``runner`` and ``plots``. Importing this package does not
-import torch.
+``context`` (what a task works with), ``ranks`` (per-query ranks and the library == numpy
+check), ``registry`` (results and :func:`register_task`), ``tasks`` (the tasks), ``runner``,
+``plots`` and ``cli`` (``asif-qdrant-evaluate``). Importing this package does not import torch.
 
 Example:
     >>> from asif_qdrant_evaluation import TASKS, METHODS, EvalConfig

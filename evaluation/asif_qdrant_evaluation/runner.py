@@ -480,7 +480,7 @@ def run_evaluation(
             logger.info("evaluation task %s", name)
             t0 = time.perf_counter()
             try:
-                result = task.run(ctx)
+                result = task.measure(ctx)
             except (MissingDataError, EncoderLoadError) as e:
                 result = TaskResult(name, task.title, skipped=f"{type(e).__name__}: {e}")
             result.seconds = time.perf_counter() - t0

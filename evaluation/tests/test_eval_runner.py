@@ -222,12 +222,12 @@ def test_cli_help_and_list() -> None:
 
 
 def test_identity_note_counts_differing_queries() -> None:
-    from asif_qdrant_evaluation.tasks import _identity_note
+    from asif_qdrant_evaluation.ranks import identity_note
 
     same = {"a": {"queries": 10, "differing": 0, "max_diff": 0.0}}
-    assert "every per-query rank is identical" in _identity_note(same)
+    assert "every per-query rank is identical" in identity_note(same)
     same["csa: b"] = {"queries": 20, "differing": 3, "max_diff": 0.0123}
-    note = _identity_note(same)
+    note = identity_note(same)
     assert "identical per-query ranks in 1 of 2 comparisons" in note
     assert "3 of 20 queries" in note and "0.0123" in note
-    assert "not compared" in _identity_note({})
+    assert "not compared" in identity_note({})

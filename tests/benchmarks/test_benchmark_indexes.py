@@ -16,14 +16,8 @@ import benchmarks.indexes
 from asif_qdrant.anchor_index import METHODS as LIBRARY_METHODS
 from asif_qdrant.errors import InvalidParameterError
 from benchmarks.indexes import METHODS, QdrantIndex, make_index, qdrant_index, quantized
-from tests.anchor_index_checks import (
-    K,
-    check_add_and_delete,
-    check_k_larger_than_n,
-    check_quality,
-    data,
-    small,
-)
+from tests import anchor_index_checks as checks
+from tests.anchor_index_checks import data, small
 
 __all__ = ["data", "small"]  # module-scoped fixtures, shared
 
@@ -43,9 +37,11 @@ RECALL_BAR = {
 def test_in_memory_paths_meet_their_recall_bar(method, data):
     anchors, queries, true_ids, true_sims = data
     index = make_index(method).build(np.arange(len(anchors)), anchors)
-    ids, sims = index.topk(queries, K)
-    assert ids.shape == sims.shape == (len(queries), K)
-    check_quality(method, RECALL_BAR[method], ids, sims, anchors, queries, true_ids, true_sims)
+    ids, sims = index.topk(queries, checks.K)
+    assert ids.shape == sims.shape == (len(queries), checks.K)
+    checks.check_quality(
+        method, RECALL_BAR[method], ids, sims, anchors, queries, true_ids, true_sims
+    )
 
 
 @pytest.mark.parametrize("method", ["qdrant-exact", "qdrant-sq", "qdrant-bq", "qdrant-hnsw"])
@@ -54,19 +50,21 @@ def test_qdrant_paths_meet_their_recall_bar(method, small):
     with make_index(method) as index:
         index.build(np.arange(len(anchors)), anchors)
         ids, sims = index.topk(queries, 200)
-        check_quality(method, RECALL_BAR[method], ids, sims, anchors, queries, true_ids, true_sims)
+        checks.check_quality(
+            method, RECALL_BAR[method], ids, sims, anchors, queries, true_ids, true_sims
+        )
         folder = index.path
     assert not folder.exists(), "a temporary shard folder is removed on close"
 
 
 @pytest.mark.parametrize("method", ["int8-rescore", "binary-rescore", "qdrant-exact"])
 def test_add_and_delete(method, small):
-    check_add_and_delete(make_index(method), RECALL_BAR[method], small)
+    checks.check_add_and_delete(make_index(method), RECALL_BAR[method], small)
 
 
 @pytest.mark.parametrize("method", ["int8-rescore", "binary-rescore"])
 def test_k_larger_than_n_returns_all_anchors(method):
-    check_k_larger_than_n(make_index(method))
+    checks.check_k_larger_than_n(make_index(method))
 
 
 def test_make_index_builds_every_method_and_delegates_to_the_library():
