@@ -7,11 +7,11 @@ script ``asif-qdrant-evaluate`` and as the plugin ``evaluate`` of the entry-poin
 ``python -m asif_qdrant_evaluation``.
 
 Example:
+    >>> import json
     >>> from click.testing import CliRunner
-    >>> from asif_qdrant_evaluation.cli import evaluate
-    >>> result = CliRunner().invoke(evaluate, ["--list"])
-    >>> "retrieval" in result.output and "numpy" in result.output
-    True
+    >>> listing = json.loads(CliRunner().invoke(evaluate, ["--list", "--json"]).output)
+    >>> list(listing), "retrieval" in listing["tasks"], "numpy" in listing["methods"]
+    (['tasks', 'methods', 'available'], True, True)
 """
 
 from __future__ import annotations
