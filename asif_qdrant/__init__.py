@@ -12,7 +12,6 @@ Example:
 from __future__ import annotations
 
 from asif_qdrant.csa import CSA, fit_csa
-from asif_qdrant.editing import EditReport
 from asif_qdrant.errors import (
     AnchorSetError,
     ASIFError,
@@ -24,13 +23,14 @@ from asif_qdrant.errors import (
     InvalidParameterError,
     StoreError,
 )
-from asif_qdrant.explain import AuditReport, Explanation, LabelExplanation
-from asif_qdrant.integrity import IndexJob, IntegrityReport
 from asif_qdrant.model import ASIF
 from asif_qdrant.relative import relative_topk, relative_weights
+from asif_qdrant.retriever.catalogs import IndexJob
+from asif_qdrant.retriever.explain import AuditReport, Explanation, LabelExplanation
+from asif_qdrant.retriever.integrity import IntegrityReport
+from asif_qdrant.retriever.recompute import EditReport
 from asif_qdrant.types import Hit, SearchOptions, SparseVector
-
-__version__ = "0.1.0"
+from asif_qdrant.version import __version__
 
 __all__ = [
     "ASIF",

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from asif_qdrant.loaders import TUXPAINT_STAMPS_DIR, load_tuxpaint_stamps, split_pairs
+from asif_qdrant.loaders import TUXPAINT_STAMPS_DIR, Pair, load_tuxpaint_stamps, split_pairs
 from asif_qdrant.model import ASIF
 
 __all__ = ["CATEGORY_PROMPTS", "DemoResult", "recall_at", "run_demo"]
@@ -158,8 +158,6 @@ def run_demo(
     Returns:
         The measured figures.
     """
-    from asif_qdrant.plotting import contact_sheet
-
     times: dict[str, float] = {}
     t0 = time.perf_counter()
     pairs = load_tuxpaint_stamps(stamps_dir)
@@ -206,83 +204,17 @@ def run_demo(
         )
         times["index catalog"] = time.perf_counter() - t
 
-        # Text->image: each held-out caption looks for its own image among all held-out ones.
         t = time.perf_counter()
-        captions = [h.caption for h in held_out]
-        n = len(held_out)
-        results = asif.search_batch("stamps", captions, limit=n, item_modality="image")
-        ranks: list[int | None] = []
-        mean_ranks = []
-        for target, hits in zip(item_ids, results, strict=True):
-            ids = [h.id for h in hits]
-            rank = ids.index(target) if target in ids else None
-            ranks.append(rank)
-            # A target sharing no anchor with its query scores 0 and is not returned: it ties
-            # with the other unreturned items, so it counts at their mean (1-based) rank.
-            mean_ranks.append(rank + 1 if rank is not None else (len(ids) + 1 + n) / 2)
+        recall, chance, mean_rank = _text_to_image(asif, held_out, item_ids)
         times["search"] = time.perf_counter() - t
-        recall = {f"R@{c}": recall_at(ranks, c) for c in (1, 5, 10)}
-        chance = {f"R@{c}": min(c, n) / n for c in (1, 5, 10)}
-        mean_rank = float(np.mean(mean_ranks))
-
-        # Zero-shot classification into the top-level categories.
         t = time.perf_counter()
-        truth = [h.metadata["category"] for h in held_out]
-        classes = sorted(set(truth))
-        prompts = [CATEGORY_PROMPTS.get(c, c) for c in classes]
-        predicted = asif.classify(
-            asif.relative_from_embeddings(held_emb, "image"),
-            prompts,
-            templates=["a picture of {}."],
-        )
-        to_class = dict(zip(prompts, classes, strict=True))
-        acc = float(np.mean([to_class[p_] == c for p_, c in zip(predicted, truth, strict=True)]))
-        majority = Counter(truth).most_common(1)[0][1] / n
+        acc, majority, n_classes = _zero_shot(asif, held_out, held_emb)
         times["classify"] = time.perf_counter() - t
-
-        # Examples and a contact sheet for a person to look at.
-        shown = [held_out[i] for i in np.linspace(0, n - 1, num=min(4, n)).astype(int)]
-        queries = [h.caption for h in shown] + list(FREE_QUERIES)
-        targets = [h.image for h in shown] + [None] * len(FREE_QUERIES)
-        example_hits = asif.search_batch("stamps", queries, limit=5, item_modality="image")
-        examples, rows = [], []
-        for q, target, hits in zip(queries, targets, example_hits, strict=True):
-            examples.append(
-                {
-                    "query": q,
-                    "hits": [
-                        {
-                            "caption": h.payload.get("caption"),
-                            "image": h.payload.get("image"),
-                            "score": round(h.score, 4),
-                        }
-                        for h in hits
-                    ],
-                }
-            )
-            rows.append(
-                (
-                    q,
-                    [
-                        (
-                            h.payload["image"],
-                            str(h.payload.get("caption", "")),
-                            h.score,
-                            None if target is None else h.payload["image"] == target,
-                        )
-                        for h in hits
-                    ],
-                )
-            )
-        sheet = contact_sheet(
-            rows,
-            out / "contact_sheet.png",
-            title=f"ASIF text->image on held-out Tux Paint stamps (k={asif.k}, p={asif.p:g})",
-        )
+        examples, sheet = _examples(asif, held_out, out)
         times["total"] = time.perf_counter() - t0
         return DemoResult(
             anchors=asif.anchor_count,
-            catalog=n,
+            catalog=len(held_out),
             k=asif.k,
             p=asif.p,
             image_encoder=asif.fingerprint.image_encoder,
@@ -291,9 +223,9 @@ def run_demo(
             chance_recall=chance,
             mean_rank=mean_rank,
             zero_shot_accuracy=acc,
-            zero_shot_chance=1 / len(classes),
+            zero_shot_chance=1 / n_classes,
             zero_shot_majority=majority,
-            zero_shot_classes=len(classes),
+            zero_shot_classes=n_classes,
             examples=examples,
             contact_sheet=str(sheet),
             seconds=times,
@@ -302,6 +234,86 @@ def run_demo(
         )
     finally:
         asif.close()
+
+
+def _text_to_image(
+    asif: ASIF, held_out: list[Pair], item_ids: list[Any]
+) -> tuple[dict[str, float], dict[str, float], float]:
+    """Each held-out caption looks for its own image among all held-out ones."""
+    n = len(held_out)
+    results = asif.search_batch(
+        "stamps", [h.caption for h in held_out], limit=n, item_modality="image"
+    )
+    ranks: list[int | None] = []
+    mean_ranks = []
+    for target, hits in zip(item_ids, results, strict=True):
+        ids = [h.id for h in hits]
+        rank = ids.index(target) if target in ids else None
+        ranks.append(rank)
+        # A target sharing no anchor with its query scores 0 and is not returned: it ties
+        # with the other unreturned items, so it counts at their mean (1-based) rank.
+        mean_ranks.append(rank + 1 if rank is not None else (len(ids) + 1 + n) / 2)
+    recall = {f"R@{c}": recall_at(ranks, c) for c in (1, 5, 10)}
+    chance = {f"R@{c}": min(c, n) / n for c in (1, 5, 10)}
+    return recall, chance, float(np.mean(mean_ranks))
+
+
+def _zero_shot(asif: ASIF, held_out: list[Pair], held_emb: np.ndarray) -> tuple[float, float, int]:
+    """Zero-shot classification into the top-level categories: accuracy, majority, classes."""
+    truth = [h.metadata["category"] for h in held_out]
+    classes = sorted(set(truth))
+    prompts = [CATEGORY_PROMPTS.get(c, c) for c in classes]
+    predicted = asif.classify(
+        asif.relative_from_embeddings(held_emb, "image"),
+        prompts,
+        templates=["a picture of {}."],
+    )
+    to_class = dict(zip(prompts, classes, strict=True))
+    acc = float(np.mean([to_class[p_] == c for p_, c in zip(predicted, truth, strict=True)]))
+    majority = Counter(truth).most_common(1)[0][1] / len(held_out)
+    return acc, majority, len(classes)
+
+
+def _examples(asif: ASIF, held_out: list[Pair], out: Path) -> tuple[list[dict[str, Any]], Path]:
+    """Example searches and a contact sheet of them, for a person to look at."""
+    from asif_qdrant.plotting import contact_sheet
+
+    n = len(held_out)
+    shown = [held_out[i] for i in np.linspace(0, n - 1, num=min(4, n)).astype(int)]
+    queries = [h.caption for h in shown] + list(FREE_QUERIES)
+    targets = [h.image for h in shown] + [None] * len(FREE_QUERIES)
+    example_hits = asif.search_batch("stamps", queries, limit=5, item_modality="image")
+    examples, rows = [], []
+    for q, target, hits in zip(queries, targets, example_hits, strict=True):
+        found = [
+            {
+                "caption": h.payload.get("caption"),
+                "image": h.payload.get("image"),
+                "score": round(h.score, 4),
+            }
+            for h in hits
+        ]
+        examples.append({"query": q, "hits": found})
+        rows.append(
+            (
+                q,
+                [
+                    (
+                        h.payload["image"],
+                        str(h.payload.get("caption", "")),
+                        h.score,
+                        None if target is None else h.payload["image"] == target,
+                    )
+                    for h in hits
+                ],
+            )
+        )
+    sheet = contact_sheet(
+        rows,
+        out / "contact_sheet.png",
+        title=f"ASIF text->image on held-out Tux Paint stamps (k={asif.k}, p={asif.p:g})",
+    )
+    return examples, sheet
 
 
 def _cpus() -> int:

@@ -462,7 +462,7 @@ def explain_figure(
     Example:
         >>> import tempfile, pathlib, numpy as np
         >>> from PIL import Image
-        >>> from asif_qdrant.explain import explain_vectors
+        >>> from asif_qdrant.retriever.explain import explain_vectors
         >>> from asif_qdrant.types import SparseVector
         >>> q = SparseVector(np.array([1, 2]), np.array([0.8, 0.6]))
         >>> item = SparseVector(np.array([1, 2]), np.array([0.6, 0.8]))
@@ -788,7 +788,7 @@ def _draw_panel(ax: Any, image: Any, text: str, pixels: int) -> None:
 
 def _explain_spec(explanation: Any, top: int, title: str | None) -> dict[str, Any]:
     """What to draw, from an Explanation or a LabelExplanation."""
-    from .explain import Explanation, LabelExplanation
+    from asif_qdrant.retriever.explain import Explanation, LabelExplanation
 
     if isinstance(explanation, LabelExplanation):
         e = explanation.explanation

@@ -64,10 +64,13 @@ from asif_qdrant.errors import (
     StoreError,
     check_int,
 )
-from asif_qdrant.fingerprint import Fingerprint
 from asif_qdrant.progress import progress_bar, show_progress
+from asif_qdrant.retriever import writes
+from asif_qdrant.retriever.fingerprint import Fingerprint
+from asif_qdrant.retriever.layout import MODEL_ROLES, Layout
 from asif_qdrant.store.base import CollectionSpec, Record, Store, check_collection_name
 from asif_qdrant.types import SparseVector
+from asif_qdrant.version import __version__
 
 __all__ = [
     "EXPORT_FORMAT",
@@ -87,8 +90,6 @@ EXPORT_FORMAT = "asif-qdrant-export"
 #: Version of the export layout; readers refuse newer ones.
 EXPORT_VERSION = 1
 
-_ROLES = ("image_anchors", "text_anchors", "meta")
-
 
 @dataclass(frozen=True)
 class _Plan:
@@ -100,7 +101,7 @@ class _Plan:
     count: int
 
     def dest(self, model: str) -> str:
-        return self.name if self.role == "catalog" else f"{model}_{self.role}"
+        return self.name if self.role == "catalog" else Layout(model).role(self.role)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -139,7 +140,7 @@ class TransferReport:
 
 
 def _fingerprint(store: Store, name: str) -> Fingerprint:
-    meta = f"{check_collection_name(name)}_meta"
+    meta = Layout(name).meta
     if not store.has_collection(meta):
         raise CollectionNotFoundError(
             f"There is no ASIF model named '{name}' in {store.describe()}: the collection "
@@ -192,8 +193,8 @@ def model_collections(store: Store, name: str = "asif") -> list[tuple[str, str]]
                 name,
                 catalog,
             )
-    for role in _ROLES:
-        coll = f"{name}_{role}"
+    for role in MODEL_ROLES:
+        coll = Layout(name).role(role)
         if role == "meta" or store.has_collection(coll):
             out.append((role, coll))
     return out
@@ -233,8 +234,6 @@ class _StoreSource:
 
 
 def _manifest(name: str, fp: Fingerprint, plans: Sequence[_Plan]) -> dict[str, Any]:
-    from asif_qdrant import __version__
-
     return {
         "format": EXPORT_FORMAT,
         "version": EXPORT_VERSION,
@@ -334,9 +333,8 @@ class _StoreSink:
 
     def begin(self, plans: Sequence[_Plan]) -> None:
         targets = [p.dest(self.dest_model) for p in plans]
-        caches = [
-            c for c in self.store.list_collections() if c.startswith(f"{self.dest_model}_labels_")
-        ]
+        prefix = Layout(self.dest_model).labels_prefix
+        caches = [c for c in self.store.list_collections() if c.startswith(prefix)]
         existing = [t for t in targets if self.store.has_collection(t)]
         if existing and not self.overwrite:
             raise StoreError(
@@ -345,22 +343,22 @@ class _StoreSink:
                 "another name at the destination."
             )
         for coll in [*existing, *caches]:
-            self.store.delete_collection(coll)
+            writes.drop_collection(self.store, coll)
 
     def write(self, plan: _Plan, batches: Iterator[list[Record]], bar: Any) -> None:
         dest = plan.dest(self.dest_model)
-        self.store.create_collection(dest, plan.spec)
+        writes.create_collection(self.store, dest, plan.spec)
         buffer: list[Record] = []
         written = 0
         for batch in batches:
             buffer.extend(batch)
             if len(buffer) >= self.chunk:
-                self.store.upsert(dest, buffer)
+                writes.upsert(self.store, dest, buffer)
                 written += len(buffer)
                 bar.update(len(buffer))
                 buffer = []
         if buffer:
-            self.store.upsert(dest, buffer)
+            writes.upsert(self.store, dest, buffer)
             written += len(buffer)
             bar.update(len(buffer))
         stored = self.store.count(dest)

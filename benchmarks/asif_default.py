@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from asif_qdrant import ASIF, SparseVector
+from asif_qdrant.retriever.anchors import anchor_index
 from benchmarks.run import machine, median
 from benchmarks.synthetic import clustered_embeddings
 
@@ -73,7 +74,7 @@ def measure(
                         "d": d,
                         "k": k,
                         "anchor_search": mode,
-                        "index": repr(asif._anchor_index("image")),
+                        "index": repr(anchor_index(asif.state, "image")),
                         "first_call_s": first,
                         "qps_batch1": median(singles),
                         "qps_batch64": median(batches),

@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 from asif_qdrant import ASIF
-from asif_qdrant.crossgap import refresh_csa
+from asif_qdrant.retriever.crossgap import csa_model, refresh_csa
 
 __all__ = ["main"]
 
@@ -35,12 +35,12 @@ def main() -> int:
     ):
         asif.add_anchor_embeddings(rng.normal(size=(5000, 1280)), rng.normal(size=(5000, 384)))
         asif.index_embeddings("cat", rng.normal(size=(10000, 1280)), "image")
-        asif._csa_cache = None  # force a refit
+        asif.state.csa_cache = None  # force a refit
         t = time.perf_counter()
-        asif._csa_model()
+        csa_model(asif.state)
         print(f"read back + fit CSA: {time.perf_counter() - t:.2f} s")
         t = time.perf_counter()
-        refresh_csa(asif, "cat")
+        refresh_csa(asif.state, "cat")
         print(f"rewrite 10,000 csa vectors: {time.perf_counter() - t:.2f} s")
         t = time.perf_counter()
         asif.add_anchor_embeddings(rng.normal(size=(10, 1280)), rng.normal(size=(10, 384)))

@@ -11,8 +11,8 @@ category; the other half indexed as a catalog of images), with the offline encod
    (ROC AUC), and what a floor that keeps 95% of the real queries rejects. The same for
    zero-shot classification of held-out stamps against images of random noise.
 2. **Audit.** The held-out stamps, labeled with their category, are split in two: anchors are
-   ranked (:func:`asif_qdrant.explain.audit_anchors`) on one half; the top N are deleted and
-   the accuracy is measured again on both halves (the other half is the honest measure).
+   ranked (:func:`asif_qdrant.retriever.explain.audit_anchors`) on one half; the top N are
+   deleted and the accuracy is measured again on both halves (the other half is the honest measure).
 
 Run it (a few minutes on 2 CPU cores, most of it encoding the stamps once)::
 
@@ -41,8 +41,8 @@ import numpy as np
 
 from asif_qdrant import ASIF
 from asif_qdrant.demo import CATEGORY_PROMPTS
-from asif_qdrant.explain import roc_auc
 from asif_qdrant.loaders import load_tuxpaint_stamps, split_pairs
+from asif_qdrant.retriever.explain import roc_auc
 
 __all__ = ["UNRELATED", "gibberish", "run"]
 

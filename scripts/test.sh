@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# The tests: install what is needed, then lint and run unit + integration tests (not 'slow').
+# The tests: install what is needed, then lint, check the import contracts and run unit +
+# integration tests (not 'slow').
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 PY="${PYTHON:-python3}"
 "$PY" -m ruff check .
 "$PY" -m ruff format --check .
+# lint-imports: the layer contracts of pyproject.toml (docs/design.md)
+"$PY" -c "import sys; from importlinter.cli import lint_imports_command as c; sys.exit(c())"
 exec "$PY" -m pytest "$@"

@@ -71,7 +71,9 @@ def test_blocking_does_not_change_result() -> None:
     full = relative_topk(queries, anchors, k=100, p=8.0)
     tiny = relative_topk(queries, anchors, k=100, p=8.0, memory_budget=1)  # blocks of k rows
     np.testing.assert_array_equal(full[0], tiny[0])
-    np.testing.assert_allclose(full[1], tiny[1], atol=1e-7)
+    # Blocks of other shapes may round a float32 similarity one bit differently (the BLAS
+    # kernel and its threads differ), and the power p multiplies that relative error by p.
+    np.testing.assert_allclose(full[1], tiny[1], rtol=4 * 8.0 * np.finfo(np.float32).eps, atol=1e-7)
 
 
 @pytest.mark.parametrize("p", [0.5, 1.0, 2.5, 8.0])

@@ -4,7 +4,8 @@ The reference is plain numpy over the stored unit embeddings: the k most similar
 (ties broken by the lower id), weights clamped at 0, raised to p, normalised. An item is
 *affected* by an add when a new anchor's similarity reaches its boundary (the k-th
 similarity clamped at 0, or 0 while fewer than k anchors exist) minus EDIT_TOLERANCE, and by
-a delete when its vector gives a deleted anchor a positive weight (asif_qdrant/editing.py).
+a delete when its vector gives a deleted anchor a positive weight
+(asif_qdrant/retriever/recompute.py).
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from asif_qdrant import ASIF
-from asif_qdrant.editing import EDIT_TOLERANCE, kth_name
 from asif_qdrant.relative import l2_normalize, relative_weights
+from asif_qdrant.retriever.layout import kth_name
+from asif_qdrant.retriever.recompute import EDIT_TOLERANCE
 from tests.conftest import make_store
 
 K, P = 4, 8.0

@@ -33,10 +33,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from asif_qdrant.errors import CollectionNotFoundError, InvalidInputError, InvalidParameterError
+from asif_qdrant.retriever.anchors import anchor_payloads, embed_images, query_vectors
+from asif_qdrant.retriever.layout import SPARSE
+from asif_qdrant.retriever.state import ModelState
+from asif_qdrant.retriever.zeroshot import (
+    DEFAULT_TEMPLATE_STRATEGY,
+    check_labels,
+    check_strategy,
+    prompt_vectors,
+)
 from asif_qdrant.types import SparseVector
 
 if TYPE_CHECKING:
-    from asif_qdrant.model import ASIF
     from asif_qdrant.store.base import PointId
 
 __all__ = [
@@ -46,7 +54,6 @@ __all__ = [
     "AuditRow",
     "Explanation",
     "LabelExplanation",
-    "anchor_payloads",
     "audit_anchors",
     "describe_input",
     "explain_label",
@@ -54,8 +61,6 @@ __all__ = [
     "explain_vectors",
     "roc_auc",
 ]
-
-SPARSE = "asif"
 
 
 # -- value types ---------------------------------------------------------------------------
@@ -454,14 +459,6 @@ def describe_input(x: Any) -> tuple[str, Any]:
     return f"<image {shape}>" if shape is not None else "<image>", x
 
 
-def anchor_payloads(asif: ASIF, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
-    """The stored payloads (caption, image, ...) of anchors, by id."""
-    ids = [int(i) for i in ids]
-    if not ids or not asif.store.has_collection(asif.text_anchor_collection):
-        return {}
-    return {int(r.id): r.payload for r in asif.store.retrieve(asif.text_anchor_collection, ids)}
-
-
 def _item_text(payload: Mapping[str, Any]) -> str:
     for key in ("caption", "text", "image", "title", "name"):
         if payload.get(key):
@@ -470,21 +467,21 @@ def _item_text(payload: Mapping[str, Any]) -> str:
 
 
 def explain_match(
-    asif: ASIF,
+    m: ModelState,
     query: Any,
     item: Any,
     collection: str | None = None,
 ) -> Explanation:
     """Explain the ASIF score of ``item`` for ``query`` (see :meth:`ASIF.explain`)."""
-    (qvec,) = asif._query_vectors([query])
+    (qvec,) = query_vectors(m, [query])
     qtext, qimage = describe_input(query)
     if collection is not None:
-        if not asif.store.has_collection(collection):
+        if not m.store.has_collection(collection):
             raise CollectionNotFoundError(
                 f"The catalog collection '{collection}' does not exist: index items into it "
                 "with ASIF.index() first."
             )
-        recs = asif.store.retrieve(collection, [item], with_vectors=[SPARSE])
+        recs = m.store.retrieve(collection, [item], with_vectors=[SPARSE])
         if not recs:
             raise InvalidParameterError(
                 f"The 'item' parameter of ASIF.explain must be the id of an item of "
@@ -496,35 +493,20 @@ def explain_match(
         iimage = rec.payload.get("image")
         meta: dict[str, Any] = {"item_id": rec.id, "collection": collection}
     else:
-        (ivec,) = asif._query_vectors([item])
+        (ivec,) = query_vectors(m, [item])
         itext, iimage = describe_input(item)
         meta = {}
     shared = np.intersect1d(qvec.indices, ivec.indices)
     return explain_vectors(
         qvec,
         ivec,
-        anchor_payloads(asif, shared.tolist()),
+        anchor_payloads(m, shared.tolist()),
         query=qtext,
         item=itext,
         query_image=qimage,
         item_image=iimage,
         **meta,
     )
-
-
-def _prompt_vectors(
-    asif: ASIF, labels: list[str], templates: list[str], strategy: str = "max"
-) -> list[tuple[int, str, SparseVector]]:
-    """``(label_index, prompt, vector)`` of every label prompt vector, via the cache.
-
-    One per (label, template) for the ``max`` strategy, one per label for the mean ones.
-    """
-    coll = asif._label_collection(labels, templates, strategy)  # type: ignore[arg-type]
-    out = []
-    for rec in asif.store.scroll(coll, with_vectors=[SPARSE]):
-        vec = rec.sparse.get(SPARSE, SparseVector(np.zeros(0), np.zeros(0)))
-        out.append((int(rec.payload["label_index"]), str(rec.payload["prompt"]), vec))
-    return out
 
 
 def _best_prompts(
@@ -541,24 +523,17 @@ def _best_prompts(
 
 
 def explain_label(
-    asif: ASIF,
+    m: ModelState,
     image: Any,
     labels: Sequence[str],
-    *,
     templates: Sequence[str] | None = None,
     template_strategy: str | None = None,
     label: str | None = None,
     versus: str | None = None,
 ) -> LabelExplanation:
     """Why ``image`` got ``label`` rather than ``versus`` (see :meth:`ASIF.explain_label`)."""
-    from asif_qdrant.model import DEFAULT_TEMPLATE_STRATEGY, DEFAULT_TEMPLATES
-
-    labels = list(labels)
-    templates = list(templates or DEFAULT_TEMPLATES)
-    asif._check_labels(labels, templates)
-    strategy = asif._check_strategy(
-        "ASIF.explain_label", template_strategy or DEFAULT_TEMPLATE_STRATEGY
-    )
+    labels, templates = check_labels(labels, templates)
+    strategy = check_strategy("ASIF.explain_label", template_strategy or DEFAULT_TEMPLATE_STRATEGY)
     for name, value in (("label", label), ("versus", versus)):
         if value is not None and value not in labels:
             raise InvalidParameterError(
@@ -568,8 +543,8 @@ def explain_label(
     if isinstance(image, SparseVector):
         ivec = image
     else:
-        (ivec,) = asif.embed_images([image])
-    prompts = _prompt_vectors(asif, labels, templates, strategy)
+        (ivec,) = embed_images(m, [image])
+    prompts = prompt_vectors(m, labels, templates, strategy)
     scores, best = _best_prompts(ivec, prompts, len(labels))
     order = [int(j) for j in np.argsort(-scores, kind="stable")]
     a = labels.index(label) if label is not None else order[0]
@@ -581,7 +556,7 @@ def explain_label(
     qtext, qimage = describe_input(image)
     ids = set(ivec.indices.tolist())
     payloads = anchor_payloads(
-        asif,
+        m,
         sorted(
             ids
             & (
@@ -620,11 +595,10 @@ def explain_label(
 
 
 def audit_anchors(
-    asif: ASIF,
+    m: ModelState,
     images: Sequence[Any],
     truth: Sequence[str],
     labels: Sequence[str],
-    *,
     templates: Sequence[str] | None = None,
     template_strategy: str | None = None,
 ) -> AuditReport:
@@ -638,7 +612,7 @@ def audit_anchors(
     predictions without breaking right ones, as the paper's broken-sample example suggests.
 
     Args:
-        asif: The model.
+        m: The model.
         images: Images (or their sparse vectors).
         truth: The true label of each image (one of ``labels``).
         labels: The class names, in the prompts' words.
@@ -648,14 +622,8 @@ def audit_anchors(
     Returns:
         The report.
     """
-    from asif_qdrant.model import DEFAULT_TEMPLATE_STRATEGY, DEFAULT_TEMPLATES
-
-    labels = list(labels)
-    templates = list(templates or DEFAULT_TEMPLATES)
-    asif._check_labels(labels, templates)
-    strategy = asif._check_strategy(
-        "ASIF.audit_anchors", template_strategy or DEFAULT_TEMPLATE_STRATEGY
-    )
+    labels, templates = check_labels(labels, templates)
+    strategy = check_strategy("ASIF.audit_anchors", template_strategy or DEFAULT_TEMPLATE_STRATEGY)
     items = list(images)
     truth = list(truth)
     if len(items) != len(truth):
@@ -671,8 +639,8 @@ def audit_anchors(
     if items and all(isinstance(x, SparseVector) for x in items):
         vecs: list[SparseVector] = list(items)
     else:
-        vecs = asif.embed_images(items)
-    prompts = _prompt_vectors(asif, labels, templates, strategy)
+        vecs = embed_images(m, items)
+    prompts = prompt_vectors(m, labels, templates, strategy)
     harm: dict[int, float] = {}
     helped: dict[int, float] = {}
     wrong_count: dict[int, int] = {}
@@ -696,7 +664,7 @@ def audit_anchors(
                 helped[aid] = helped.get(aid, 0.0) + d
     net = {a: harm.get(a, 0.0) - helped.get(a, 0.0) for a in set(harm) | set(helped)}
     ranked = sorted((a for a, v in net.items() if v > 0), key=lambda a: (-net[a], a))
-    payloads = anchor_payloads(asif, ranked)
+    payloads = anchor_payloads(m, ranked)
     rows = tuple(
         AuditRow(
             id=a,

@@ -1,4 +1,4 @@
-"""Crossing the modality gap (asif_qdrant.crossgap): caption-side and inverted queries."""
+"""Crossing the modality gap (asif_qdrant.retriever.crossgap): caption-side and inverted queries."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from asif_qdrant import ASIF
-from asif_qdrant.crossgap import inverted_embeddings
 from asif_qdrant.errors import InvalidInputError
 from asif_qdrant.relative import l2_normalize, relative_topk
+from asif_qdrant.retriever.crossgap import inverted_embeddings
 from tests.conftest import ColorImageEncoder, HashTextEncoder
 
 K, P = 6, 8.0

@@ -24,10 +24,11 @@ import numpy as np
 import pytest
 
 from asif_qdrant import ASIF
-from asif_qdrant.integrity import IntegrityReport, check_integrity, exclusive_store
+from asif_qdrant.retriever.integrity import IntegrityReport, check_integrity, exclusive_store
+from asif_qdrant.retriever.writes import write_fingerprint
 from asif_qdrant.store import Record
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 DI, DT = 8, 6
 N_ANCHORS, N_ITEMS = 40, 60
 
@@ -35,13 +36,13 @@ CHILD = textwrap.dedent(
     """
     import os, signal, sys
     import numpy as np
-    import asif_qdrant.editing as editing
+    import asif_qdrant.retriever.recompute as recompute
     from asif_qdrant import ASIF
 
     path, point = sys.argv[1], sys.argv[2]
     asif = ASIF(path=path, show_progress_bar=False)
     store = asif.store
-    upsert, delete, recompute_ids = store.upsert, store.delete, editing.recompute_ids
+    upsert, delete, recompute_ids = store.upsert, store.delete, recompute.recompute_ids
 
     def kill():
         os.kill(os.getpid(), signal.SIGKILL)
@@ -49,16 +50,16 @@ CHILD = textwrap.dedent(
     def killing_upsert(name, records):
         upsert(name, records)
         marker = asif.fingerprint.pending_edit
-        if point.endswith(":after-marker") and name == asif.meta_collection and marker:
+        if point.endswith(":after-marker") and name == asif.layout.meta and marker:
             kill()
-        if point == "add:after-image" and name == asif.image_anchor_collection:
+        if point == "add:after-image" and name == asif.layout.image_anchors:
             kill()
-        if point == "add:after-text" and name == asif.text_anchor_collection:
+        if point == "add:after-text" and name == asif.layout.text_anchors:
             kill()
 
     def killing_delete(name, ids):
         delete(name, ids)
-        if point == "delete:after-image" and name == asif.image_anchor_collection:
+        if point == "delete:after-image" and name == asif.layout.image_anchors:
             kill()
 
     def killing_recompute(*args, **kwargs):
@@ -67,7 +68,7 @@ CHILD = textwrap.dedent(
             kill()
 
     store.upsert, store.delete = killing_upsert, killing_delete
-    editing.recompute_ids = killing_recompute
+    recompute.recompute_ids = killing_recompute
     if point.startswith("add:"):
         asif.add_anchor_embeddings(np.load(sys.argv[3]), np.load(sys.argv[4]))
     else:
@@ -141,7 +142,7 @@ def _check_consistent(asif: ASIF) -> None:
 
 
 def _reopen(built: dict[str, Any], caplog: pytest.LogCaptureFixture) -> ASIF:
-    with caplog.at_level(logging.WARNING, logger="asif_qdrant.integrity"):
+    with caplog.at_level(logging.WARNING, logger="asif_qdrant.retriever.integrity"):
         return ASIF(path=built["path"], show_progress_bar=False)
 
 
@@ -210,10 +211,10 @@ def test_store_without_marker_is_checked_by_ids(built: dict[str, Any]) -> None:
     """A store broken outside the library (or by an older version): counts disagree."""
     with ASIF(path=built["path"]) as asif:
         store, unit = asif.store, np.ones(DI, np.float32) / DI**0.5
-        store.upsert(asif.image_anchor_collection, [Record(50, {}, dense={"image": unit})])
-        store.delete(asif.text_anchor_collection, [5])
-        for coll, vn, d in ((asif.image_anchor_collection, "image", DI),
-                            (asif.text_anchor_collection, "text", DT)):  # fmt: skip
+        store.upsert(asif.layout.image_anchors, [Record(50, {}, dense={"image": unit})])
+        store.delete(asif.layout.text_anchors, [5])
+        for coll, vn, d in ((asif.layout.image_anchors, "image", DI),
+                            (asif.layout.text_anchors, "text", DT)):  # fmt: skip
             store.upsert(coll, [Record(60, {}, dense={vn: np.ones(d, np.float32) / d**0.5})])
     with ASIF(path=built["path"]) as asif:
         report = asif.integrity
@@ -228,7 +229,7 @@ def test_store_without_marker_is_checked_by_ids(built: dict[str, Any]) -> None:
 
 def test_anchors_deleted_outside_are_recounted(built: dict[str, Any]) -> None:
     with ASIF(path=built["path"]) as asif:
-        for coll in (asif.image_anchor_collection, asif.text_anchor_collection):
+        for coll in (asif.layout.image_anchors, asif.layout.text_anchors):
             asif.store.delete(coll, [0, 1])
     with ASIF(path=built["path"]) as asif:
         assert asif.integrity.recounted
@@ -242,17 +243,17 @@ def test_report_only_when_not_applied(built: dict[str, Any], caplog) -> None:
     with ASIF(path=built["path"]) as asif:
         fp = asif.fingerprint
         fp.pending_edit = {"operation": "add", "ids": [fp.next_anchor_id, fp.next_anchor_id + 1]}
-        asif._write_fingerprint()
+        write_fingerprint(asif.state)
         unit = np.ones(DI, np.float32) / DI**0.5
-        asif.store.upsert(asif.image_anchor_collection, [Record(40, {}, dense={"image": unit})])
-        with caplog.at_level(logging.WARNING, logger="asif_qdrant.integrity"):
-            report = check_integrity(asif, repair=False)
+        asif.store.upsert(asif.layout.image_anchors, [Record(40, {}, dense={"image": unit})])
+        with caplog.at_level(logging.WARNING, logger="asif_qdrant.retriever.integrity"):
+            report = check_integrity(asif.state, repair=False)
         assert not report.applied and not report.repaired and report.rolled_back == (40,)
         assert "to roll back" in report.summary() and "needs a repair" in caplog.text
-        assert asif.store.count(asif.image_anchor_collection) == N_ANCHORS + 1
-        assert check_integrity(asif, repair=True).rolled_back == (40,)
-        assert asif.store.count(asif.image_anchor_collection) == N_ANCHORS
-        assert check_integrity(asif).ok
+        assert asif.store.count(asif.layout.image_anchors) == N_ANCHORS + 1
+        assert check_integrity(asif.state, repair=True).rolled_back == (40,)
+        assert asif.store.count(asif.layout.image_anchors) == N_ANCHORS
+        assert check_integrity(asif.state).ok
 
 
 def test_consistent_store_costs_two_counts(built: dict[str, Any]) -> None:
@@ -273,7 +274,7 @@ def test_server_store_is_not_exclusive() -> None:
 
 
 def test_old_fingerprint_without_marker_field_loads(built: dict[str, Any]) -> None:
-    from asif_qdrant.fingerprint import Fingerprint
+    from asif_qdrant.retriever.fingerprint import Fingerprint
 
     with ASIF(path=built["path"]) as asif:
         payload = asif.fingerprint.as_payload()
@@ -301,18 +302,18 @@ def test_check_integrity_method_and_repair_command(tmp_path: Path) -> None:
         show_progress_bar=False,
     ) as asif:
         asif.add_anchor_embeddings(rng.random((6, 4)), rng.random((6, 3)))
-        asif.store.delete(asif.text_anchor_collection, [2])  # half a pair left behind
+        asif.store.delete(asif.layout.text_anchors, [2])  # half a pair left behind
         found = asif.check_integrity(repair=False)
         assert not found.ok and not found.applied
-        assert asif.store.count(asif.image_anchor_collection) == 6  # nothing changed
+        assert asif.store.count(asif.layout.image_anchors) == 6  # nothing changed
         fixed = asif.check_integrity()
         assert fixed.applied and fixed.repaired
-        image_ids = {r.id for r in asif.store.scroll(asif.image_anchor_collection)}
-        text_ids = {r.id for r in asif.store.scroll(asif.text_anchor_collection)}
+        image_ids = {r.id for r in asif.store.scroll(asif.layout.image_anchors)}
+        text_ids = {r.id for r in asif.store.scroll(asif.layout.text_anchors)}
         assert image_ids == text_ids and asif.anchor_count == len(image_ids)
         assert asif.check_integrity().ok
         # Break it again for the command line.
-        asif.store.delete(asif.image_anchor_collection, [4])
+        asif.store.delete(asif.layout.image_anchors, [4])
     # (Opening the embedded engine repairs by itself: the command then finds it consistent.)
     out = CliRunner().invoke(main, ["repair", "--path", str(path), "--json", "-q"])
     assert out.exit_code == 0, out.output

@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from asif_qdrant import ASIF, CollectionNotFoundError, InvalidInputError, InvalidParameterError
-from asif_qdrant.explain import explain_vectors, roc_auc
 from asif_qdrant.plotting import explain_figure
+from asif_qdrant.retriever.explain import explain_vectors, roc_auc
 from asif_qdrant.store import Store
 from asif_qdrant.types import SparseVector
 from tests.conftest import ColorImageEncoder, HashTextEncoder
@@ -291,25 +291,3 @@ def test_explain_figure_layout_and_content(tmp_path: Path) -> None:
         explain_figure(why, tmp_path / "x.png", top=0)
     with pytest.raises(InvalidParameterError, match=r"ending in '\.png'"):
         explain_figure(why, tmp_path / "x.jpg")
-
-
-def test_labeled_set_loaders(tmp_path: Path) -> None:
-    import click
-
-    from asif_qdrant.cli_edit import load_labeled
-
-    for label in ("cats", "dogs"):
-        (tmp_path / "set" / label / "deep").mkdir(parents=True)
-        Image.new("RGB", (4, 4)).save(tmp_path / "set" / label / "deep" / f"{label}.png")
-    (tmp_path / "set" / "notes.txt").write_text("not a label folder")
-    rows = load_labeled(tmp_path / "set", None)
-    assert [(Path(p).name, lab) for p, lab in rows] == [("cats.png", "cats"), ("dogs.png", "dogs")]
-    csv_file = tmp_path / "set.csv"
-    csv_file.write_text("image,label\nset/cats/deep/cats.png,cats\n/abs/x.png,dogs\n")
-    rows = load_labeled(None, csv_file)
-    assert rows == [(str(tmp_path / "set/cats/deep/cats.png"), "cats"), ("/abs/x.png", "dogs")]
-    (tmp_path / "bad.csv").write_text("path,class\nx.png,a\n")
-    with pytest.raises(click.UsageError, match="'image' and 'label' columns"):
-        load_labeled(None, tmp_path / "bad.csv")
-    with pytest.raises(click.UsageError, match="exactly one"):
-        load_labeled(None, None)

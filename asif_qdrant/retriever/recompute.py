@@ -1,4 +1,4 @@
-"""Editing an ASIF model: add or delete anchor pairs, and keep every catalog vector exact.
+"""Keeping every catalog vector exact after an anchor edit: find the affected items, recompute.
 
 Adding or deleting anchors changes the top-k of some catalog items. After any sequence of
 edits every stored catalog vector equals what a full re-index would give, while an edit only
@@ -19,15 +19,13 @@ An item is **affected** by an add when a new anchor's similarity is at least its
 minus ``EDIT_TOLERANCE`` (1e-5, the float32 rounding of the engine's dot products; ties are
 therefore affected), and by a delete when its stored vector gives a deleted anchor a
 positive weight. Exactly the affected items are re-computed from their stored embedding.
-Ties at the k-th place are broken by the lower anchor id (:meth:`ASIF.relative_from_embeddings`),
-so a re-computed item equals a fresh re-index whatever order the engine returns ties in.
+Ties at the k-th place are broken by the lower anchor id
+(:func:`asif_qdrant.relative.relative_from_topk`), so a re-computed item equals a fresh
+re-index whatever order the engine returns ties in.
 
 Example:
     >>> import numpy as np
-    >>> kth_vectors(np.array([[0.6, 0.8]]), np.array([0.5])).tolist()
-    [[0.6000000238418579, 0.800000011920929, -0.5]]
-    >>> probe_vectors(np.array([[1.0, 0.0]])).tolist()
-    [[1.0, 0.0, 1.0]]
+    >>> from asif_qdrant.retriever.layout import kth_vectors, probe_vectors
     >>> # a . e - t = 0.6 - 0.5 > 0: the new anchor reaches this item's boundary.
     >>> float(probe_vectors(np.array([[1.0, 0.0]]))[0] @ kth_vectors(
     ...     np.array([[0.6, 0.8]]), np.array([0.5]))[0]) > 0
@@ -38,18 +36,19 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
-from tqdm.auto import tqdm
 
+from asif_qdrant.progress import progress_bar
+from asif_qdrant.retriever import writes
+from asif_qdrant.retriever.anchors import relative
+from asif_qdrant.retriever.layout import SPARSE, kth_name, kth_vectors, probe_vectors
+from asif_qdrant.retriever.state import ModelState
 from asif_qdrant.store.base import PointId, Record, Store
 from asif_qdrant.types import SparseVector
-
-if TYPE_CHECKING:
-    from asif_qdrant.model import ASIF
 
 __all__ = [
     "EDIT_TOLERANCE",
@@ -57,10 +56,11 @@ __all__ = [
     "EditReport",
     "affected_by_add",
     "affected_by_delete",
-    "compact_collection",
-    "kth_name",
-    "kth_vectors",
-    "probe_vectors",
+    "has_kth",
+    "recompute_all",
+    "recompute_ids",
+    "sorted_ids",
+    "update_catalogs",
 ]
 
 logger = logging.getLogger(__name__)
@@ -68,32 +68,9 @@ logger = logging.getLogger(__name__)
 #: Items whose boundary a new anchor misses by less than this are re-computed too: the
 #: engine's float32 dot products cannot tell such a near-tie from a win.
 EDIT_TOLERANCE = 1e-5
-SPARSE = "asif"
-_CHUNK = 256
+CHUNK = 256
 
 Operation = Literal["add", "delete", "reindex"]
-
-
-def kth_name(modality: str) -> str:
-    """Name of the dense vector ``[e, -boundary]`` of a catalog item of ``modality``.
-
-    Example:
-        >>> kth_name("image")
-        'image_kth'
-    """
-    return f"{modality}_kth"
-
-
-def kth_vectors(unit: np.ndarray, boundary: np.ndarray) -> np.ndarray:
-    """``[e, -t]`` rows: an item's unit embedding with its boundary ``t`` appended, negated."""
-    unit = np.asarray(unit, dtype=np.float32)
-    return np.concatenate([unit, -np.asarray(boundary, np.float32).reshape(-1, 1)], axis=1)
-
-
-def probe_vectors(unit_anchors: np.ndarray) -> np.ndarray:
-    """``[a, 1]`` rows: a new anchor's query against the ``*_kth`` vectors (score ``a.e - t``)."""
-    unit_anchors = np.asarray(unit_anchors, dtype=np.float32)
-    return np.concatenate([unit_anchors, np.ones((len(unit_anchors), 1), np.float32)], axis=1)
 
 
 @dataclass(frozen=True)
@@ -195,12 +172,13 @@ def affected_by_add(
     *,
     tolerance: float = EDIT_TOLERANCE,
 ) -> set[PointId]:
-    """Items of ``modality`` whose boundary one of the new anchors reaches (one dense query each).
+    """Items whose boundary one of the new anchors reaches (one dense query each).
 
     Args:
         store: The store.
         collection: The catalog (with ``*_kth`` vectors).
-        modality: ``"image"`` or ``"text"``: the new anchors' embeddings are of this modality.
+        modality: ``"image"`` or ``"text"`` (or ``"caption"``): the kth vector searched is
+            ``kth_name(modality)``.
         unit_anchors: ``(n, d)`` unit embeddings of the new anchors.
         tolerance: Near-ties within this are affected too.
 
@@ -215,8 +193,10 @@ def affected_by_add(
     return {pid for hits in res for pid, _ in hits}
 
 
-def affected_by_delete(store: Store, collection: str, deleted: Iterable[int]) -> set[PointId]:
-    """Items whose stored sparse vector gives a deleted anchor a positive weight (one query)."""
+def affected_by_delete(
+    store: Store, collection: str, deleted: Iterable[int], vector: str = SPARSE
+) -> set[PointId]:
+    """Items whose sparse ``vector`` gives a deleted anchor a positive weight (one query)."""
     ids = sorted({int(i) for i in deleted})
     if not ids:
         return set()
@@ -224,8 +204,13 @@ def affected_by_delete(store: Store, collection: str, deleted: Iterable[int]) ->
     if n == 0:
         return set()
     probe = SparseVector(indices=np.asarray(ids), values=np.ones(len(ids), np.float32))
-    (hits,) = store.query_sparse(collection, SPARSE, [probe], n, with_payload=False)
+    (hits,) = store.query_sparse(collection, vector, [probe], n, with_payload=False)
     return {h.id for h in hits if h.score > 0}
+
+
+def sorted_ids(ids: Iterable[PointId]) -> list[PointId]:
+    """Point ids in a stable order (ints first, then UUID strings)."""
+    return sorted(ids, key=lambda x: (isinstance(x, str), x))
 
 
 # -- re-computing ------------------------------------------------------------------------------
@@ -235,22 +220,17 @@ def has_kth(store: Store, collection: str) -> bool:
     return kth_name("image") in spec.dense and kth_name("text") in spec.dense
 
 
-def recompute(
-    asif: ASIF,
-    collection: str,
-    records: Sequence[Record],
-    *,
-    with_kth: bool,
-) -> None:
+def _recompute(m: ModelState, collection: str, records: Sequence[Record], with_kth: bool) -> None:
     """Re-compute the sparse vector (and boundary) of records holding their own embedding."""
     for modality in ("image", "text"):
         group = [r for r in records if modality in r.dense]
         if not group:
             continue
         unit = np.stack([np.asarray(r.dense[modality], np.float32) for r in group])
-        vecs, boundary = asif._relative(unit, modality)  # type: ignore[arg-type]
+        vecs, boundary = relative(m, unit, modality)
         kth = kth_vectors(unit, boundary) if with_kth else None
-        asif.store.update_vectors(
+        writes.update_vectors(
+            m.store,
             collection,
             [
                 Record(
@@ -263,45 +243,53 @@ def recompute(
         )
 
 
+def pages(
+    store: Store, collection: str, vectors: list[str], *, size: int = CHUNK
+) -> Iterator[list[Record]]:
+    """Every point of a collection with some vectors, a page at a time."""
+    page: list[Record] = []
+    for rec in store.scroll(collection, with_vectors=vectors, batch_size=size):
+        page.append(rec)
+        if len(page) == size:
+            yield page
+            page = []
+    if page:
+        yield page
+
+
 def recompute_ids(
-    asif: ASIF, collection: str, ids: Sequence[PointId], *, with_kth: bool, progress: bool
+    m: ModelState, collection: str, ids: Sequence[PointId], *, with_kth: bool, progress: bool
 ) -> None:
     """Re-compute the given items from their stored embeddings."""
     ids = list(ids)
-    with tqdm(
-        total=len(ids), desc=f"Re-computing {collection}", unit="item", disable=not progress
+    with progress_bar(
+        total=len(ids), desc=f"Re-computing {collection}", unit="item", show=progress
     ) as bar:
-        for start in range(0, len(ids), _CHUNK):
-            chunk = ids[start : start + _CHUNK]
-            recs = asif.store.retrieve(collection, chunk, with_vectors=["image", "text"])
-            recompute(asif, collection, recs, with_kth=with_kth)
+        for start in range(0, len(ids), CHUNK):
+            chunk = ids[start : start + CHUNK]
+            recs = m.store.retrieve(collection, chunk, with_vectors=["image", "text"])
+            _recompute(m, collection, recs, with_kth)
             bar.update(len(chunk))
 
 
-def recompute_all(asif: ASIF, collection: str, *, with_kth: bool, progress: bool) -> list[PointId]:
+def recompute_all(
+    m: ModelState, collection: str, *, with_kth: bool, progress: bool
+) -> list[PointId]:
     """Re-compute every item of a catalog (a full re-index from the stored embeddings)."""
     done: list[PointId] = []
-    total = asif.store.count(collection)
-    with tqdm(
-        total=total, desc=f"Re-indexing {collection}", unit="item", disable=not progress
+    total = m.store.count(collection)
+    with progress_bar(
+        total=total, desc=f"Re-indexing {collection}", unit="item", show=progress
     ) as bar:
-        page: list[Record] = []
-        for rec in asif.store.scroll(collection, with_vectors=["image", "text"]):
-            page.append(rec)
-            if len(page) == _CHUNK:
-                recompute(asif, collection, page, with_kth=with_kth)
-                done.extend(r.id for r in page)
-                bar.update(len(page))
-                page = []
-        if page:
-            recompute(asif, collection, page, with_kth=with_kth)
+        for page in pages(m.store, collection, ["image", "text"]):
+            _recompute(m, collection, page, with_kth)
             done.extend(r.id for r in page)
             bar.update(len(page))
     return done
 
 
 def update_catalogs(
-    asif: ASIF,
+    m: ModelState,
     *,
     previous_version: int,
     new_units: dict[str, np.ndarray] | None = None,
@@ -314,23 +302,23 @@ def update_catalogs(
     incrementally; any other one (an older layout, or stale after an interrupted edit) is
     re-computed in full. Each catalog is marked with the new anchor version once done.
     """
-    fp = asif.fingerprint
+    fp = m.fingerprint
     edits = []
     for collection, info in sorted(fp.catalogs.items()):
-        if not asif.store.has_collection(collection):
+        if not m.store.has_collection(collection):
             continue
         t0 = time.perf_counter()
-        total = asif.store.count(collection)
-        with_kth = has_kth(asif.store, collection)
+        total = m.store.count(collection)
+        with_kth = has_kth(m.store, collection)
         incremental = with_kth and info.get("anchor_version") == previous_version
         if incremental:
             affected: set[PointId] = set()
             for modality, unit in (new_units or {}).items():
-                affected |= affected_by_add(asif.store, collection, modality, unit)
+                affected |= affected_by_add(m.store, collection, modality, unit)
             if deleted:
-                affected |= affected_by_delete(asif.store, collection, deleted)
-            ids = sorted(affected, key=lambda x: (isinstance(x, str), x))
-            recompute_ids(asif, collection, ids, with_kth=with_kth, progress=progress)
+                affected |= affected_by_delete(m.store, collection, deleted)
+            ids = sorted_ids(affected)
+            recompute_ids(m, collection, ids, with_kth=with_kth, progress=progress)
         else:
             logger.info(
                 "Catalog '%s' is re-computed in full (%s).",
@@ -339,7 +327,7 @@ def update_catalogs(
                 if not with_kth
                 else "it was not at the previous anchor version",
             )
-            ids = recompute_all(asif, collection, with_kth=with_kth, progress=progress)
+            ids = recompute_all(m, collection, with_kth=with_kth, progress=progress)
         info["anchor_version"] = fp.anchor_version
         edits.append(
             CatalogEdit(
@@ -352,24 +340,3 @@ def update_catalogs(
             )
         )
     return tuple(edits)
-
-
-def compact_collection(store: Store, name: str) -> None:
-    """Rewrite a collection from its live points, so that deleted data leaves the disk too.
-
-    Qdrant keeps deleted points in its write-ahead log and segment files until it vacuums
-    them. Rewriting the collection (through a temporary copy, so an interruption loses
-    nothing) leaves only the live points on disk.
-    """
-    if not store.has_collection(name):
-        return
-    spec = store.collection_spec(name)
-    records = list(store.scroll(name, with_vectors=True))
-    tmp = f"{name}.compacting"[:255]
-    store.delete_collection(tmp)
-    store.create_collection(tmp, spec)
-    store.upsert(tmp, records)
-    store.delete_collection(name)
-    store.create_collection(name, spec)
-    store.upsert(name, records)
-    store.delete_collection(tmp)

@@ -27,8 +27,9 @@ from click.testing import CliRunner
 
 from asif_qdrant import ASIF
 from asif_qdrant.cli import main
+from asif_qdrant.retriever.writes import write_fingerprint
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 ACK = re.compile(r"committed rows (\d+)\.\.(\d+) of (\d+)")
 
 
@@ -136,13 +137,11 @@ def test_resume_refuses_another_input(tmp_path: Path) -> None:
     a, b = tmp_path / "a.npy", tmp_path / "b.npy"
     np.save(a, rng.normal(size=(30, 32)).astype(np.float32))
     np.save(b, rng.normal(size=(30, 32)).astype(np.float32))
-    from asif_qdrant.integrity import resumable_index
-
     with ASIF(path=db, show_progress_bar=False) as asif:  # an interrupted job on input a
         fp = asif.fingerprint
-        resumable_index(asif, "items", embeddings=np.load(a), modality="image")
+        asif.resumable_index("items", embeddings=np.load(a), modality="image")
         fp.catalogs["items"]["job"]["done"] = False
-        asif._write_fingerprint()
+        write_fingerprint(asif.state)
     args = ["index", "items", "--modality", "image", "--path", str(db), "--json", "-q"]
     result = CliRunner().invoke(main, [*args, "--embeddings", str(b), "--resume"])
     assert result.exit_code == 1

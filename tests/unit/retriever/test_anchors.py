@@ -10,6 +10,7 @@ import pytest
 from asif_qdrant import ASIF, InvalidParameterError
 from asif_qdrant.anchor_index import ExactIndex, IVFIndex, recall_at_k, sparse_cosine
 from asif_qdrant.relative import relative_topk
+from asif_qdrant.retriever.anchors import anchor_index
 
 K = 20
 
@@ -52,7 +53,7 @@ def test_exact_modes_equal_relative_topk(tmp_path: Path, mode: str) -> None:
             have = v.to_dict_weights()
             assert have.keys() == want.keys()
             np.testing.assert_allclose([have[i] for i in want], list(want.values()), atol=1e-5)
-        index = asif._anchor_index("image")
+        index = anchor_index(asif.state, "image")
         if mode == "qdrant":
             assert index is None
         else:
@@ -69,7 +70,7 @@ def test_ivf_meets_the_recall_bar_through_asif(tmp_path: Path) -> None:
     with model(tmp_path, "ivf", k=k) as asif:
         asif.add_anchor_embeddings(anchors, rng.normal(size=(len(anchors), 4)))
         got = asif.relative_from_embeddings(queries, "image")
-        assert isinstance(asif._anchor_index("image"), IVFIndex)
+        assert isinstance(anchor_index(asif.state, "image"), IVFIndex)
     idx, val = relative_topk(queries, anchors, k=k, p=8.0)
     got_ids, got_w = as_arrays(got, k)
     assert recall_at_k(idx, got_ids).mean() >= 0.99
@@ -83,10 +84,10 @@ def test_edits_update_the_index_in_place_and_stay_exact(tmp_path: Path) -> None:
     with model(tmp_path / "a", "auto") as asif:
         asif.add_anchor_embeddings(img[:200], txt[:200])
         asif.index_embeddings("items", queries, "image")
-        index = asif._anchor_index("image")
+        index = anchor_index(asif.state, "image")
         asif.add_anchor_embeddings(img[200:], txt[200:])
         asif.delete_anchors(range(0, 300, 3))
-        assert asif._anchor_index("image") is index  # followed the edits, not rebuilt
+        assert anchor_index(asif.state, "image") is index  # followed the edits, not rebuilt
         assert len(index) == asif.anchor_count == 200
         got = asif.relative_from_embeddings(queries, "image")
         stored = asif.store.retrieve("items", list(range(30)), with_vectors=["asif"])

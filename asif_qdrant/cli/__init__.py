@@ -1,0 +1,63 @@
+"""The ``asif-qdrant`` command line: a thin layer over :class:`asif_qdrant.ASIF` (click).
+
+Every command takes ``--help`` and ``--json`` (one machine-readable JSON document on stdout).
+The model lives in the embedded engine's folder ``--path`` (default ``$ASIF_QDRANT_PATH`` or
+``./asif-data``), or on a Qdrant server given by ``--url`` (or ``$QDRANT_URL``).
+
+One module per command group: :mod:`~asif_qdrant.cli.anchors` (``anchors add/list/delete/
+audit``), :mod:`~asif_qdrant.cli.catalog` (``index``, ``search``, ``classify``),
+:mod:`~asif_qdrant.cli.explain` (``explain``, ``explain-label``),
+:mod:`~asif_qdrant.cli.transfer` (``export``, ``import``, ``migrate``) and
+:mod:`~asif_qdrant.cli.admin` (``info``, ``repair``, ``demo``), sharing
+:mod:`~asif_qdrant.cli.common`. This module builds the group :data:`main` from them; other
+packages add commands through the entry-point group ``asif_qdrant.cli_commands``
+(:mod:`~asif_qdrant.cli.plugins`).
+
+Example:
+    >>> from click.testing import CliRunner
+    >>> result = CliRunner().invoke(main, ["--help"])
+    >>> "anchors" in result.output and "demo" in result.output
+    True
+"""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from asif_qdrant.cli.admin import demo, info, repair
+from asif_qdrant.cli.anchors import anchors
+from asif_qdrant.cli.catalog import classify, index, search
+from asif_qdrant.cli.explain import explain, explain_label_command
+from asif_qdrant.cli.plugins import PLUGIN_GROUP, PluginGroup
+from asif_qdrant.cli.transfer import export_cmd, import_cmd, migrate_cmd
+
+__all__ = ["PLUGIN_GROUP", "main"]
+
+
+@click.group(cls=PluginGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="asif-qdrant")
+@click.option("--verbose", "-v", is_flag=True, help="Log what happens (INFO level).")
+def main(verbose: bool) -> None:
+    """ASIF on Qdrant: a CLIP-like retriever from two frozen unimodal encoders."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s"
+    )
+
+
+for _command in (
+    anchors,
+    index,
+    search,
+    classify,
+    explain,
+    explain_label_command,
+    export_cmd,
+    import_cmd,
+    migrate_cmd,
+    info,
+    repair,
+    demo,
+):
+    main.add_command(_command)

@@ -1,0 +1,267 @@
+"""Reading the anchors, and relative vectors: what every input becomes.
+
+Each embedding finds its ``k`` nearest anchors of its own modality (cosine), through an
+in-memory anchor index kept in step with edits (``anchor_search="auto"`` and the other
+methods of :mod:`asif_qdrant.anchor_index`) or through exact search by the Qdrant engine
+(``"qdrant"``). Either way the candidates go through the one recipe,
+:func:`asif_qdrant.relative.relative_from_topk`: ties at the k-th place are kept in id order
+(the lower id wins), so a result never depends on the order in which a search returned ties.
+
+Example:
+    >>> check_anchor_search("auto"), check_anchor_search("exact")
+    ('auto', 'exact')
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from asif_qdrant.anchor_index import METHODS, choose_method, make_index, relative_search
+from asif_qdrant.errors import InvalidInputError, InvalidParameterError
+from asif_qdrant.relative import l2_normalize, relative_from_topk, sparse_rows
+from asif_qdrant.retriever.state import ModelState
+from asif_qdrant.store.base import PointId
+from asif_qdrant.types import ImageInput, Modality, SparseVector
+
+__all__ = [
+    "anchor_embeddings",
+    "anchor_index",
+    "anchor_payloads",
+    "check_anchor_search",
+    "close_anchor_indexes",
+    "embed_images",
+    "embed_texts",
+    "encode_queries",
+    "list_anchors",
+    "query_vectors",
+    "relative",
+    "relative_from_embeddings",
+    "sync_anchor_indexes",
+]
+
+logger = logging.getLogger("asif_qdrant.model")
+
+
+def check_anchor_search(value: Any) -> str:
+    """Validate the ``anchor_search`` parameter of ``ASIF``."""
+    allowed = ("auto", "qdrant", *(m for m in METHODS if not m.startswith("qdrant-")))
+    if value not in allowed:
+        raise InvalidParameterError(
+            "The 'anchor_search' parameter of ASIF must be one of "
+            f"{', '.join(map(repr, allowed))}. Got {value!r:.100} instead."
+        )
+    return str(value)
+
+
+# -- reading ------------------------------------------------------------------------------------
+def list_anchors(m: ModelState, *, limit: int | None = None) -> list[dict[str, Any]]:
+    """The anchor pairs' ids and payloads, in id order."""
+    if not m.store.has_collection(m.layout.text_anchors):
+        return []
+    out = []
+    for rec in m.store.scroll(m.layout.text_anchors):
+        out.append({"id": rec.id, **rec.payload})
+        if limit is not None and len(out) >= limit:
+            break
+    return out
+
+
+def anchor_embeddings(m: ModelState, modality: Modality) -> tuple[list[int], np.ndarray]:
+    """The stored anchor embeddings of one modality: ``(ids, (n, d) array)``."""
+    coll, vn = m.layout.anchors(modality)
+    recs = list(m.store.scroll(coll, with_vectors=[vn]))
+    if not recs:
+        return [], np.zeros((0, m.dim(modality) or 0), np.float32)
+    return [int(r.id) for r in recs], np.stack([r.dense[vn] for r in recs])
+
+
+def anchor_payloads(m: ModelState, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    """The stored payloads (caption, image, ...) of anchors, by id."""
+    ids = [int(i) for i in ids]
+    if not ids or not m.store.has_collection(m.layout.text_anchors):
+        return {}
+    return {int(r.id): r.payload for r in m.store.retrieve(m.layout.text_anchors, ids)}
+
+
+# -- the in-memory anchor indexes ---------------------------------------------------------------
+def anchor_index(m: ModelState, modality: Modality) -> Any:
+    """The in-memory anchor index of ``modality`` at the current anchor version.
+
+    ``None`` with ``anchor_search="qdrant"`` (the engine searches its collections).
+    """
+    if m.anchor_search == "qdrant":
+        return None
+    version = m.fingerprint.anchor_version
+    with m.anchor_index_lock:
+        cached = m.anchor_indexes.get(modality)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        ids, emb = anchor_embeddings(m, modality)
+        method = m.anchor_search
+        if method == "auto":
+            method = choose_method(len(ids), device=m.device)
+        options = {"device": m.device} if method == "torch" else {}
+        index = make_index(method, **options)
+        if len(ids):
+            index.build(np.asarray(ids, dtype=np.int64), emb)
+        if cached is not None:
+            cached[1].close()
+        m.anchor_indexes[modality] = (version, index)
+        logger.debug("Built the %s anchor index of %s: %r", modality, m.name, index)
+        return index
+
+
+def sync_anchor_indexes(
+    m: ModelState,
+    version: int,
+    *,
+    new_units: dict[str, np.ndarray] | None,
+    deleted: Sequence[int] | None,
+) -> None:
+    """Apply an anchor edit to the in-memory indexes that are at ``version``.
+
+    An index at another version (or an edit it cannot follow) is dropped and rebuilt from
+    the stored anchors on next use.
+    """
+    with m.anchor_index_lock:
+        for modality, (at, index) in list(m.anchor_indexes.items()):
+            if at != version:
+                index.close()
+                del m.anchor_indexes[modality]
+                continue
+            if new_units is not None:
+                rows = new_units[modality]
+                end = m.fingerprint.next_anchor_id
+                index.add(np.arange(end - len(rows), end, dtype=np.int64), rows)
+            if deleted is not None:
+                index.delete(np.asarray(list(deleted), dtype=np.int64))
+            m.anchor_indexes[modality] = (version + 1, index)
+
+
+def close_anchor_indexes(m: ModelState) -> None:
+    """Release the in-memory anchor indexes."""
+    with m.anchor_index_lock:
+        for _, index in m.anchor_indexes.values():
+            index.close()
+        m.anchor_indexes.clear()
+
+
+# -- relative vectors ---------------------------------------------------------------------------
+def relative(
+    m: ModelState, unit: np.ndarray, modality: Modality
+) -> tuple[list[SparseVector], np.ndarray]:
+    """Sparse vectors of unit embeddings, and each one's boundary (k-th similarity, >= 0).
+
+    The boundary is the similarity of the k-th kept anchor clamped at 0, or 0 when fewer
+    than k anchors exist: an anchor below it cannot change the vector
+    (:mod:`asif_qdrant.retriever.edits`).
+    """
+    coll, vn = m.layout.anchors(modality)
+    if len(unit) == 0:
+        return [], np.zeros(0, np.float32)
+    index = anchor_index(m, modality)
+    if index is not None:
+
+        def rescore(ids: np.ndarray, query: np.ndarray) -> np.ndarray:
+            return _exact_sims(m, modality, ids, query)
+
+        return relative_search(index, unit, m.k, m.p, rescore=rescore)
+    k = m.k
+    out: list[SparseVector] = []
+    boundary = np.zeros(len(unit), np.float32)
+    for row, hits in enumerate(m.store.query_dense(coll, vn, unit, limit=k + 1)):
+        if len(hits) > k and hits[k][1] >= hits[k - 1][1]:
+            hits = _widen_tie(m, coll, vn, unit[row], hits)
+        ids = np.array([[h[0] for h in hits]], dtype=np.int64)
+        sims = np.array([[h[1] for h in hits]], dtype=np.float64)
+        kept, weights, b = relative_from_topk(ids, sims, k, m.p)
+        out += sparse_rows(kept, weights)
+        boundary[row] = b[0]
+    return out, boundary
+
+
+def _exact_sims(m: ModelState, modality: Modality, ids: np.ndarray, query: np.ndarray) -> Any:
+    """float64 cosines of one unit query with some stored anchors (each row on its own)."""
+    coll, vn = m.layout.anchors(modality)
+    recs = m.store.retrieve(coll, [int(i) for i in ids], with_vectors=[vn])
+    vec = {int(r.id): np.asarray(r.dense[vn], np.float64) for r in recs}
+    q = np.asarray(query, np.float64)
+    return np.array([float(np.dot(vec[int(i)], q)) for i in ids])
+
+
+def _widen_tie(
+    m: ModelState, coll: str, vn: str, row: np.ndarray, hits: list[tuple[PointId, float]]
+) -> list[tuple[PointId, float]]:
+    """Every anchor tied with the k-th one: ask the engine for more until the group ends."""
+    k = m.k
+    limit = len(hits)
+    while len(hits) == limit and hits[-1][1] >= hits[k - 1][1]:
+        limit *= 2
+        (hits,) = m.store.query_dense(coll, vn, row[None, :], limit=limit)
+    return hits
+
+
+def relative_from_embeddings(
+    m: ModelState, embeddings: Any, modality: Modality
+) -> list[SparseVector]:
+    """Relative vectors of precomputed embeddings (see ``ASIF.relative_from_embeddings``)."""
+    emb = m.check_embeddings("embeddings", embeddings, modality)
+    m.require_anchors()
+    return relative(m, l2_normalize(emb), modality)[0]
+
+
+def embed_images(
+    m: ModelState, images: Sequence[ImageInput], show_progress_bar: bool | None = None
+) -> list[SparseVector]:
+    """Sparse relative vectors of images."""
+    emb = m.encode(list(images), "image", show_progress_bar)
+    return relative_from_embeddings(m, emb, "image")
+
+
+def check_texts(texts: Sequence[str], owner: str = "embed_texts") -> list[str]:
+    """A list of non-empty texts (one bare str is refused)."""
+    if isinstance(texts, str):
+        raise InvalidInputError(f"{owner} takes a list of texts. Got one str: wrap it in a list.")
+    texts = list(texts)
+    for i, t in enumerate(texts):
+        if isinstance(t, str) and not t.strip():
+            raise InvalidInputError(
+                f"Text {i} is empty (or only whitespace): an empty query matches nothing."
+            )
+    return texts
+
+
+def embed_texts(
+    m: ModelState, texts: Sequence[str], show_progress_bar: bool | None = None
+) -> list[SparseVector]:
+    """Sparse relative vectors of texts."""
+    emb = m.encode(check_texts(texts), "text", show_progress_bar)
+    return relative_from_embeddings(m, emb, "text")
+
+
+def encode_queries(m: ModelState, queries: list[Any], modality: Modality) -> np.ndarray:
+    """Unit embeddings of raw queries of one modality."""
+    if modality == "text":
+        check_texts(queries)
+    return l2_normalize(m.encode(queries, modality, show_progress_bar=False))
+
+
+def query_vectors(m: ModelState, queries: list[Any]) -> list[SparseVector]:
+    """Relative vectors of mixed queries: texts (str), images, or sparse vectors as they are."""
+    out: list[SparseVector | None] = [None] * len(queries)
+    texts = [(i, q) for i, q in enumerate(queries) if isinstance(q, str)]
+    images = [(i, q) for i, q in enumerate(queries) if not isinstance(q, (str, SparseVector))]
+    for i, q in enumerate(queries):
+        if isinstance(q, SparseVector):
+            out[i] = q
+    if texts:
+        for (i, _), v in zip(texts, embed_texts(m, [q for _, q in texts]), strict=True):
+            out[i] = v
+    if images:
+        for (i, _), v in zip(images, embed_images(m, [q for _, q in images]), strict=True):
+            out[i] = v
+    return [v for v in out if v is not None]

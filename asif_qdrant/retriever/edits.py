@@ -1,0 +1,209 @@
+"""Editing the anchor set: add or delete anchor pairs, and bring every catalog up to date.
+
+An edit writes the anchors of both modalities, then the fingerprint (count, version, next
+id), then the catalogs (:mod:`asif_qdrant.retriever.recompute` re-computes exactly the items
+it affects; :mod:`asif_qdrant.retriever.crossgap` the CSA and caption vectors). A
+write-ahead marker in the fingerprint makes an interrupted edit repairable on the next open
+(:mod:`asif_qdrant.retriever.integrity`).
+
+Example:
+    >>> import tempfile, numpy as np
+    >>> from asif_qdrant.store import EdgeStore
+    >>> from asif_qdrant.retriever.layout import Layout
+    >>> rng = np.random.default_rng(0)
+    >>> with EdgeStore(tempfile.mkdtemp()) as store:
+    ...     m = ModelState(store, Layout("demo"), show_progress_bar=False)
+    ...     m.open("precomputed/image", "precomputed/text", k=2, p=None)
+    ...     ids = add_anchor_embeddings(m, rng.random((3, 8)), rng.random((3, 4)))
+    ...     delete_anchors(m, [ids[0]]), m.anchor_count, m.last_edit.operation
+    (1, 2, 'delete')
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Literal
+
+import numpy as np
+
+from asif_qdrant.errors import AnchorSetError, InvalidInputError, check_int
+from asif_qdrant.relative import l2_normalize
+from asif_qdrant.retriever import writes
+from asif_qdrant.retriever.anchors import sync_anchor_indexes
+from asif_qdrant.retriever.crossgap import after_edit
+from asif_qdrant.retriever.recompute import EditReport, update_catalogs
+from asif_qdrant.retriever.state import ModelState
+from asif_qdrant.store.base import CollectionSpec, Record
+from asif_qdrant.types import ImageInput
+
+__all__ = [
+    "add_anchor_embeddings",
+    "add_anchors",
+    "check_pairs",
+    "delete_anchors",
+    "finish_edit",
+]
+
+
+def check_pairs(
+    n_images: int, n_captions: int, payloads: Sequence[Mapping[str, Any]] | None
+) -> None:
+    """Anchor pairs need one caption (and one payload, if any) per image."""
+    if n_images != n_captions:
+        raise InvalidInputError(
+            f"Anchor pairs need one caption per image. Got {n_images} images and "
+            f"{n_captions} captions."
+        )
+    if payloads is not None and len(payloads) != n_images:
+        raise InvalidInputError(
+            f"'payloads' must have one entry per pair ({n_images}). Got {len(payloads)}."
+        )
+
+
+def add_anchors(
+    m: ModelState,
+    images: Sequence[ImageInput],
+    captions: Sequence[str],
+    *,
+    payloads: Sequence[Mapping[str, Any]] | None = None,
+    source: str | None = None,
+) -> list[int]:
+    """Embed raw image-caption pairs and add them as anchors (see ``ASIF.add_anchors``)."""
+    images, captions = list(images), list(captions)
+    check_pairs(len(images), len(captions), payloads)
+    for i, c in enumerate(captions):
+        if not isinstance(c, str):
+            raise InvalidInputError(
+                f"Caption {i} must be a str. Got {type(c).__name__} ({c!r:.60})."
+            )
+        if not c.strip():
+            raise InvalidInputError(
+                f"Caption {i} is empty (or only whitespace): an anchor pair needs a caption."
+            )
+    img = m.encode(images, "image")
+    txt = m.encode(captions, "text")
+    base = [
+        {
+            "caption": c,
+            **({"image": str(x)} if isinstance(x, (str, os.PathLike)) else {}),
+            **({"source": source} if source is not None else {}),
+        }
+        for x, c in zip(images, captions, strict=True)
+    ]
+    if payloads is not None:
+        base = [{**dict(extra), **b} for b, extra in zip(base, payloads, strict=True)]
+    return add_anchor_embeddings(m, img, txt, payloads=base)
+
+
+def add_anchor_embeddings(
+    m: ModelState,
+    image_embeddings: Any,
+    text_embeddings: Any,
+    *,
+    payloads: Sequence[Mapping[str, Any]] | None = None,
+) -> list[int]:
+    """Add anchor pairs from precomputed embeddings (see ``ASIF.add_anchor_embeddings``)."""
+    t0 = time.perf_counter()
+    img = m.check_embeddings("image_embeddings", image_embeddings, "image")
+    txt = m.check_embeddings("text_embeddings", text_embeddings, "text")
+    check_pairs(len(img), len(txt), payloads)
+    fp = m.fingerprint
+    n = len(img)
+    if n == 0:
+        return []
+    if fp.image_dim is None:
+        fp.image_dim = img.shape[1]
+    if fp.text_dim is None:
+        fp.text_dim = txt.shape[1]
+    ids = list(range(fp.next_anchor_id, fp.next_anchor_id + n))
+    if ids[-1] >= 2**32:
+        raise AnchorSetError("Anchor ids must fit in 32 bits (Qdrant sparse indices).")
+    for modality, dim in (("image", fp.image_dim), ("text", fp.text_dim)):
+        coll, vn = m.layout.anchors(modality)
+        if not m.store.has_collection(coll):
+            writes.create_collection(m.store, coll, CollectionSpec(dense={vn: dim}))
+    pl = [dict(x) for x in payloads] if payloads is not None else [{} for _ in range(n)]
+    img, txt = l2_normalize(img), l2_normalize(txt)
+    # Write-ahead marker: a kill before finish_edit's first fingerprint write (which clears
+    # it) is completed or rolled back on the next open (asif_qdrant.retriever.integrity).
+    fp.pending_edit = {"operation": "add", "ids": [ids[0], ids[-1] + 1]}
+    writes.write_fingerprint(m)
+    for modality, unit in (("image", img), ("text", txt)):
+        coll, vn = m.layout.anchors(modality)
+        writes.upsert(
+            m.store, coll, [Record(i, pl[j], dense={vn: unit[j]}) for j, i in enumerate(ids)]
+        )
+    fp.next_anchor_id = ids[-1] + 1
+    fp.pending_edit = None
+    finish_edit(m, "add", n, t0, new_units={"image": img, "text": txt})
+    return ids
+
+
+def delete_anchors(m: ModelState, ids: Iterable[int], *, purge: bool = False) -> int:
+    """Delete anchor pairs by id, everywhere (see ``ASIF.delete_anchors``)."""
+    t0 = time.perf_counter()
+    ids = list(dict.fromkeys(check_int("ids", "ASIF.delete_anchors", i, minimum=0) for i in ids))
+    if not ids:
+        return 0
+    layout = m.layout
+    present = []
+    if m.store.has_collection(layout.image_anchors):
+        present = [int(r.id) for r in m.store.retrieve(layout.image_anchors, ids)]
+    unknown = sorted(set(ids) - set(present))
+    if unknown:
+        raise AnchorSetError(
+            f"Cannot delete anchors {unknown[:20]}{' ...' if len(unknown) > 20 else ''}: "
+            f"they are not anchors of the model '{m.name}' (deleted already, or never "
+            "added). Nothing was deleted; list the anchors with list_anchors()."
+        )
+    # Write-ahead marker (cleared by finish_edit's first fingerprint write): a kill before
+    # then is completed on the next open (asif_qdrant.retriever.integrity).
+    m.fingerprint.pending_edit = {"operation": "delete", "ids": present}
+    writes.write_fingerprint(m)
+    writes.delete_points(m.store, layout.image_anchors, present)
+    writes.delete_points(m.store, layout.text_anchors, present)
+    m.fingerprint.pending_edit = None
+    report = finish_edit(m, "delete", len(present), t0, deleted=present)
+    if purge:
+        touched = [c.collection for c in report.catalogs if c.items_touched]
+        for coll in [layout.image_anchors, layout.text_anchors, *touched]:
+            writes.rewrite_collection(m.store, coll, suffix="compacting")
+    return len(present)
+
+
+def finish_edit(
+    m: ModelState,
+    operation: Literal["add", "delete"],
+    pairs: int,
+    t0: float,
+    *,
+    new_units: dict[str, np.ndarray] | None = None,
+    deleted: Sequence[int] | None = None,
+) -> EditReport:
+    """Bump the version, update every catalog, record and return the report."""
+    fp = m.fingerprint
+    previous = fp.anchor_version
+    sync_anchor_indexes(m, previous, new_units=new_units, deleted=deleted)
+    fp.anchor_count = m.store.count(m.layout.image_anchors)
+    fp.anchor_version += 1
+    # Written first: if the catalog update is interrupted, the catalogs stay marked with
+    # the old version (searches warn) and the next edit re-computes them in full.
+    writes.write_fingerprint(m)
+    writes.drop_label_caches(m)
+    progress = m.progress()
+    # CSA refit and caption vectors first, while catalogs still record their version.
+    after_edit(
+        m, previous_version=previous, new_units=new_units, deleted=deleted, progress=progress
+    )
+    edits = update_catalogs(
+        m, previous_version=previous, new_units=new_units, deleted=deleted, progress=progress
+    )
+    report = EditReport(
+        operation, pairs, fp.anchor_count, fp.anchor_version, time.perf_counter() - t0, edits
+    )
+    fp.last_edit = {k: v for k, v in report.as_dict().items() if k != "catalogs"}
+    writes.write_fingerprint(m)
+    m.last_edit = report
+    return report
