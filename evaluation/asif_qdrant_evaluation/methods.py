@@ -19,7 +19,8 @@ Registered here:
 * ``csa-numpy``: canonical similarity analysis (CSA, ICLR 2025) written here in numpy:
   centre, whiten with a relative ridge, SVD of the whitened cross-covariance, keep
   ``sim_dim`` canonical directions, score ``sum_j rho_j a_j b_j``.
-* ``hybrid-numpy``: reciprocal rank fusion (RRF) of the ``numpy`` and ``csa-numpy`` rankings.
+* ``hybrid-numpy``: reciprocal rank fusion (RRF) of the ``numpy`` and ``csa-numpy`` rankings
+  (Qdrant's formula, :func:`asif_qdrant.fusion.rrf_scores`).
 * ``csa`` and ``hybrid``: the same through the library (``ASIF(..., method=...)``), when the
   installed library offers them.
 
@@ -56,6 +57,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 from asif_qdrant.errors import InvalidParameterError
+from asif_qdrant.fusion import DEFAULT_RRF_K, rrf_scores
 
 __all__ = [
     "IMAGE_VARIANTS",
@@ -540,8 +542,6 @@ class DenseRelativeMethod(Method):
 
 #: CSA defaults when the configuration gives none (see EvalConfig.csa_dim / csa_ridge).
 DEFAULT_CSA_RIDGE = 1e-3
-#: RRF constant when the configuration gives none (Qdrant's default, the library's).
-DEFAULT_RRF_K = 2
 
 
 def csa_dim_for(n: int, d_image: int, d_text: int, csa_dim: int | None = None) -> int:
@@ -666,33 +666,6 @@ class CsaNumpyMethod(Method):
         "cross-covariance, sim_dim canonical directions, score sum_j rho_j a_j b_j; numpy"
     )
     fitted = _CsaFitted  # k and p do not apply
-
-
-def rrf_scores(
-    *score_matrices: np.ndarray, k: int = DEFAULT_RRF_K, positive: Sequence[bool] = ()
-) -> np.ndarray:
-    """Reciprocal rank fusion of ``(queries, items)`` score matrices: ``sum 1 / (k + rank)``.
-
-    Qdrant's formula: ``rank`` counts from 0 (the best item of a ranking adds ``1 / k``).
-    Each matrix ranks every item of a row (ties in item order). With ``positive[i]`` true,
-    only items scoring above 0 in matrix ``i`` are in its ranking (a sparse search returns no
-    item that shares nothing with the query).
-
-    Example:
-        >>> rrf_scores(np.array([[0.9, 0.1, 0.5]]), np.array([[0.2, 0.3, 0.1]]), k=2).round(3)
-        array([[0.833, 0.75 , 0.583]])
-    """
-    out = np.zeros(np.asarray(score_matrices[0]).shape)
-    for i, scores in enumerate(score_matrices):
-        s = np.asarray(scores, dtype=np.float64)
-        order = np.argsort(-s, axis=1, kind="stable")
-        ranks = np.empty_like(order)
-        np.put_along_axis(ranks, order, np.arange(s.shape[1])[None, :], axis=1)
-        contrib = 1.0 / (k + ranks)
-        if i < len(positive) and positive[i]:
-            contrib = np.where(s > 0, contrib, 0.0)
-        out += contrib
-    return out
 
 
 class _HybridFitted(FittedMethod):
