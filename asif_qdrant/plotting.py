@@ -1,6 +1,8 @@
 """Pictures for people: a contact sheet of queries and their top hits.
 
-matplotlib is imported inside :func:`contact_sheet`, so ``import asif_qdrant`` stays light. The
+matplotlib is an optional dependency (``pip install 'asif-qdrant[plot]'``), imported only when a
+figure is drawn, so ``import asif_qdrant`` (and this module) stay light and work without it;
+drawing without it raises an :class:`ImportError` that says how to install it. The
 figure is drawn with the Agg canvas directly (no ``pyplot``, no global backend switch), so it
 works headless and from threads.
 
@@ -31,7 +33,10 @@ if TYPE_CHECKING:
     import numpy as np
     from PIL.Image import Image as PILImage
 
-__all__ = ["ImageLike", "contact_sheet", "explain_figure"]
+__all__ = ["PLOT_EXTRA", "ImageLike", "contact_sheet", "explain_figure"]
+
+#: How to install what drawing needs (matplotlib), named by the error raised without it.
+PLOT_EXTRA = "pip install 'asif-qdrant[plot]'"
 
 #: An image for a contact sheet: a file path, a PIL image, or an (H, W[, C]) uint8 array.
 ImageLike: TypeAlias = Union[str, "os.PathLike[str]", "PILImage", "np.ndarray"]
@@ -50,6 +55,27 @@ _QUERY_PT = 10.0
 _CAPTION_LINES = 2
 _QUERY_MAX_LINES = 8
 _THUMB_PIXELS_PER_INCH = 160  # resolution of the thumbnails drawn in the figure
+
+
+def _matplotlib(owner: str) -> tuple[Any, Any, Any]:
+    """The matplotlib names drawing needs, imported on first use.
+
+    Returns:
+        ``(FigureCanvasAgg, Figure, offset_copy)``.
+
+    Raises:
+        ImportError: matplotlib is not installed (the message names :data:`PLOT_EXTRA`).
+    """
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+        from matplotlib.transforms import offset_copy
+    except ImportError as e:
+        raise ImportError(
+            f"{owner} draws with matplotlib, which is not installed; install it with "
+            f"`{PLOT_EXTRA}`."
+        ) from e
+    return FigureCanvasAgg, Figure, offset_copy
 
 
 def _to_rgb(image: Any) -> PILImage:
@@ -239,9 +265,7 @@ def _figure(
     ``box(x, y_top, w, h)`` turns a rectangle in inches (y measured from the top) into the
     figure fractions ``add_axes`` wants.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
+    FigureCanvasAgg, Figure, _ = _matplotlib("asif_qdrant.plotting")
     fig = Figure(figsize=(fig_w, fig_h), dpi=_DPI, facecolor="white")
     FigureCanvasAgg(fig)
 
@@ -290,6 +314,7 @@ def contact_sheet(
         InvalidParameterError: If ``thumb_size`` is not positive or ``out_path`` does not end
             in ``.png``.
         ImageDecodeError: If an image cannot be opened.
+        ImportError: If matplotlib is not installed (:data:`PLOT_EXTRA` installs it).
 
     Example:
         >>> import tempfile, pathlib
@@ -302,7 +327,7 @@ def contact_sheet(
     out, size = _check_png_args(out_path, thumb_size, "contact_sheet")
     checked = _check_rows(rows)
 
-    from matplotlib.transforms import offset_copy
+    _, _, offset_copy = _matplotlib("contact_sheet")
 
     n_rows = len(checked)
     n_cols = max(1, max(len(hits) for _, hits in checked))
@@ -472,6 +497,9 @@ def explain_figure(
     Returns:
         The path of the written PNG.
 
+    Raises:
+        ImportError: If matplotlib is not installed (:data:`PLOT_EXTRA` installs it).
+
     Example:
         >>> import tempfile, pathlib, numpy as np
         >>> from PIL import Image
@@ -494,6 +522,8 @@ def explain_figure(
         )
     out, size = _check_png_args(out_path, thumb_size, "explain_figure")
     spec = _explain_spec(explanation, top, title)
+
+    _matplotlib("explain_figure")  # without matplotlib: the error that names the extra, now
 
     rows = spec["rows"]
     n = max(1, len(rows))

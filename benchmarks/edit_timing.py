@@ -29,6 +29,7 @@ import os
 import platform
 import tempfile
 import time
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -37,7 +38,21 @@ from asif_qdrant import ASIF
 from asif_qdrant.relative import relative_weights
 from benchmarks.synthetic import clustered_embeddings
 
-__all__ = ["edit_sizes", "run"]
+__all__ = ["Settings", "edit_sizes", "run"]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the benchmark builds and times (the command line sets the first five)."""
+
+    items: int = 10_000  # catalog items
+    anchors: int = 10_000  # anchor pairs before the edits
+    largest: int = field(default=1_000, metadata={"help": "largest edit, in pairs"})
+    k: int = 800
+    seed: int = 0
+    image_dim: int = 1280
+    text_dim: int = 384
+    check: int = 300  # catalog items compared with a numpy re-index at the end
 
 
 def edit_sizes(largest: int) -> list[int]:
@@ -69,18 +84,28 @@ def _reference_check(asif: ASIF, collection: str, sample: int, seed: int) -> flo
     return worst
 
 
-def run(
-    *,
-    items: int = 10_000,
-    anchors: int = 10_000,
-    largest: int = 1_000,
-    k: int = 800,
-    image_dim: int = 1280,
-    text_dim: int = 384,
-    seed: int = 0,
-    check: int = 300,
-) -> dict[str, Any]:
+def _edit(operation: str, pairs: int, asif: ASIF) -> dict[str, Any]:
+    """The figures of the model's last edit."""
+    r = asif.last_edit
+    assert r is not None
+    return {
+        "operation": operation,
+        "pairs": pairs,
+        "items_touched": r.items_touched,
+        "items_total": r.items_total,
+        "seconds": round(r.seconds, 2),
+    }
+
+
+def run(settings: Settings = Settings()) -> dict[str, Any]:
     """Build the model, time the edits, and return every figure."""
+    items, anchors, largest, k = settings.items, settings.anchors, settings.largest, settings.k
+    image_dim, text_dim, seed, check = (
+        settings.image_dim,
+        settings.text_dim,
+        settings.seed,
+        settings.check,
+    )
     extra = sum(edit_sizes(largest))
     t = time.perf_counter()
     img, cat = clustered_embeddings(anchors + extra, image_dim, n_queries=items, seed=seed)
@@ -121,30 +146,10 @@ def run(
                 ids = asif.add_anchor_embeddings(img[start : start + n], txt[start : start + n])
                 start += n
                 added.append(ids)
-                r = asif.last_edit
-                assert r is not None
-                out["edits"].append(
-                    {
-                        "operation": "add",
-                        "pairs": n,
-                        "items_touched": r.items_touched,
-                        "items_total": r.items_total,
-                        "seconds": round(r.seconds, 2),
-                    }
-                )
+                out["edits"].append(_edit("add", n, asif))
             for ids in added:
                 asif.delete_anchors(ids)
-                r = asif.last_edit
-                assert r is not None
-                out["edits"].append(
-                    {
-                        "operation": "delete",
-                        "pairs": len(ids),
-                        "items_touched": r.items_touched,
-                        "items_total": r.items_total,
-                        "seconds": round(r.seconds, 2),
-                    }
-                )
+                out["edits"].append(_edit("delete", len(ids), asif))
             out["max_abs_diff_vs_numpy_reindex"] = _reference_check(asif, "catalog", check, seed)
             out["checked_items"] = min(check, items)
         finally:
@@ -179,16 +184,14 @@ def table(result: dict[str, Any]) -> str:
 def main() -> None:
     """Command line."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--items", type=int, default=10_000)
-    ap.add_argument("--anchors", type=int, default=10_000)
-    ap.add_argument("--largest", type=int, default=1_000, help="largest edit, in pairs")
-    ap.add_argument("--k", type=int, default=800)
-    ap.add_argument("--seed", type=int, default=0)
+    defaults = asdict(Settings())
+    for f in fields(Settings)[:5]:
+        ap.add_argument(
+            f"--{f.name}", type=int, default=defaults[f.name], help=f.metadata.get("help")
+        )
     ap.add_argument("--json", action="store_true", help="print one JSON document")
     args = ap.parse_args()
-    result = run(
-        items=args.items, anchors=args.anchors, largest=args.largest, k=args.k, seed=args.seed
-    )
+    result = run(Settings(**{f.name: getattr(args, f.name) for f in fields(Settings)[:5]}))
     print(json.dumps(result, indent=2) if args.json else table(result))
 
 

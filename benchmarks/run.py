@@ -37,21 +37,11 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.indexes import METHODS
 from benchmarks.synthetic import clustered_embeddings
 
-PATHS = [
-    "baseline",
-    "exact",
-    "ivf",
-    "int8-rescore",
-    "bf16-rescore",
-    "binary-rescore",
-    "torch",
-    "qdrant-exact",
-    "qdrant-sq",
-    "qdrant-bq",
-    "qdrant-hnsw",
-]
+#: Every path of the relative section: the numpy baseline, then each anchor index.
+PATHS = ["baseline", *METHODS]
 #: Largest n (at d = 384; n * d for other d) at which a path runs by default: above it, its
 #: build costs minutes on 2 cores (HNSW at 100k x 1280: 3.5 minutes).
 MAX_N = {"qdrant-hnsw": 100_000}
@@ -199,8 +189,8 @@ def quality(
 
 # -- worker: one path on one data set, in its own process -------------------------------------
 def worker_relative(spec: dict[str, Any]) -> dict[str, Any]:
-    from asif_qdrant.anchor_index import make_index
     from asif_qdrant.relative import relative_topk
+    from benchmarks.indexes import make_index
 
     anchors = np.load(spec["anchors"])
     queries = np.load(spec["queries"])[:BATCH]

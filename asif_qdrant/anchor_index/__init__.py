@@ -1,4 +1,4 @@
-"""Fast anchor search for ASIF relative vectors: a pure component (numpy, torch, Qdrant Edge).
+"""Fast anchor search for ASIF relative vectors: a pure component (numpy, torch).
 
 An :class:`AnchorIndex` holds the anchor embeddings of one modality under their ids and returns
 each query's top-k anchors with their cosine similarities; :func:`relative_vectors` turns them
@@ -9,15 +9,11 @@ fastest path whose recall bar is asserted by the tests (see ``docs/PERFORMANCE.m
 ``exact``          numpy BLAS over an in-memory float32 matrix, sampled-threshold selection
 ``ivf``            two-stage: centroid ranking, then exact scoring of the probed lists
                    (``nprobe`` calibrated on held-out anchors: recall 0.995, cosine 0.9993)
-``int8-rescore``   int8 scan (``torch._int_mm``) + exact rescoring of 2k candidates
-``bf16-rescore``   bfloat16 scan (torch) + exact rescoring
-``binary-rescore`` Hamming scan of sign bits + exact rescoring of 16k candidates
 ``torch``          torch matmul + topk, on CUDA when present (exact)
-``qdrant-exact``   the embedded Qdrant engine, exact search (today's ``ASIF`` path)
-``qdrant-sq``      Qdrant int8 scalar quantization, oversampling 2 + rescoring
-``qdrant-bq``      Qdrant binary quantization, oversampling 8 + rescoring
-``qdrant-hnsw``    Qdrant HNSW, ``ef = 2k``
 =================  ===========================================================================
+
+The benchmark measures more paths (reduced-precision scans, the Qdrant engine's exact,
+quantized and HNSW search); they live with it, in ``benchmarks/indexes``.
 
 Example:
     >>> import numpy as np
@@ -43,8 +39,6 @@ from asif_qdrant.anchor_index.base import (
 )
 from asif_qdrant.anchor_index.exact import ExactIndex, exact_topk
 from asif_qdrant.anchor_index.ivf import IVFIndex
-from asif_qdrant.anchor_index.qdrant_index import QdrantIndex
-from asif_qdrant.anchor_index.quantized import QuantizedIndex
 from asif_qdrant.anchor_index.torch_index import TorchIndex, cuda_available
 from asif_qdrant.errors import InvalidParameterError, check_int
 
@@ -54,8 +48,6 @@ __all__ = [
     "AnchorIndex",
     "ExactIndex",
     "IVFIndex",
-    "QdrantIndex",
-    "QuantizedIndex",
     "TorchIndex",
     "choose_method",
     "cuda_available",
@@ -72,18 +64,7 @@ __all__ = [
 IVF_MIN_ANCHORS = 300_000
 
 #: Every method :func:`make_index` accepts, besides ``"auto"``.
-METHODS: tuple[str, ...] = (
-    "exact",
-    "ivf",
-    "int8-rescore",
-    "bf16-rescore",
-    "binary-rescore",
-    "torch",
-    "qdrant-exact",
-    "qdrant-sq",
-    "qdrant-bq",
-    "qdrant-hnsw",
-)
+METHODS: tuple[str, ...] = ("exact", "ivf", "torch")
 
 
 def choose_method(n: int, *, device: str | None = None) -> str:
@@ -113,7 +94,7 @@ def make_index(
         method: ``"auto"`` or one of :data:`METHODS`.
         n: The expected anchor count (used by ``"auto"``).
         device: Torch device for ``"torch"`` (and what ``"auto"`` considers).
-        **options: Passed to the index class (``nprobe=``, ``oversample=``, ``hnsw_ef=`` ...).
+        **options: Passed to the index class (``nprobe=``, ``target_recall=`` ...).
 
     Raises:
         InvalidParameterError: On an unknown method.
@@ -128,12 +109,8 @@ def make_index(
         return ExactIndex(**options)
     if method == "ivf":
         return IVFIndex(**options)
-    if method in ("int8-rescore", "bf16-rescore", "binary-rescore"):
-        return QuantizedIndex(method.split("-")[0], **options)  # type: ignore[arg-type]
     if method == "torch":
         return TorchIndex(device=device, **options)
-    if method.startswith("qdrant-") and method.split("-", 1)[1] in ("exact", "sq", "bq", "hnsw"):
-        return QdrantIndex(method.split("-", 1)[1], **options)  # type: ignore[arg-type]
     raise InvalidParameterError(
         f"The 'method' parameter of make_index must be 'auto' or one of {list(METHODS)}. "
         f"Got {method!r} instead."

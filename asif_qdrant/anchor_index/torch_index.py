@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -23,7 +24,7 @@ import numpy as np
 from asif_qdrant.anchor_index.base import AnchorIndex
 from asif_qdrant.errors import InvalidInputError, InvalidParameterError
 
-__all__ = ["TorchIndex", "cuda_available"]
+__all__ = ["TorchIndex", "cuda_available", "streaming_topk"]
 
 _Q_CHUNK = 1024
 
@@ -45,6 +46,40 @@ def cuda_available() -> bool:
         return bool(_torch().cuda.is_available())
     except Exception:  # torch missing or broken
         return False
+
+
+def streaming_topk(blocks: Iterable[tuple[int, Any]], k: int) -> tuple[Any, Any]:
+    """The ``k`` best scores of each row over blocks of columns, merged as they come (torch).
+
+    Args:
+        blocks: ``(first column, scores)`` pairs: ``(m, width)`` score tensors of consecutive
+            column ranges, in any order.
+        k: Scores kept per row (at most the number of columns seen).
+
+    Returns:
+        ``(values, columns)``: ``(m, k)`` tensors, best first.
+
+    Example:
+        >>> import torch
+        >>> s = torch.tensor([[0.125, 0.875, 0.25, 0.75]])
+        >>> values, cols = streaming_topk([(0, s[:, :2]), (2, s[:, 2:])], 2)
+        >>> cols.tolist(), values.tolist()
+        ([[1, 3]], [[0.875, 0.75]])
+    """
+    torch = _torch()
+    best_s: Any = None
+    best_r: Any = None
+    for start, sims in blocks:
+        top = torch.topk(sims, min(k, sims.shape[1]), dim=1)
+        rows = top.indices + start
+        if best_s is None:
+            best_s, best_r = top.values, rows
+        else:
+            cat_s = torch.cat([best_s, top.values], dim=1)
+            keep = torch.topk(cat_s, k, dim=1)
+            best_r = torch.gather(torch.cat([best_r, rows], dim=1), 1, keep.indices)
+            best_s = keep.values
+    return best_s, best_r
 
 
 class TorchIndex(AnchorIndex):
@@ -109,19 +144,9 @@ class TorchIndex(AnchorIndex):
         with torch.no_grad():
             for q0 in range(0, len(q), _Q_CHUNK):
                 qt = torch.from_numpy(q[q0 : q0 + _Q_CHUNK]).to(self.device)
-                best_s: Any = None
-                best_r: Any = None
-                for a0 in range(0, n, block):
-                    sims = qt @ self._vecs[a0 : a0 + block].T
-                    top = torch.topk(sims, min(kk, sims.shape[1]), dim=1)
-                    rows = top.indices + a0
-                    if best_s is None:
-                        best_s, best_r = top.values, rows
-                    else:
-                        cat_s = torch.cat([best_s, top.values], dim=1)
-                        keep = torch.topk(cat_s, kk, dim=1)
-                        best_r = torch.gather(torch.cat([best_r, rows], dim=1), 1, keep.indices)
-                        best_s = keep.values
+                best_s, best_r = streaming_topk(
+                    ((a0, qt @ self._vecs[a0 : a0 + block].T) for a0 in range(0, n, block)), kk
+                )
                 out_r[q0 : q0 + len(qt)] = best_r.cpu().numpy()
                 out_s[q0 : q0 + len(qt)] = best_s.cpu().numpy()
         return self._ids[out_r], out_s

@@ -150,3 +150,29 @@ def test_plotting_import_is_light() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=repo
     )
     assert out.stdout.strip() == "False"
+
+
+def test_without_matplotlib_imports_work_and_drawing_names_the_extra(tmp_path: Path) -> None:
+    # matplotlib is the `plot` extra: a fresh interpreter where it cannot be imported
+    # (sys.modules[...] = None) still imports the package and this module, and drawing raises
+    # an ImportError that says how to install it.
+    import subprocess
+
+    code = f"""
+import sys
+sys.modules["matplotlib"] = None
+import numpy as np
+import asif_qdrant, asif_qdrant.plotting
+from asif_qdrant.plotting import contact_sheet
+try:
+    contact_sheet([("q", [(np.zeros((8, 8, 3), np.uint8), "x", 0.1)])], {str(tmp_path / "a.png")!r})
+except ImportError as e:
+    print("ImportError:", e)
+"""
+    repo = Path(__file__).resolve().parents[2]
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=repo
+    )
+    assert "ImportError:" in out.stdout, out.stdout + out.stderr
+    assert "pip install 'asif-qdrant[plot]'" in out.stdout
+    assert not (tmp_path / "a.png").exists()

@@ -1,6 +1,6 @@
 """The evaluation's data: anchor pools of image-caption pairs and labelled test images.
 
-Anchor pools (all offline, see :mod:`asif_qdrant.evaluation.assets`):
+Anchor pools (all offline, see :mod:`asif_qdrant_evaluation.assets`):
 
 * ``tuxpaint``: the captioned Tux Paint stamps (cut-out photos). A caption used by several
   stamps ("A frog.", twice) is kept for its first stamp only, so that every caption names one
@@ -18,7 +18,7 @@ into their 16 top-level categories, in k folds so that anchors never contain a t
 and the Fashion-MNIST test set (zero-shot classification into 10 classes).
 
 Example:
-    >>> from asif_qdrant.evaluation.data import PairSet, kfold_groups
+    >>> from asif_qdrant_evaluation.data import PairSet, kfold_groups
     >>> pairs = PairSet("toy", ["a.png", "b.png", "c.png"], ["A.", "B.", "C."], ["x", "y", "x"])
     >>> len(pairs), pairs.subset([2, 0]).captions
     (3, ['C.', 'A.'])
@@ -42,9 +42,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from asif_qdrant.errors import InvalidInputError, check_int
-from asif_qdrant.evaluation.assets import Assets, MissingDataError
+
+from asif_qdrant_evaluation.assets import Assets, MissingDataError
 
 __all__ = [
     "FASHION_MNIST_CLASSES",

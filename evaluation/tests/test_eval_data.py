@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from asif_qdrant.errors import InvalidInputError
 from PIL import Image
 
-from asif_qdrant.errors import InvalidInputError
-from asif_qdrant.evaluation.assets import Assets, assemble_mpnet
-from asif_qdrant.evaluation.data import (
+from asif_qdrant_evaluation.assets import Assets, assemble_mpnet
+from asif_qdrant_evaluation.data import (
     FASHION_MNIST_CLASSES,
     PairSet,
     even_subset,

@@ -4,7 +4,7 @@
 Fashion-MNIST images, the Tux Paint pool only, tiny sweeps).
 
 Example:
-    >>> from asif_qdrant.evaluation.config import EvalConfig
+    >>> from asif_qdrant_evaluation.config import EvalConfig
     >>> EvalConfig().k, EvalConfig.smoke().tuxpaint_limit
     (800, 60)
     >>> EvalConfig(k=0)  # doctest: +ELLIPSIS
@@ -21,6 +21,16 @@ from typing import Any
 from asif_qdrant.errors import InvalidParameterError, check_int, check_real
 
 __all__ = ["EvalConfig"]
+
+
+#: Settings that are ``None`` or an int >= 1.
+_OPTIONAL_COUNTS = (
+    "csa_dim",
+    "tuxpaint_limit",
+    "openclipart_limit",
+    "emoji_limit",
+    "fashion_per_class",
+)
 
 
 @dataclass(frozen=True)
@@ -107,18 +117,14 @@ class EvalConfig:
         check_int("k", "EvalConfig", self.k, minimum=1)
         check_real("p", "EvalConfig", self.p, greater_than=0)
         check_int("folds", "EvalConfig", self.folds, minimum=2)
-        check_int("adjust_pairs", "EvalConfig", self.adjust_pairs, minimum=1)
-        check_int("adjust_trials", "EvalConfig", self.adjust_trials, minimum=1)
-        check_int("scaling_repeats", "EvalConfig", self.scaling_repeats, minimum=1)
-        check_int("rrf_k", "EvalConfig", self.rrf_k, minimum=1)
+        for name in ("adjust_pairs", "adjust_trials", "scaling_repeats", "rrf_k"):
+            check_int(name, "EvalConfig", getattr(self, name), minimum=1)
         check_real("csa_ridge", "EvalConfig", self.csa_ridge, greater_than=0)
-        if self.csa_dim is not None:
-            check_int("csa_dim", "EvalConfig", self.csa_dim, minimum=1)
-        for name in ("tuxpaint_limit", "openclipart_limit", "emoji_limit", "fashion_per_class"):
+        for name in _OPTIONAL_COUNTS:
             value = getattr(self, name)
             if value is not None:
                 check_int(name, "EvalConfig", value, minimum=1)
-        from asif_qdrant.evaluation.encoders import ENCODERS
+        from asif_qdrant_evaluation.encoders import ENCODERS
 
         for name, modality in (("image_encoder", "image"), ("text_encoder", "text")):
             value = getattr(self, name)
@@ -128,7 +134,7 @@ class EvalConfig:
                     f"The '{name}' parameter of EvalConfig must be one of {allowed}. "
                     f"Got {value!r} instead."
                 )
-        from asif_qdrant.evaluation.methods import METHODS
+        from asif_qdrant_evaluation.methods import METHODS
 
         unknown = [m for m in self.methods if m not in METHODS]
         if unknown or not self.methods:

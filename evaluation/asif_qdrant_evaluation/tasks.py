@@ -17,13 +17,15 @@ csa            ASIF vs CSA vs hybrid on the same anchors (CSA settings chosen on
                anchor pairs), and which to use when
 =============  ==========================================================================
 
-Tasks get an :class:`EvalContext` (configuration, data, cached encoders, methods) and return a
-:class:`TaskResult`. :func:`register_task` adds one; every method of
-:data:`~asif_qdrant.evaluation.methods.METHODS` named in the configuration is measured by the
+Tasks get an :class:`~asif_qdrant_evaluation.context.EvalContext` (configuration, data, cached
+encoders, methods) and return a :class:`~asif_qdrant_evaluation.registry.TaskResult` (named and
+titled by :meth:`~asif_qdrant_evaluation.registry.Task.measure`).
+:func:`~asif_qdrant_evaluation.registry.register_task` adds one; every method of
+:data:`~asif_qdrant_evaluation.methods.METHODS` named in the configuration is measured by the
 tasks that compare methods.
 
 Example:
-    >>> from asif_qdrant.evaluation.tasks import TASKS
+    >>> from asif_qdrant_evaluation.tasks import TASKS
     >>> list(TASKS)
     ['retrieval', 'image', 'zeroshot', 'adjust', 'scaling', 'kp', 'encoders', 'csa']
 """
@@ -33,51 +35,42 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
-from asif_qdrant.demo import CATEGORY_PROMPTS
-from asif_qdrant.errors import InvalidInputError, InvalidParameterError
-from asif_qdrant.evaluation.assets import Assets
-from asif_qdrant.evaluation.cache import CachedEncoder, EmbeddingCache
-from asif_qdrant.evaluation.config import EvalConfig
-from asif_qdrant.evaluation.data import (
-    LabeledImages,
-    PairSet,
+from asif_qdrant_evaluation.context import (
+    FASHION_TEMPLATES,
+    TUX_CATEGORY_PROMPTS,
+    TUX_TEMPLATES,
+    EvalContext,
+)
+from asif_qdrant_evaluation.data import (
     kfold_grouped,
-    kfold_groups,
     load_fashion_mnist,
-    load_pool,
-    load_tuxpaint,
     stamp_folder,
     stamp_object,
 )
-from asif_qdrant.evaluation.encoders import ENCODERS, cached_encoder
-from asif_qdrant.evaluation.methods import (
+from asif_qdrant_evaluation.encoders import ENCODERS
+from asif_qdrant_evaluation.methods import (
     METHODS,
     STRATEGIES,
-    AnchorSet,
     FittedMethod,
-    Method,
-    MethodContext,
     PromptSet,
     TopK,
 )
-from asif_qdrant.evaluation.metrics import (
-    SCORE_TOLERANCE,
-    accuracy_from_counts,
-    average_precision,
-    majority_accuracy,
-    mean_rank_from_counts,
-    precision_at_k,
-    rank_counts,
-    recall_from_counts,
+from asif_qdrant_evaluation.metrics import majority_accuracy
+from asif_qdrant_evaluation.ranks import (
+    RECALL_KS,
+    ImageRanks,
+    Ranks,
+    identity_figures,
+    identity_note,
+    library_pairs,
+    pair_key,
 )
+from asif_qdrant_evaluation.registry import TASKS, Table, Task, TaskResult, register_task
 
 __all__ = [
     "FASHION_TEMPLATES",
@@ -93,371 +86,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: How each Tux Paint top-level category is said in a prompt: the demo's table, shared.
-TUX_CATEGORY_PROMPTS: dict[str, str] = CATEGORY_PROMPTS
-#: Prompt templates for the Tux Paint categories (the first is the single-template baseline).
-TUX_TEMPLATES: tuple[str, ...] = (
-    "a picture of {}.",
-    "a photo of {}.",
-    "an image of {}.",
-    "a cut-out photo of {}.",
-    "a drawing of {}.",
-    "a close-up photo of {}.",
-)
-#: Prompt templates for Fashion-MNIST (the first is the single-template baseline).
-FASHION_TEMPLATES: tuple[str, ...] = (
-    "a photo of a {}.",
-    "a black and white photo of a {}.",
-    "a low resolution photo of a {}.",
-    "a photo of the {}.",
-    "a blurry photo of a {}.",
-    "a photo of a {}, a type of clothing.",
-)
 #: Caption of the anchors added in the "adjust" experiment.
 ADJUST_CAPTION = "a photo of a {}"
-RECALL_KS = (1, 5, 10)
-
-
-# -------------------------------------------------------------------------------------------
-# Results
-# -------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Table:
-    """A table of a task's result.
-
-    Attributes:
-        title: One line saying what it shows.
-        columns: Column headers.
-        rows: Rows of cells (floats are formatted with ``digits``).
-        note: A line printed under the table.
-        digits: Decimals of float cells.
-    """
-
-    title: str
-    columns: list[str]
-    rows: list[list[Any]]
-    note: str = ""
-    digits: int = 3
-
-    def _cell(self, x: Any) -> str:
-        if isinstance(x, float):
-            return "n/a" if x != x else f"{x:.{self.digits}f}"
-        return str(x)
-
-    def markdown(self) -> str:
-        """The table in GitHub Markdown.
-
-        Example:
-            >>> print(Table("t", ["a", "b"], [["x", 0.5]]).markdown())
-            **t**
-            <BLANKLINE>
-            | a | b |
-            |---|---|
-            | x | 0.500 |
-        """
-        lines = [f"**{self.title}**", ""]
-        lines.append("| " + " | ".join(self.columns) + " |")
-        lines.append("|" + "---|" * len(self.columns))
-        for row in self.rows:
-            lines.append("| " + " | ".join(self._cell(x) for x in row) + " |")
-        if self.note:
-            lines += ["", self.note]
-        return "\n".join(lines)
-
-    def as_dict(self) -> dict[str, Any]:
-        """Plain-Python form."""
-        return {"title": self.title, "columns": self.columns, "rows": self.rows, "note": self.note}
-
-
-@dataclass
-class TaskResult:
-    """What one task measured.
-
-    Attributes:
-        name: The task's registry name.
-        title: Its heading.
-        summary: A paragraph saying what was measured and what it shows.
-        tables: The tables.
-        figures: Every figure, JSON-ready.
-        plots: Files of plots written into the output folder.
-        notes: Extra lines (subsampling, checks).
-        seconds: Wall time of the task.
-        skipped: Why the task did not run, when it did not.
-    """
-
-    name: str
-    title: str
-    summary: str = ""
-    tables: list[Table] = field(default_factory=list)
-    figures: dict[str, Any] = field(default_factory=dict)
-    plots: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-    skipped: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        """Plain-Python form."""
-        return {
-            "name": self.name,
-            "title": self.title,
-            "summary": self.summary,
-            "tables": [t.as_dict() for t in self.tables],
-            "figures": self.figures,
-            "plots": self.plots,
-            "notes": self.notes,
-            "seconds": self.seconds,
-            "skipped": self.skipped,
-        }
-
-
-@dataclass(frozen=True)
-class Task:
-    """A named evaluation task.
-
-    Attributes:
-        name: Registry name (``--task NAME``).
-        title: Heading in the report.
-        description: One line for ``--help`` and ``--list``.
-        run: The function doing the work.
-        needs: Assets it cannot run without (keys of :meth:`Assets.available`).
-    """
-
-    name: str
-    title: str
-    description: str
-    run: Callable[[EvalContext], TaskResult]
-    needs: tuple[str, ...] = ()
-
-
-#: Tasks by name, in report order; :func:`register_task` adds to it.
-TASKS: dict[str, Task] = {}
-
-
-def register_task(
-    name: str, title: str, description: str, *, needs: Sequence[str] = ()
-) -> Callable[[Callable[[EvalContext], TaskResult]], Callable[[EvalContext], TaskResult]]:
-    """Decorator: register a task function under ``name``.
-
-    Example:
-        >>> @register_task("example-task", "Example", "does nothing")
-        ... def _example(ctx):
-        ...     return TaskResult("example-task", "Example")
-        >>> TASKS["example-task"].description
-        'does nothing'
-        >>> del TASKS["example-task"]
-    """
-
-    def deco(fn: Callable[[EvalContext], TaskResult]) -> Callable[[EvalContext], TaskResult]:
-        TASKS[name] = Task(name, title, description, fn, tuple(needs))
-        return fn
-
-    return deco
-
-
-# -------------------------------------------------------------------------------------------
-# Context: data, encoders, methods
-# -------------------------------------------------------------------------------------------
-
-
-class EvalContext:
-    """Everything a task needs, loaded lazily and memoised.
-
-    Args:
-        config: The evaluation's settings.
-        assets: Where the data is.
-        cache: The embedding cache.
-        workdir: A folder for temporary models.
-        show_progress_bar: Progress bars while encoding and over folds.
-        encoders: Already loaded encoders by short name (``{"lite0": encoder}``), used
-            instead of loading them when an input is not in the cache.
-    """
-
-    def __init__(
-        self,
-        config: EvalConfig,
-        assets: Assets,
-        cache: EmbeddingCache,
-        workdir: Path,
-        *,
-        show_progress_bar: bool = True,
-        encoders: Mapping[str, Any] | None = None,
-    ) -> None:
-        self.config = config
-        self._loaded = dict(encoders or {})
-        self.assets = assets
-        self.cache = cache
-        self.workdir = Path(workdir)
-        self.out_dir: Path | None = None
-        self.show_progress_bar = show_progress_bar
-        self._available = assets.available()
-        self._encoders: dict[str, CachedEncoder] = {}
-        self._memo: dict[Any, Any] = {}
-        self.checks: list[dict[str, Any]] = []
-
-    # -- availability --------------------------------------------------------------------
-    def has(self, what: str) -> bool:
-        """Whether an asset (dataset, pool or encoder) is available."""
-        return bool(self._available.get(what, False))
-
-    def pool_names(self) -> tuple[str, ...]:
-        """The configured pools that are installed, ``tuxpaint`` first."""
-        names = [n for n in self.config.pools if self.has(n)]
-        names.sort(key=lambda n: n != "tuxpaint")
-        return tuple(names)
-
-    def pool_variants(self) -> list[tuple[str, ...]]:
-        """Pools the comparisons report: Tux Paint alone, and the configured mix."""
-        full = self.pool_names()
-        out = []
-        if "tuxpaint" in full:
-            out.append(("tuxpaint",))
-        if full and full not in out:
-            out.append(full)
-        return out
-
-    # -- encoders and embeddings ---------------------------------------------------------
-    def encoder(self, short: str) -> CachedEncoder:
-        """The cached encoder of a short name."""
-        if short not in self._encoders:
-            enc = cached_encoder(
-                short, self.cache, self.assets, show_progress_bar=self.show_progress_bar
-            )
-            if short in self._loaded:
-                loaded = self._loaded[short]
-                if loaded.name != enc.name:
-                    raise InvalidParameterError(
-                        f"The encoder given for {short!r} is {loaded.name!r}; "
-                        f"expected {enc.name!r}."
-                    )
-                enc._inner = loaded
-                enc._dim = int(loaded.dim)
-            self._encoders[short] = enc
-        return self._encoders[short]
-
-    def embed(self, items: Sequence[Any], short: str) -> np.ndarray:
-        """Embeddings of ``items`` by encoder ``short`` (from the cache when possible)."""
-        key = ("embed", short, id(items), len(items))
-        if key in self._memo:
-            return self._memo[key][1]  # type: ignore[no-any-return]
-        out = self.encoder(short).embed(list(items))
-        self._memo[key] = (items, out)  # keep items alive so that id() stays unique
-        return out
-
-    def encoders_used(self) -> dict[str, dict[str, Any]]:
-        """Per encoder used: name, cache hits, encoded inputs and encoding seconds."""
-        return {
-            short: {
-                "name": enc.name,
-                "cache_hits": enc.hits,
-                "encoded": enc.misses,
-                "encode_seconds": round(enc.encode_seconds, 2),
-            }
-            for short, enc in self._encoders.items()
-        }
-
-    # -- data ----------------------------------------------------------------------------
-    def tux(self) -> PairSet:
-        """The Tux Paint test pairs (one stamp per caption)."""
-        if "tux" not in self._memo:
-            self._memo["tux"] = load_tuxpaint(self.assets, limit=self.config.tuxpaint_limit)
-        return self._memo["tux"]  # type: ignore[no-any-return]
-
-    def folds(self) -> np.ndarray:
-        """Fold index of each Tux Paint pair (stratified by category)."""
-        if "folds" not in self._memo:
-            self._memo["folds"] = kfold_groups(
-                self.tux().categories, folds=self.config.folds, seed=self.config.seed
-            )
-        return self._memo["folds"]  # type: ignore[no-any-return]
-
-    def pool(self, names: tuple[str, ...]) -> PairSet:
-        """Anchor pool made of ``names`` (Tux Paint first, with the same pairs as :meth:`tux`)."""
-        key = ("pool", names)
-        if key not in self._memo:
-            cfg = self.config
-            limits = {
-                "tuxpaint": cfg.tuxpaint_limit,
-                "openclipart": cfg.openclipart_limit,
-                "emoji": cfg.emoji_limit,
-            }
-            pool = load_pool(list(names), self.assets, limits=limits)
-            if "tuxpaint" in names and pool.captions[: len(self.tux())] != self.tux().captions:
-                raise InvalidInputError("The pool's Tux Paint pairs differ from the test pairs.")
-            self._memo[key] = pool
-        return self._memo[key]  # type: ignore[no-any-return]
-
-    def pool_label(self, names: tuple[str, ...]) -> str:
-        """``"tuxpaint+emoji (2,585)"``: the pool's name and size."""
-        return f"{'+'.join(names)} ({len(self.pool(names)):,})"
-
-    def fold_anchor_index(self, names: tuple[str, ...], fold: int | None) -> np.ndarray:
-        """Pool rows usable as anchors when Tux Paint fold ``fold`` is the test set."""
-        pool = self.pool(names)
-        keep = np.ones(len(pool), dtype=bool)
-        if fold is not None and "tuxpaint" in names:
-            keep[: len(self.tux())] = self.folds() != fold
-        return np.flatnonzero(keep)
-
-    def anchors(self, names: tuple[str, ...], image: str, text: str) -> AnchorSet:
-        """The pool's anchor embeddings by the two encoders."""
-        pool = self.pool(names)
-        return AnchorSet(
-            self.embed(pool.images, image), self.embed(pool.captions, text), pool.captions
-        )
-
-    def fashion(self) -> LabeledImages:
-        """The Fashion-MNIST test images used (``fashion_per_class`` per class)."""
-        if "fashion" not in self._memo:
-            self._memo["fashion"] = load_fashion_mnist(
-                self.assets,
-                split="test",
-                per_class=self.config.fashion_per_class,
-                seed=self.config.seed,
-            )[0]
-        return self._memo["fashion"]  # type: ignore[no-any-return]
-
-    def prompts(self, labels: Sequence[str], templates: Sequence[str], text: str) -> PromptSet:
-        """Label prompts embedded by the text encoder ``text``."""
-        texts = [t.format(lab) for lab in labels for t in templates]
-        emb = self.encoder(text).embed(texts)
-        return PromptSet(
-            list(labels), list(templates), emb.reshape(len(labels), len(templates), -1)
-        )
-
-    def tux_prompts(self, text: str) -> tuple[PromptSet, np.ndarray]:
-        """Prompts of the Tux Paint categories, and each stamp's category index."""
-        tux = self.tux()
-        classes = sorted(set(tux.categories))
-        labels = [TUX_CATEGORY_PROMPTS.get(c, c) for c in classes]
-        truth = np.array([classes.index(c) for c in tux.categories])
-        return self.prompts(labels, TUX_TEMPLATES, text), truth
-
-    # -- methods -------------------------------------------------------------------------
-    def method(self, name: str, image: str, text: str) -> Method:
-        """A method, wired to the cached encoders ``image`` and ``text``."""
-        if name not in METHODS:
-            raise InvalidParameterError(
-                f"Unknown method {name!r}; the methods are {', '.join(METHODS)}."
-            )
-        return METHODS[name](
-            MethodContext(
-                image_encoder=self.encoder(image),
-                text_encoder=self.encoder(text),
-                workdir=self.workdir,
-                checks=self.checks,
-                options={
-                    "csa_dim": self.config.csa_dim,
-                    "csa_ridge": self.config.csa_ridge,
-                    "rrf_k": self.config.rrf_k,
-                },
-            )
-        )
-
-    def progress(self, iterable: Any, **kwargs: Any) -> Any:
-        """``tqdm`` over ``iterable`` when progress bars are on."""
-        return tqdm(iterable, disable=not self.show_progress_bar, leave=False, **kwargs)
 
 
 # -------------------------------------------------------------------------------------------
@@ -465,105 +95,31 @@ class EvalContext:
 # -------------------------------------------------------------------------------------------
 
 
-class Ranks:
-    """Per-query (greater, tied) counts collected over folds, and the metrics from them."""
+def _fits(
+    ctx: EvalContext,
+    names: tuple[str, ...],
+    image: str,
+    text: str,
+    name: str,
+    *,
+    folds: bool = True,
+    desc: str = "",
+) -> Iterator[tuple[Any, FittedMethod]]:
+    """``(test rows, fitted method)`` per Tux Paint fold, fitted on the anchors outside it.
 
-    def __init__(self) -> None:
-        self.greater: list[np.ndarray] = []
-        self.tied: list[np.ndarray] = []
-        self.catalog_sizes: list[int] = []
-
-    def add(self, scores: np.ndarray, targets: Sequence[int] | np.ndarray) -> None:
-        g, t = rank_counts(scores, targets, tolerance=SCORE_TOLERANCE)
-        self.greater.append(g)
-        self.tied.append(t)
-        self.catalog_sizes += [scores.shape[1]] * len(g)
-
-    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
-        return np.concatenate(self.greater), np.concatenate(self.tied)
-
-    def retrieval(self) -> dict[str, float]:
-        g, t = self.arrays()
-        out = {f"R@{k}": recall_from_counts(g, t, k) for k in RECALL_KS}
-        out["mean_rank"] = mean_rank_from_counts(g, t)
-        return out
-
-    def accuracy(self) -> float:
-        return accuracy_from_counts(*self.arrays())
-
-    def chance_retrieval(self) -> dict[str, float]:
-        n = np.asarray(self.catalog_sizes, dtype=np.float64)
-        out = {f"R@{k}": float(np.mean(np.minimum(k, n) / n)) for k in RECALL_KS}
-        out["mean_rank"] = float(np.mean((n + 1) / 2))
-        return out
-
-    def same_as(self, other: Ranks) -> bool:
-        g1, t1 = self.arrays()
-        g2, t2 = other.arrays()
-        return bool(np.array_equal(g1, g2) and np.array_equal(t1, t2))
-
-    def agreement(self, other: Ranks) -> dict[str, Any]:
-        """How far two methods' per-query ranks agree: queries, differing, max figure diff."""
-        g1, t1 = self.arrays()
-        g2, t2 = other.arrays()
-        differing = int(((g1 != g2) | (t1 != t2)).sum())
-        a, b = self.retrieval(), other.retrieval()
-        a["accuracy"], b["accuracy"] = self.accuracy(), other.accuracy()
-        diff = max(abs(a[k] - b[k]) for k in a if k != "mean_rank")
-        return {"queries": len(g1), "differing": differing, "max_diff": float(diff)}
-
-
-def _fit(method: Method, anchors: AnchorSet, cfg: EvalConfig) -> FittedMethod:
-    return method.fit(anchors, k=cfg.k, p=cfg.p)
-
-
-def _identity_figures(same: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "library_equals_numpy": {k: v["differing"] == 0 for k, v in same.items()},
-        "library_vs_numpy": same,
-    }
-
-
-def _identity_note(same: dict[str, Any]) -> str:
-    """One line on how the library paths agree with their numpy versions."""
-    if not same:
-        return "library vs numpy: not compared (one of them was not run)."
-    pairs = ", ".join(f"{a} = {b}" for a, b in LIBRARY_PAIRS.items())
-    detail = {k: v for k, v in same.items() if isinstance(v, dict)}
-    bad = [k for k, v in same.items() if not (v["differing"] == 0 if isinstance(v, dict) else v)]
-    if not bad:
-        return (
-            f"library path vs its numpy version ({pairs}): every per-query rank is identical, "
-            f"so every figure is identical ({len(same)} comparisons)."
-        )
-    if len(detail) != len(same):
-        return f"library vs numpy: DIFFERENT ranks in {', '.join(bad)}."
-    queries = sum(same[k]["queries"] for k in bad)
-    differing = sum(same[k]["differing"] for k in bad)
-    worst = max(same[k]["max_diff"] for k in bad)
-    return (
-        f"library path vs its numpy version ({pairs}): identical per-query ranks in "
-        f"{len(same) - len(bad)} of {len(same)} comparisons; in the other {len(bad)} "
-        f"({', '.join(bad)}), {differing} of {queries} queries rank some item differently; "
-        f"the largest difference of a reported figure is {worst:.4f}. Causes: the library "
-        "computes in float32 (Qdrant) and numpy in float64, so near-ties can order otherwise "
-        "(an inverted query's k-th anchor, say); CSA's trailing canonical directions "
-        "(correlations near 0) are ill-conditioned, so that rounding moves CSA scores by up "
-        "to ~1e-2; and one swapped rank moves a hybrid's RRF score by a whole step."
-    )
-
-
-#: Each library method and its numpy version, which must give the same ranks.
-LIBRARY_PAIRS: dict[str, str] = {"asif": "numpy", "csa": "csa-numpy", "hybrid": "hybrid-numpy"}
-
-
-def _pairs(methods: Sequence[str]) -> list[tuple[str, str]]:
-    """The (library, numpy) method pairs both present in ``methods``."""
-    return [(a, b) for a, b in LIBRARY_PAIRS.items() if a in methods and b in methods]
-
-
-def _pair_key(lib: str, key: str) -> str:
-    return key if lib == "asif" else f"{lib}: {key}"
+    With ``folds=False``: once, fitted on the whole pool (every test row: ``slice(None)``).
+    """
+    cfg = ctx.config
+    method = ctx.method(name, image, text)
+    pool = ctx.anchors(names, image, text)
+    if not folds:
+        with ctx.fit(method, pool) as fitted:
+            yield slice(None), fitted
+        return
+    for f in ctx.progress(range(cfg.folds), desc=desc):
+        test = np.flatnonzero(ctx.folds() == f)
+        with ctx.fit(method, pool.subset(ctx.fold_anchor_index(names, f))) as fitted:
+            yield test, fitted
 
 
 # -------------------------------------------------------------------------------------------
@@ -575,24 +131,20 @@ def _tux_retrieval(
     ctx: EvalContext, names: tuple[str, ...], image: str, text: str, method_names: Sequence[str]
 ) -> dict[str, dict[str, Ranks]]:
     """``{method: {"image->text": Ranks, "text->image": Ranks}}`` over the Tux Paint folds."""
-    cfg = ctx.config
     tux = ctx.tux()
     img, txt = ctx.embed(tux.images, image), ctx.embed(tux.captions, text)
-    pool = ctx.anchors(names, image, text)
     out: dict[str, dict[str, Ranks]] = {}
     for name in method_names:
-        method = ctx.method(name, image, text)
         ranks = {"image->text": Ranks(), "text->image": Ranks()}
-        for f in ctx.progress(range(cfg.folds), desc=f"retrieval {name} {'+'.join(names)}"):
-            test = np.flatnonzero(ctx.folds() == f)
+        desc = f"retrieval {name} {'+'.join(names)}"
+        for test, fitted in _fits(ctx, names, image, text, name, desc=desc):
             targets = np.arange(len(test))
-            with _fit(method, pool.subset(ctx.fold_anchor_index(names, f)), cfg) as fitted:
-                ranks["image->text"].add(
-                    fitted.retrieval_scores(img[test], "image", txt[test], "text"), targets
-                )
-                ranks["text->image"].add(
-                    fitted.retrieval_scores(txt[test], "text", img[test], "image"), targets
-                )
+            ranks["image->text"].add(
+                fitted.retrieval_scores(img[test], "image", txt[test], "text"), targets
+            )
+            ranks["text->image"].add(
+                fitted.retrieval_scores(txt[test], "text", img[test], "image"), targets
+            )
         out[name] = ranks
     return out
 
@@ -626,9 +178,9 @@ def run_retrieval(ctx: EvalContext) -> TaskResult:
                 + [t2i["mean_rank"]]
             )
             chance = {d: r.chance_retrieval() for d, r in ranks.items()}
-        for lib, ref in _pairs(cfg.methods):
+        for lib, ref in library_pairs(cfg.methods):
             for d in ("image->text", "text->image"):
-                same[_pair_key(lib, f"{label} {d}")] = res[lib][d].agreement(res[ref][d])
+                same[pair_key(lib, f"{label} {d}")] = res[lib][d].agreement(res[ref][d])
     c = chance.get("image->text", {})
     if c:
         rows.append(
@@ -639,7 +191,7 @@ def run_retrieval(ctx: EvalContext) -> TaskResult:
             + [c["mean_rank"]]
         )
     figures["chance"] = chance
-    figures.update(_identity_figures(same))
+    figures.update(identity_figures(same))
     n_test = len(tux)
     table = Table(
         f"Tux Paint caption retrieval, {cfg.folds}-fold ({n_test} stamps; each fold's ~"
@@ -650,11 +202,9 @@ def run_retrieval(ctx: EvalContext) -> TaskResult:
         + [f"t->i R@{k}" for k in RECALL_KS]
         + ["t->i mean rank"],
         rows,
-        note=_identity_note(same),
+        note=identity_note(same),
     )
     return TaskResult(
-        "retrieval",
-        TASKS["retrieval"].title,
         summary=(
             "Every held-out stamp's image looks for its own caption among the fold's captions "
             "(image->text), and every caption for its own image (text->image). Recall@k is the "
@@ -682,75 +232,30 @@ _VARIANT_TITLES = {
 }
 
 
-@dataclass
-class _ImageRanks:
-    """Per-query AP, P@1 and P@10 per relevance level, collected over folds."""
-
-    values: dict[str, dict[str, list[np.ndarray]]] = field(default_factory=dict)
-
-    def add(self, scores: np.ndarray, relevant: dict[str, np.ndarray], valid: np.ndarray) -> None:
-        for level, rel in relevant.items():
-            d = self.values.setdefault(level, {"AP": [], "P@1": [], "P@10": []})
-            kw = {"valid": valid, "tolerance": SCORE_TOLERANCE}
-            d["AP"].append(average_precision(scores, rel, **kw))
-            d["P@1"].append(precision_at_k(scores, rel, 1, **kw))
-            d["P@10"].append(precision_at_k(scores, rel, 10, **kw))
-
-    def arrays(self, level: str, metric: str) -> np.ndarray:
-        return np.concatenate(self.values[level][metric])
-
-    def summary(self) -> dict[str, dict[str, float]]:
-        out: dict[str, dict[str, float]] = {}
-        for level in self.values:
-            out[level] = {}
-            for metric in ("AP", "P@1", "P@10"):
-                a = self.arrays(level, metric)
-                a = a[~np.isnan(a)]
-                out[level]["mAP" if metric == "AP" else metric] = (
-                    float(a.mean()) if a.size else float("nan")
-                )
-            out[level]["queries"] = int(a.size)
-        return out
-
-    def same_as(self, other: _ImageRanks) -> bool:
-        return self.agreement(other)["differing"] == 0
-
-    def agreement(self, other: _ImageRanks) -> dict[str, Any]:
-        """Queries whose AP / P@k differ (beyond 1e-9), and the largest summary difference."""
-        bad = None
-        for lv in self.values:
-            for m in ("AP", "P@1", "P@10"):
-                x, y = np.nan_to_num(self.arrays(lv, m)), np.nan_to_num(other.arrays(lv, m))
-                d = np.abs(x - y) > 1e-9
-                bad = d if bad is None else bad | d
-        a, b = self.summary(), other.summary()
-        diff = max(abs(a[lv][m] - b[lv][m]) for lv in a for m in a[lv] if a[lv][m] == a[lv][m])
-        n = 0 if bad is None else len(bad)
-        return {"queries": n, "differing": int(bad.sum()) if n else 0, "max_diff": float(diff)}
-
-
 def _image_groups(ctx: EvalContext) -> dict[str, list[Any]]:
     """Each test stamp's key at every relevance level (``None``: relevant to nothing)."""
-    if "image_groups" not in ctx._memo:
+
+    def groups() -> dict[str, list[Any]]:
         tux = ctx.tux()
         objects = [stamp_object(i, c) for i, c in zip(tux.images, tux.categories, strict=True)]
         counts = Counter(o for o in objects if o is not None)
-        ctx._memo["image_groups"] = {
+        return {
             "category": list(tux.categories),
             "folder": [stamp_folder(i) for i in tux.images],
             "object": [o if o is not None and counts[o] > 1 else None for o in objects],
         }
-    return ctx._memo["image_groups"]  # type: ignore[no-any-return]
+
+    return ctx.memo("image_groups", groups)
 
 
 def _image_folds(ctx: EvalContext) -> np.ndarray:
     """Folds stratified by category that keep every same-object group in one fold."""
-    if "image_folds" not in ctx._memo:
-        groups = _image_groups(ctx)
-        ctx._memo["image_folds"] = kfold_grouped(
-            groups["category"], groups["object"], folds=ctx.config.folds, seed=ctx.config.seed
-        )
-    return ctx._memo["image_folds"]  # type: ignore[no-any-return]
+    groups = _image_groups(ctx)
+    cfg = ctx.config
+    return ctx.memo(
+        "image_folds",
+        lambda: kfold_grouped(groups["category"], groups["object"], folds=cfg.folds, seed=cfg.seed),
+    )
 
 
 def _relevance(keys: list[Any], test: np.ndarray) -> np.ndarray:
@@ -760,7 +265,7 @@ def _relevance(keys: list[Any], test: np.ndarray) -> np.ndarray:
 
 def _image_retrieval(
     ctx: EvalContext, names: tuple[str, ...], image: str, text: str, method_names: Sequence[str]
-) -> dict[str, dict[str, _ImageRanks]]:
+) -> dict[str, dict[str, ImageRanks]]:
     """``{method: {variant: ranks}}`` (and ``{"raw": {"cosine": ranks}}``) over the folds."""
     cfg = ctx.config
     tux = ctx.tux()
@@ -777,19 +282,19 @@ def _image_retrieval(
             keep[test] = False  # the pool's first rows are the test stamps, in order
         rel = {level: _relevance(groups[level], test) for level in IMAGE_LEVELS}
         fold_data.append((test, np.flatnonzero(keep), rel, ~np.eye(len(test), dtype=bool)))
-    raw = _ImageRanks()
+    raw = ImageRanks()
     unit = img / np.maximum(np.linalg.norm(img, axis=1, keepdims=True), 1e-12)
     for test, _, rel, valid in fold_data:
         raw.add(unit[test] @ unit[test].T, rel, valid)
-    out: dict[str, dict[str, _ImageRanks]] = {"raw": {"cosine": raw}}
+    out: dict[str, dict[str, ImageRanks]] = {"raw": {"cosine": raw}}
     for name in method_names:
         method = ctx.method(name, image, text)
-        ranks: dict[str, _ImageRanks] = {}
+        ranks: dict[str, ImageRanks] = {}
         for test, cols, rel, valid in ctx.progress(fold_data, desc=f"image->image {name}"):
-            with _fit(method, pool.subset(cols), cfg) as fitted:
+            with ctx.fit(method, pool.subset(cols)) as fitted:
                 for variant in fitted.image_variants:
                     scores = fitted.image_scores(img[test], img[test], txt[test], variant)
-                    ranks.setdefault(variant, _ImageRanks()).add(scores, rel, valid)
+                    ranks.setdefault(variant, ImageRanks()).add(scores, rel, valid)
         out[name] = ranks
     return out
 
@@ -838,9 +343,9 @@ def run_image(ctx: EvalContext) -> TaskResult:
                 summ = ranks.summary()
                 figures[label][mname][variant] = summ
                 rows.append(row(label, METHODS[mname].title, _VARIANT_TITLES[variant], summ))
-        for lib, ref in _pairs(cfg.methods):
+        for lib, ref in library_pairs(cfg.methods):
             for variant in res[lib]:
-                same[_pair_key(lib, f"{label} {variant}")] = res[lib][variant].agreement(
+                same[pair_key(lib, f"{label} {variant}")] = res[lib][variant].agreement(
                     res[ref][variant]
                 )
     queries = {level: figures["raw cosine"][level]["queries"] for level in IMAGE_LEVELS}
@@ -850,7 +355,7 @@ def run_image(ctx: EvalContext) -> TaskResult:
     }
     figures["queries"] = queries
     figures["groups"] = n_groups
-    figures.update(_identity_figures(same))
+    figures.update(identity_figures(same))
     best = _best_image_rows(figures, [ctx.pool_label(n) for n in ctx.pool_variants()])
     figures["best"] = best
     notes = []
@@ -878,11 +383,9 @@ def run_image(ctx: EvalContext) -> TaskResult:
         "fold)",
         columns,
         rows,
-        note=_identity_note(same),
+        note=identity_note(same),
     )
     return TaskResult(
-        "image",
-        TASKS["image"].title,
         summary=(
             "Every held-out stamp's image searches the other stamps of its fold. Relevant: "
             f"stamps of the same top-level category ({n_groups['category']} categories, "
@@ -948,58 +451,41 @@ def _classify_counts(
         ranks.setdefault(strategy, Ranks()).add(scores, truth)
 
 
-def _zeroshot_tux(
+def _zeroshot(
     ctx: EvalContext,
     names: tuple[str, ...],
     image: str,
     text: str,
     method_names: Sequence[str],
+    *,
+    on: str,
     strategies: bool = True,
 ) -> dict[str, dict[str, Ranks]]:
-    cfg = ctx.config
-    tux = ctx.tux()
-    img = ctx.embed(tux.images, image)
-    prompts, truth = ctx.tux_prompts(text)
-    pool = ctx.anchors(names, image, text)
+    """``{method: {strategy: Ranks}}`` of zero-shot classification.
+
+    ``on="tux"``: the Tux Paint stamps into their categories, fold by fold with the anchors
+    outside the fold; ``on="fashion"``: the Fashion-MNIST test images (never anchors), with
+    the whole pool. ``strategies=False``: only the ``max`` strategy.
+    """
+    if on == "tux":
+        img = ctx.embed(ctx.tux().images, image)
+        prompts, truth = ctx.tux_prompts(text)
+    else:
+        fashion = ctx.fashion()
+        img = ctx.embed(fashion.images, image)
+        prompts = ctx.prompts(fashion.class_names, FASHION_TEMPLATES, text)
+        truth = fashion.labels
     out: dict[str, dict[str, Ranks]] = {}
     for name in method_names:
-        method = ctx.method(name, image, text)
         ranks: dict[str, Ranks] = {}
-        for f in ctx.progress(range(cfg.folds), desc=f"zero-shot tux {name}"):
-            test = np.flatnonzero(ctx.folds() == f)
-            with _fit(method, pool.subset(ctx.fold_anchor_index(names, f)), cfg) as fitted:
-                if strategies:
-                    _classify_counts(fitted, img[test], prompts, truth[test], ranks)
-                else:
-                    ranks.setdefault("max", Ranks()).add(
-                        fitted.classification_scores(img[test], prompts, "max"), truth[test]
-                    )
-        out[name] = ranks
-    return out
-
-
-def _zeroshot_fashion(
-    ctx: EvalContext,
-    names: tuple[str, ...],
-    image: str,
-    text: str,
-    method_names: Sequence[str],
-    strategies: bool = True,
-) -> dict[str, dict[str, Ranks]]:
-    cfg = ctx.config
-    fashion = ctx.fashion()
-    img = ctx.embed(fashion.images, image)
-    prompts = ctx.prompts(fashion.class_names, FASHION_TEMPLATES, text)
-    pool = ctx.anchors(names, image, text)
-    out: dict[str, dict[str, Ranks]] = {}
-    for name in ctx.progress(method_names, desc="zero-shot fashion-mnist"):
-        ranks: dict[str, Ranks] = {}
-        with _fit(ctx.method(name, image, text), pool, cfg) as fitted:
+        desc = f"zero-shot {on} {name}"
+        for test, fitted in _fits(ctx, names, image, text, name, folds=on == "tux", desc=desc):
             if strategies:
-                _classify_counts(fitted, img, prompts, fashion.labels, ranks)
+                _classify_counts(fitted, img[test], prompts, truth[test], ranks)
             else:
-                ranks["max"] = Ranks()
-                ranks["max"].add(fitted.classification_scores(img, prompts, "max"), fashion.labels)
+                ranks.setdefault("max", Ranks()).add(
+                    fitted.classification_scores(img[test], prompts, "max"), truth[test]
+                )
         out[name] = ranks
     return out
 
@@ -1016,13 +502,13 @@ def run_zeroshot(ctx: EvalContext) -> TaskResult:
     rows: list[list[Any]] = []
     figures: dict[str, Any] = {}
     same: dict[str, bool] = {}
-    datasets: list[tuple[str, Callable[..., dict[str, dict[str, Ranks]]], np.ndarray]] = []
+    datasets: list[tuple[str, str, np.ndarray]] = []
     if ctx.has("tuxpaint"):
         datasets.append(
             (
                 f"Tux Paint categories ({len(ctx.tux())}, "
                 f"{len(set(ctx.tux().categories))} classes)",
-                _zeroshot_tux,
+                "tux",
                 ctx.tux_prompts(cfg.text_encoder)[1],
             )
         )
@@ -1030,16 +516,16 @@ def run_zeroshot(ctx: EvalContext) -> TaskResult:
         datasets.append(
             (
                 f"Fashion-MNIST test ({len(ctx.fashion())}, 10 classes)",
-                _zeroshot_fashion,
+                "fashion",
                 ctx.fashion().labels,
             )
         )
     library_acc: dict[str, list[float]] = {s: [] for s in _STRATEGY_COLUMNS}
-    for dname, fn, truth in datasets:
+    for dname, on, truth in datasets:
         figures[dname] = {}
         for names in ctx.pool_variants():
             label = ctx.pool_label(names)
-            res = fn(ctx, names, cfg.image_encoder, cfg.text_encoder, cfg.methods)
+            res = _zeroshot(ctx, names, cfg.image_encoder, cfg.text_encoder, cfg.methods, on=on)
             figures[dname][label] = {}
             for mname, ranks in res.items():
                 accs = {s: ranks[s].accuracy() for s in _STRATEGY_COLUMNS}
@@ -1050,11 +536,9 @@ def run_zeroshot(ctx: EvalContext) -> TaskResult:
                 if mname == _strategy_method(cfg.methods):
                     for s in _STRATEGY_COLUMNS:
                         library_acc[s].append(accs[s])
-            for lib, ref in _pairs(cfg.methods):
+            for lib, ref in library_pairs(cfg.methods):
                 for s in _STRATEGY_COLUMNS:
-                    same[_pair_key(lib, f"{dname} {label} {s}")] = res[lib][s].agreement(
-                        res[ref][s]
-                    )
+                    same[pair_key(lib, f"{dname} {label} {s}")] = res[lib][s].agreement(res[ref][s])
         n_classes = int(truth.max()) + 1
         rows.append([dname, "-", "chance"] + [1 / n_classes] * len(_STRATEGY_COLUMNS))
         rows.append(
@@ -1069,7 +553,7 @@ def run_zeroshot(ctx: EvalContext) -> TaskResult:
     figures["strategy_method"] = _strategy_method(cfg.methods)
     default = _library_default_strategy()
     figures["library_default_strategy"] = default
-    figures.update(_identity_figures(same))
+    figures.update(identity_figures(same))
     max_checks = [c for c in ctx.checks if c.get("check", "").startswith("own ")]
     figures["own_max_vs_classify"] = {
         "checks": len(max_checks),
@@ -1080,7 +564,7 @@ def run_zeroshot(ctx: EvalContext) -> TaskResult:
         "Zero-shot top-1 accuracy per prompt-template strategy",
         ["test set", "anchor pool (size)", "method", "single template", *STRATEGIES],
         rows,
-        note=_identity_note(same),
+        note=identity_note(same),
     )
     summary_rows = [
         [s + (" (library default)" if s == default else ""), mean_acc[s]] for s in _STRATEGY_COLUMNS
@@ -1102,8 +586,6 @@ def run_zeroshot(ctx: EvalContext) -> TaskResult:
         ),
     )
     return TaskResult(
-        "zeroshot",
-        TASKS["zeroshot"].title,
         summary=(
             "Each image takes the label whose prompts best match it. 'single template' uses "
             "only the first template; 'max' scores each label by its best template (the ASIF "
@@ -1153,7 +635,7 @@ def run_adjust(ctx: EvalContext) -> TaskResult:
     per_method_ranks: dict[str, list[Ranks]] = {}
     for name in cfg.methods:
         method = ctx.method(name, image, text)
-        with _fit(method, pool, cfg) as fitted:
+        with ctx.fit(method, pool) as fitted:
             before = Ranks()
             before.add(fitted.classification_scores(test_img, prompts, "max"), fashion.labels)
             after_acc, restored_acc, edit_s, encode_s, classify_s = [], [], [], [], []
@@ -1208,10 +690,10 @@ def run_adjust(ctx: EvalContext) -> TaskResult:
                 f"{np.mean(restored_acc):.3f}" if restored_acc else "-",
             ]
         )
-    for lib, ref in _pairs(cfg.methods):
+    for lib, ref in library_pairs(cfg.methods):
         for i, (a, b) in enumerate(zip(per_method_ranks[lib], per_method_ranks[ref], strict=True)):
-            same[_pair_key(lib, "before" if i == 0 else f"trial {i}")] = a.agreement(b)
-    figures.update(_identity_figures(same))
+            same[pair_key(lib, "before" if i == 0 else f"trial {i}")] = a.agreement(b)
+    figures.update(identity_figures(same))
     figures["chance"] = 0.1
     rows.append(["chance", 0.1, "0.100", 0.0, "-", "-", "-", "-"])
     table = Table(
@@ -1229,11 +711,9 @@ def run_adjust(ctx: EvalContext) -> TaskResult:
             "after deleting them again",
         ],
         rows,
-        note=_identity_note(same),
+        note=identity_note(same),
     )
     return TaskResult(
-        "adjust",
-        TASKS["adjust"].title,
         summary=(
             "The paper's EuroSAT experiment (29.4% -> 82.5 ± 2.8% after adding 100 pairs) on "
             f"our data. Anchor pool: {ctx.pool_label(names)}. Each trial draws "
@@ -1408,7 +888,7 @@ class _CsaSweep:
 )
 def run_scaling(ctx: EvalContext) -> TaskResult:
     """Metrics against the number of anchors (random subsets of the pool, repeated)."""
-    from asif_qdrant.evaluation.plots import scaling_plot
+    from asif_qdrant_evaluation.plots import scaling_plot
 
     cfg = ctx.config
     names = ctx.pool_names()
@@ -1499,8 +979,6 @@ def run_scaling(ctx: EvalContext) -> TaskResult:
         rows,
     )
     return TaskResult(
-        "scaling",
-        TASKS["scaling"].title,
         summary=(
             f"Random subsets of the anchor pool {ctx.pool_label(names)} (for the Tux Paint "
             "metrics, drawn from outside each test fold). k and p fixed at "
@@ -1530,7 +1008,7 @@ def run_scaling(ctx: EvalContext) -> TaskResult:
 )
 def run_kp(ctx: EvalContext) -> TaskResult:
     """A grid over ``k`` and ``p`` on the whole pool."""
-    from asif_qdrant.evaluation.plots import kp_heatmap
+    from asif_qdrant_evaluation.plots import kp_heatmap
 
     cfg = ctx.config
     names = ctx.pool_names()
@@ -1593,8 +1071,6 @@ def run_kp(ctx: EvalContext) -> TaskResult:
             )
         )
     return TaskResult(
-        "kp",
-        TASKS["kp"].title,
         summary=(
             f"Anchor pool {ctx.pool_label(names)} (Tux Paint metrics: outside each fold). "
             "Numpy recipe (identical to the library, see above); zero-shot with the 'max' "
@@ -1609,6 +1085,20 @@ def run_kp(ctx: EvalContext) -> TaskResult:
 # -------------------------------------------------------------------------------------------
 # encoders (the paper's Table 2)
 # -------------------------------------------------------------------------------------------
+
+
+def _retrieval_and_zeroshot(
+    ctx: EvalContext, names: tuple[str, ...], image: str, text: str, methods: Sequence[str]
+) -> tuple[Any, Any, Any]:
+    """Tux Paint retrieval, and zero-shot ('max') on Tux Paint and Fashion-MNIST (if there)."""
+    ret = _tux_retrieval(ctx, names, image, text, methods)
+    tux = _zeroshot(ctx, names, image, text, methods, on="tux", strategies=False)
+    fm = (
+        _zeroshot(ctx, names, image, text, methods, on="fashion", strategies=False)
+        if ctx.has("fashion-mnist")
+        else None
+    )
+    return ret, tux, fm
 
 
 @register_task(
@@ -1635,22 +1125,10 @@ def run_encoders(ctx: EvalContext) -> TaskResult:
                 continue
             key = f"{ENCODERS[image].title} + {ENCODERS[text].title}"
             t0 = time.perf_counter()
-            ret = _tux_retrieval(ctx, names, image, text, methods)
-            tux = _zeroshot_tux(ctx, names, image, text, methods, strategies=False)
-            fm = (
-                _zeroshot_fashion(ctx, names, image, text, methods, strategies=False)
-                if ctx.has("fashion-mnist")
-                else None
-            )
+            ret, tux, fm = _retrieval_and_zeroshot(ctx, names, image, text, methods)
             others = [m for m in ("csa-numpy", "hybrid-numpy") if m in cfg.methods]
             if others:
-                o_ret = _tux_retrieval(ctx, names, image, text, others)
-                o_tux = _zeroshot_tux(ctx, names, image, text, others, strategies=False)
-                o_fm = (
-                    _zeroshot_fashion(ctx, names, image, text, others, strategies=False)
-                    if ctx.has("fashion-mnist")
-                    else None
-                )
+                o_ret, o_tux, o_fm = _retrieval_and_zeroshot(ctx, names, image, text, others)
                 for m in others:
                     other_rows.append(
                         [
@@ -1714,7 +1192,7 @@ def run_encoders(ctx: EvalContext) -> TaskResult:
             "library == numpy",
         ],
         rows,
-        note=_identity_note(same),
+        note=identity_note(same),
     )
     tables = [table]
     if other_rows:
@@ -1736,8 +1214,6 @@ def run_encoders(ctx: EvalContext) -> TaskResult:
             )
         )
     return TaskResult(
-        "encoders",
-        TASKS["encoders"].title,
         summary=(
             "Like the paper's Table 2 (which compares DeiT and ViT image encoders and "
             "SentenceT text encoders on ImageNet/CIFAR/Pets), with the encoders that install "
@@ -1760,7 +1236,7 @@ def _csa_validation(
     ctx: EvalContext, names: tuple[str, ...]
 ) -> tuple[dict[float, dict[int, float]], dict[str, Any]]:
     """Mean image->text / text->image R@1 on held-out pool pairs, per ridge and dim."""
-    from asif_qdrant.evaluation.methods import _OwnCsa
+    from asif_qdrant_evaluation.methods import NumpyCsa
 
     cfg = ctx.config
     pool = ctx.anchors(names, cfg.image_encoder, cfg.text_encoder)
@@ -1782,15 +1258,15 @@ def _csa_validation(
     top = min(len(fit), fit.image.shape[1], fit.text.shape[1])
     dims = sorted({d for d in cfg.csa_dims if d <= top}) or [top]
     for ridge in ctx.progress(cfg.csa_ridges, desc=f"CSA sweep {'+'.join(names)}"):
-        csa = _OwnCsa(fit.image, fit.text, max(dims), ridge)
+        csa = NumpyCsa(fit.image, fit.text, max(dims), ridge)
         pi, pt = csa.project(val.image, "image"), csa.project(val.text, "text")
         grid[ridge] = {}
         for d in dims:
             a = pi[:, :d] / np.maximum(np.linalg.norm(pi[:, :d], axis=1, keepdims=True), 1e-12)
             b = pt[:, :d] / np.maximum(np.linalg.norm(pt[:, :d], axis=1, keepdims=True), 1e-12)
             grid[ridge][d] = r1((a * csa.rho[:d]) @ b.T)
-    asif = METHODS["numpy"](MethodContext()).fit(fit, k=cfg.k, p=cfg.p)
-    from asif_qdrant.evaluation.methods import csa_dim_for
+    asif = ctx.fit(ctx.method("numpy", cfg.image_encoder, cfg.text_encoder), fit)
+    from asif_qdrant_evaluation.methods import csa_dim_for
 
     n_test = len(ctx.fold_anchor_index(names, 0))  # anchors of a test fold
     auto = csa_dim_for(n_test, pool.image.shape[1], pool.text.shape[1])
@@ -1877,8 +1353,10 @@ def run_csa(ctx: EvalContext) -> TaskResult:
     compared = [(t, lib, ref) for t, lib, ref in _COMPARED if ref in METHODS]
     refs = [ref for _, _, ref in compared]
     ret = _tux_retrieval(ctx, names, image, text, refs)
-    tux = _zeroshot_tux(ctx, names, image, text, refs, strategies=True)
-    fm = _zeroshot_fashion(ctx, names, image, text, refs) if ctx.has("fashion-mnist") else None
+    tux = _zeroshot(ctx, names, image, text, refs, on="tux")
+    fm = (
+        _zeroshot(ctx, names, image, text, refs, on="fashion") if ctx.has("fashion-mnist") else None
+    )
     img = _image_retrieval(ctx, names, image, text, refs)
     columns = {
         "Tux i->t R@1": lambda m: ret[m]["image->text"].retrieval()["R@1"],
@@ -1923,8 +1401,6 @@ def run_csa(ctx: EvalContext) -> TaskResult:
     )
     figures["advice"] = _advice(figures, ctx)
     return TaskResult(
-        "csa",
-        TASKS["csa"].title,
         summary=(
             "CSA (canonical similarity analysis, ICLR 2025) fitted on the same anchor pairs as "
             "ASIF, and the hybrid that fuses both rankings by reciprocal rank fusion. CSA's two "

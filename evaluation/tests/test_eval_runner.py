@@ -1,6 +1,6 @@
 """The runner end to end on tiny synthetic data with the small deterministic test encoders.
 
-The real encoders and data are exercised by tests/integration/test_evaluation_smoke.py; here
+The real encoders and data are exercised by evaluation/tests/test_evaluation_smoke.py; here
 the plumbing (tasks, registry, report files, skipping, the library == numpy check) runs in
 seconds. The test encoders stand in for Lite0 / MiniLM under their names.
 """
@@ -14,12 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from asif_qdrant.errors import InvalidParameterError
 from click.testing import CliRunner
 from PIL import Image
 
-from asif_qdrant.cli import main
-from asif_qdrant.errors import InvalidParameterError
-from asif_qdrant.evaluation import (
+from asif_qdrant_evaluation import (
     TASKS,
     EvalConfig,
     Table,
@@ -27,7 +26,8 @@ from asif_qdrant.evaluation import (
     register_task,
     run_evaluation,
 )
-from asif_qdrant.evaluation.assets import Assets
+from asif_qdrant_evaluation.assets import Assets
+from asif_qdrant_evaluation.cli import evaluate
 from tests.conftest import ColorImageEncoder, HashTextEncoder
 
 COLORS = {
@@ -95,7 +95,7 @@ def _config(**kw: object) -> EvalConfig:
 def test_runner_writes_every_figure_and_library_equals_numpy(
     tmp_path: Path, assets: Assets, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("asif_qdrant.evaluation.runner.Assets", lambda **kw: assets)
+    monkeypatch.setattr("asif_qdrant_evaluation.runner.Assets", lambda **kw: assets)
     out = tmp_path / "out"
     report = run_evaluation(
         _config(),
@@ -105,7 +105,7 @@ def test_runner_writes_every_figure_and_library_equals_numpy(
         show_progress_bar=False,
         encoders=_encoders(),
         command="pytest",
-        task_command="python -m asif_qdrant evaluate --task {task} --quick",
+        task_command="python -m asif_qdrant_evaluation --task {task} --quick",
     )
     assert [r.name for r in report.results] == list(TASKS)
     assert all(r.skipped is None for r in report.results), [r.skipped for r in report.results]
@@ -141,7 +141,7 @@ def test_runner_writes_every_figure_and_library_equals_numpy(
     data = json.loads((out / "results.json").read_text())
     assert (out / "eval_scaling.png").stat().st_size > 1000
     assert (out / "eval_kp_heatmap.png").stat().st_size > 1000
-    assert "python -m asif_qdrant evaluate --task adjust --quick" in md
+    assert "python -m asif_qdrant_evaluation --task adjust --quick" in md
     assert re.search(r"x86_64|aarch64|arm64", md) and "CPU cores" in md
     assert "![Scaling with the number of anchors](eval_scaling.png)" in md
     assert data["config"]["k"] == 5 and data["machine"]["cpus"] >= 1
@@ -167,7 +167,7 @@ def test_missing_data_skips_with_a_reason(tmp_path: Path, monkeypatch: pytest.Mo
         openclipart_dir=tmp_path / "none",
         fashion_mnist_dir=tmp_path / "none",
     )
-    monkeypatch.setattr("asif_qdrant.evaluation.runner.Assets", lambda **kw: empty)
+    monkeypatch.setattr("asif_qdrant_evaluation.runner.Assets", lambda **kw: empty)
     report = run_evaluation(
         _config(), ["retrieval", "adjust"], cache_dir=tmp_path / "c", show_progress_bar=False
     )
@@ -203,31 +203,31 @@ def test_register_task_and_table() -> None:
 
 def test_cli_help_and_list() -> None:
     runner = CliRunner()
-    result = runner.invoke(main, ["evaluate", "--help"])
+    result = runner.invoke(evaluate, ["--help"])
     assert result.exit_code == 0
     for option in ("--task", "--quick", "--json", "--out", "--list", "--cache-dir", "--csa-dim"):
         assert option in result.output
     assert "--csa-ridge" in result.output and "--rrf-k" in result.output
-    result = runner.invoke(main, ["evaluate", "--list", "--json"])
+    result = runner.invoke(evaluate, ["--list", "--json"])
     assert result.exit_code == 0
     data = json.loads(result.output)
     assert list(data["tasks"]) == list(TASKS) and "asif" in data["methods"]
-    result = runner.invoke(main, ["evaluate", "--task", "nope"])
+    result = runner.invoke(evaluate, ["--task", "nope"])
     assert result.exit_code == 2 and "nope" in result.output
-    result = runner.invoke(main, ["evaluate", "--k", "0", "--task", "retrieval", "--json"])
+    result = runner.invoke(evaluate, ["--k", "0", "--task", "retrieval", "--json"])
     assert result.exit_code == 1
     assert json.loads(result.output)["error"] == "InvalidParameterError"
-    result = runner.invoke(main, ["evaluate", "--csa-ridge", "0", "--task", "csa", "--json"])
+    result = runner.invoke(evaluate, ["--csa-ridge", "0", "--task", "csa", "--json"])
     assert result.exit_code == 1 and "csa_ridge" in json.loads(result.output)["message"]
 
 
 def test_identity_note_counts_differing_queries() -> None:
-    from asif_qdrant.evaluation.tasks import _identity_note
+    from asif_qdrant_evaluation.ranks import identity_note
 
     same = {"a": {"queries": 10, "differing": 0, "max_diff": 0.0}}
-    assert "every per-query rank is identical" in _identity_note(same)
+    assert "every per-query rank is identical" in identity_note(same)
     same["csa: b"] = {"queries": 20, "differing": 3, "max_diff": 0.0123}
-    note = _identity_note(same)
+    note = identity_note(same)
     assert "identical per-query ranks in 1 of 2 comparisons" in note
     assert "3 of 20 queries" in note and "0.0123" in note
-    assert "not compared" in _identity_note({})
+    assert "not compared" in identity_note({})

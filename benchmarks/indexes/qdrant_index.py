@@ -11,7 +11,7 @@ The shard lives in ``path`` (a temporary folder by default, removed by :meth:`cl
 
 Example:
     >>> import numpy as np
-    >>> from asif_qdrant.anchor_index import QdrantIndex
+    >>> from benchmarks.indexes import QdrantIndex
     >>> with QdrantIndex("exact") as index:
     ...     _ = index.build([1, 2, 3], np.eye(3))
     ...     index.topk(np.array([[0.0, 1.0, 0.0]]), k=1)[0].tolist()
@@ -217,7 +217,7 @@ class QdrantIndex(AnchorIndex):
         if self._own_path:
             shutil.rmtree(self.path, ignore_errors=True)
 
-    def describe(self) -> dict[str, Any]:  # noqa: D102
+    def describe(self) -> dict[str, Any]:
         d = {**super().describe(), "mode": self.mode}
         if self.mode in ("sq", "bq"):
             d["oversampling"] = self.oversampling

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from asif_qdrant.encoders.base import Encoder
 from asif_qdrant.errors import InvalidInputError, InvalidParameterError
-from asif_qdrant.evaluation.cache import CachedEncoder, EmbeddingCache, content_hash
+from PIL import Image
+
+from asif_qdrant_evaluation.cache import CachedEncoder, EmbeddingCache, content_hash
 from tests.conftest import ColorImageEncoder, HashTextEncoder
 
 

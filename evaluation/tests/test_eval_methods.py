@@ -6,9 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from asif_qdrant.errors import InvalidParameterError
-from asif_qdrant.evaluation.methods import (
+from asif_qdrant.relative import relative_topk
+
+from asif_qdrant_evaluation.methods import (
     METHODS,
     STRATEGIES,
     AnchorSet,
@@ -18,8 +19,7 @@ from asif_qdrant.evaluation.methods import (
     TopK,
     register_method,
 )
-from asif_qdrant.evaluation.metrics import rank_counts
-from asif_qdrant.relative import relative_topk
+from asif_qdrant_evaluation.metrics import rank_counts
 from tests.conftest import HashTextEncoder
 
 LABELS = ["a red square", "a blue circle", "a green tree", "a yellow car"]
@@ -269,7 +269,7 @@ def test_csa_numpy_equals_the_library_fit_csa(paired: dict, tmp_path: Path, ridg
 
 
 def test_csa_dims_default_to_half_the_anchors(paired: dict) -> None:
-    from asif_qdrant.evaluation.methods import csa_dim_for
+    from asif_qdrant_evaluation.methods import csa_dim_for
 
     fitted = METHODS["csa-numpy"](MethodContext()).fit(
         paired["anchors"].subset(range(14)), k=5, p=1
@@ -305,7 +305,7 @@ def test_csa_template_strategies(paired: dict) -> None:
 
 
 def test_rrf_scores_by_hand() -> None:
-    from asif_qdrant.evaluation.methods import rrf_scores
+    from asif_qdrant_evaluation.methods import rrf_scores
 
     asif = np.array([[0.9, 0.0, 0.5, 0.0]])  # items 1 and 3 share no anchor: not ranked
     csa = np.array([[0.1, 0.4, 0.3, 0.2]])
@@ -318,7 +318,7 @@ def test_rrf_scores_by_hand() -> None:
 
 
 def test_hybrid_numpy_fuses_the_numpy_and_csa_rankings(paired: dict) -> None:
-    from asif_qdrant.evaluation.methods import rrf_scores
+    from asif_qdrant_evaluation.methods import rrf_scores
 
     ctx = MethodContext(options={"csa_dim": 4, "rrf_k": 2})
     a = paired["anchors"]

@@ -6,7 +6,7 @@ matplotlib is imported inside the functions and figures are drawn on the Agg can
 Example:
     >>> import tempfile, pathlib, numpy as np
     >>> from PIL import Image
-    >>> from asif_qdrant.evaluation.plots import kp_heatmap, scaling_plot
+    >>> from asif_qdrant_evaluation.plots import kp_heatmap, scaling_plot
     >>> out = pathlib.Path(tempfile.mkdtemp())
     >>> series = {"accuracy": {"anchors": [10, 100], "mean": [0.2, 0.5], "std": [0.05, 0.0]}}
     >>> Image.open(scaling_plot(series, out / "s.png", chance={"accuracy": 0.1})).format

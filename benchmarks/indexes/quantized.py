@@ -15,7 +15,7 @@ benchmark and asserted in the tests); the returned similarities are always exact
 
 Example:
     >>> import numpy as np
-    >>> from asif_qdrant.anchor_index import QuantizedIndex
+    >>> from benchmarks.indexes import QuantizedIndex
     >>> rng = np.random.default_rng(0)
     >>> x = rng.normal(size=(500, 32))
     >>> index = QuantizedIndex("binary", oversample=8).build(np.arange(500), x)
@@ -30,8 +30,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from asif_qdrant.anchor_index.base import AnchorIndex, segmented_topk
+from asif_qdrant.anchor_index import AnchorIndex, segmented_topk
 from asif_qdrant.anchor_index.exact import RowStore
+from asif_qdrant.anchor_index.torch_index import streaming_topk
 from asif_qdrant.errors import InvalidParameterError, check_real
 
 __all__ = ["QuantizedIndex"]
@@ -104,17 +105,21 @@ class QuantizedIndex(AnchorIndex):
         return self._store.remove(ids)
 
     # -- codes -----------------------------------------------------------------------------
+    def _sign_bits(self, x: np.ndarray) -> np.ndarray:
+        """One bit per dimension (above the anchors' mean), packed in ``uint64`` words."""
+        assert self._mean is not None
+        bits = np.packbits(x > self._mean, axis=1)
+        pad = (-bits.shape[1]) % 8
+        if pad:
+            bits = np.pad(bits, ((0, 0), (0, pad)))
+        return np.ascontiguousarray(bits).view(np.uint64)
+
     def _encode(self) -> None:
         """(Re)compute the codes of every row (after any edit, lazily)."""
         assert self._store is not None
         x = self._store.vecs
         if self.kind == "binary":
-            assert self._mean is not None
-            bits = np.packbits(x > self._mean, axis=1)
-            pad = (-bits.shape[1]) % 8
-            if pad:
-                bits = np.pad(bits, ((0, 0), (0, pad)))
-            self._codes = np.ascontiguousarray(bits).view(np.uint64)
+            self._codes = self._sign_bits(x)
         elif self.kind == "int8":
             torch = _torch()
             scale = np.abs(x).max(axis=1) / 127.0
@@ -145,14 +150,8 @@ class QuantizedIndex(AnchorIndex):
         assert self._store is not None
         n = self._store.n
         if self.kind == "binary":
-            assert self._mean is not None
-            qbits = np.packbits(q > self._mean, axis=1)
-            pad = (-qbits.shape[1]) % 8
-            if pad:
-                qbits = np.pad(qbits, ((0, 0), (0, pad)))
-            qw = np.ascontiguousarray(qbits).view(np.uint64)
             out = np.empty((len(q), mm), dtype=np.int64)
-            for i, w in enumerate(qw):
+            for i, w in enumerate(self._sign_bits(q)):
                 ham = np.bitwise_count(self._codes ^ w).sum(axis=1, dtype=np.int32)
                 hist = np.cumsum(np.bincount(ham))
                 cut = int(np.searchsorted(hist, mm))  # smallest distance with >= mm rows
@@ -163,29 +162,20 @@ class QuantizedIndex(AnchorIndex):
             return out
         torch = _torch()
         qt = torch.from_numpy(q)
-        best_s: Any = None
-        best_r: Any = None
         if self.kind == "int8":
             qscale = np.abs(q).max(axis=1, keepdims=True) / 127.0
             qscale = np.where(qscale > 0, qscale, 1.0)
             qt = torch.from_numpy(np.rint(q / qscale).astype(np.int8))
         else:
             qt = qt.to(torch.bfloat16)
-        for s in range(0, n, _BLOCK):
+
+        def block(s: int) -> Any:
             if self.kind == "int8":
                 raw = torch._int_mm(qt, self._codes[s : s + _BLOCK].T)
-                sims = raw.to(torch.float32) * self._scales[s : s + _BLOCK]
-            else:
-                sims = (qt @ self._codes[s : s + _BLOCK].T).to(torch.float32)
-            top = torch.topk(sims, min(mm, sims.shape[1]), dim=1)
-            rows = top.indices + s
-            if best_s is None:
-                best_s, best_r = top.values, rows
-            else:
-                cat_s = torch.cat([best_s, top.values], dim=1)
-                cat_r = torch.cat([best_r, rows], dim=1)
-                keep = torch.topk(cat_s, mm, dim=1)
-                best_s, best_r = keep.values, torch.gather(cat_r, 1, keep.indices)
+                return raw.to(torch.float32) * self._scales[s : s + _BLOCK]
+            return (qt @ self._codes[s : s + _BLOCK].T).to(torch.float32)
+
+        _, best_r = streaming_topk(((s, block(s)) for s in range(0, n, _BLOCK)), mm)
         return best_r.numpy().astype(np.int64)
 
     def _topk(self, q: np.ndarray, kk: int) -> tuple[np.ndarray, np.ndarray]:
@@ -208,5 +198,5 @@ class QuantizedIndex(AnchorIndex):
             out_s[q0 : q0 + len(qc)] = s
         return self._store.ids[out_r], out_s
 
-    def describe(self) -> dict[str, Any]:  # noqa: D102
+    def describe(self) -> dict[str, Any]:
         return {**super().describe(), "kind": self.kind, "oversample": self.oversample}

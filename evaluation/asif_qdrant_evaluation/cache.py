@@ -13,7 +13,7 @@ cache too.
 
 Example:
     >>> import tempfile, numpy as np
-    >>> from asif_qdrant.evaluation.cache import CachedEncoder, EmbeddingCache
+    >>> from asif_qdrant_evaluation.cache import CachedEncoder, EmbeddingCache
     >>> class Lengths:  # a tiny text encoder
     ...     name, dim, calls = "lengths", 2, 0
     ...     def embed(self, batch, *, batch_size=32, show_progress_bar=None):
@@ -39,15 +39,34 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from tqdm.auto import tqdm
-
 from asif_qdrant.errors import InvalidInputError, InvalidParameterError
+from asif_qdrant.progress import progress_bar
 
-__all__ = ["CachedEncoder", "EmbeddingCache", "content_hash", "default_cache_dir"]
+__all__ = [
+    "CachedEncoder",
+    "EmbeddingCache",
+    "content_hash",
+    "default_cache_dir",
+    "user_cache_dir",
+]
 
 Modality = Literal["image", "text"]
 _BATCH = 500  # keys per SQL statement (SQLite allows 999 parameters on old builds)
 _CHUNK = 256  # inputs encoded (and stored) at a time
+
+
+def user_cache_dir(env: str, *parts: str) -> Path:
+    """``$env`` when set, else ``$XDG_CACHE_HOME/asif-qdrant/<parts>`` (``~/.cache`` by default).
+
+    Example:
+        >>> user_cache_dir("NO_SUCH_VARIABLE_SET", "x").parts[-2:]
+        ('asif-qdrant', 'x')
+    """
+    given = os.environ.get(env)
+    if given:
+        return Path(given)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base, "asif-qdrant", *parts)
 
 
 def default_cache_dir() -> Path:
@@ -57,11 +76,7 @@ def default_cache_dir() -> Path:
         >>> default_cache_dir().name in ("asif-qdrant", os.environ.get("ASIF_QDRANT_CACHE", ""))
         True
     """
-    env = os.environ.get("ASIF_QDRANT_CACHE")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "asif-qdrant"
+    return user_cache_dir("ASIF_QDRANT_CACHE")
 
 
 def content_hash(item: Any, modality: Modality) -> str:
@@ -258,10 +273,23 @@ class CachedEncoder:
 
     @property
     def inner(self) -> Any:
-        """The real encoder (loaded on first access)."""
+        """The real encoder (loaded on first access, unless :meth:`use` gave one)."""
         if self._inner is None:
             self._inner = self._loader()
         return self._inner
+
+    def use(self, encoder: Any) -> None:
+        """Encode misses with this already loaded encoder (of the same name) instead of loading.
+
+        Raises:
+            InvalidParameterError: If the encoder's ``name`` is another one.
+        """
+        if encoder.name != self.name:
+            raise InvalidParameterError(
+                f"The encoder given for {self.name!r} is {encoder.name!r}; expected {self.name!r}."
+            )
+        self._inner = encoder
+        self._dim = int(encoder.dim)
 
     @property
     def dim(self) -> int:
@@ -298,11 +326,11 @@ class CachedEncoder:
             spb = self.show_progress_bar if show_progress_bar is None else show_progress_bar
             by_key: dict[str, np.ndarray] = {}
             # Stored chunk by chunk: an interrupted run keeps what it encoded.
-            with tqdm(
+            with progress_bar(
                 total=len(todo),
                 desc=f"Encoding ({self.name})",
                 unit=self.modality,
-                disable=not spb or len(todo) <= _CHUNK,
+                show=bool(spb) and len(todo) > _CHUNK,
             ) as bar:
                 for start in range(0, len(todo), _CHUNK):
                     part = todo[start : start + _CHUNK]

@@ -7,11 +7,11 @@ import re
 
 import numpy as np
 import pytest
+from asif_qdrant.errors import InvalidInputError, InvalidParameterError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from asif_qdrant.errors import InvalidInputError, InvalidParameterError
-from asif_qdrant.evaluation.metrics import (
+from asif_qdrant_evaluation.metrics import (
     accuracy,
     accuracy_from_counts,
     chance_mean_rank,
@@ -190,7 +190,7 @@ def _brute_force(scores: np.ndarray, relevant: np.ndarray, k: int) -> tuple[floa
 
 
 def test_average_precision_by_hand() -> None:
-    from asif_qdrant.evaluation.metrics import average_precision, precision_at_k
+    from asif_qdrant_evaluation.metrics import average_precision, precision_at_k
 
     scores = np.array([[0.9, 0.8, 0.7, 0.6], [0.1, 0.2, 0.3, 0.4]])
     relevant = np.array([[1, 0, 1, 0], [1, 0, 0, 0]], dtype=bool)
@@ -204,7 +204,7 @@ def test_average_precision_by_hand() -> None:
 
 
 def test_average_precision_without_relevant_items_is_nan_and_skipped() -> None:
-    from asif_qdrant.evaluation.metrics import average_precision, mean_average_precision
+    from asif_qdrant_evaluation.metrics import average_precision, mean_average_precision
 
     scores = np.array([[0.9, 0.1], [0.5, 0.4]])
     relevant = np.array([[0, 1], [0, 0]], dtype=bool)
@@ -214,7 +214,7 @@ def test_average_precision_without_relevant_items_is_nan_and_skipped() -> None:
 
 
 def test_valid_mask_leaves_out_the_query_itself() -> None:
-    from asif_qdrant.evaluation.metrics import average_precision, precision_at_k
+    from asif_qdrant_evaluation.metrics import average_precision, precision_at_k
 
     # item 0 is the query itself: best score, marked relevant, but not ranked
     scores = np.array([[1.0, 0.2, 0.9, 0.5]])
@@ -237,7 +237,7 @@ def test_valid_mask_leaves_out_the_query_itself() -> None:
 def test_expected_ap_and_precision_equal_every_tie_order_averaged(
     scores: list[float], relevant: list[int]
 ) -> None:
-    from asif_qdrant.evaluation.metrics import average_precision, precision_at_k
+    from asif_qdrant_evaluation.metrics import average_precision, precision_at_k
 
     s, r = np.array(scores), np.array(relevant, dtype=bool)
     for k in (1, 2, 3):
@@ -247,7 +247,7 @@ def test_expected_ap_and_precision_equal_every_tie_order_averaged(
 
 
 def test_tolerance_merges_near_ties() -> None:
-    from asif_qdrant.evaluation.metrics import average_precision
+    from asif_qdrant_evaluation.metrics import average_precision
 
     s = np.array([[0.5, 0.5000001, 0.1]])
     r = np.array([[1, 0, 0]], dtype=bool)
@@ -256,7 +256,7 @@ def test_tolerance_merges_near_ties() -> None:
 
 
 def test_relevance_metrics_reject_bad_input() -> None:
-    from asif_qdrant.evaluation.metrics import average_precision, precision_at_k
+    from asif_qdrant_evaluation.metrics import average_precision, precision_at_k
 
     with pytest.raises(InvalidInputError, match="same shape"):
         average_precision(np.zeros((2, 3)), np.zeros((2, 2), dtype=bool))

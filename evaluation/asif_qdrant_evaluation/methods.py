@@ -19,7 +19,8 @@ Registered here:
 * ``csa-numpy``: canonical similarity analysis (CSA, ICLR 2025) written here in numpy:
   centre, whiten with a relative ridge, SVD of the whitened cross-covariance, keep
   ``sim_dim`` canonical directions, score ``sum_j rho_j a_j b_j``.
-* ``hybrid-numpy``: reciprocal rank fusion (RRF) of the ``numpy`` and ``csa-numpy`` rankings.
+* ``hybrid-numpy``: reciprocal rank fusion (RRF) of the ``numpy`` and ``csa-numpy`` rankings
+  (Qdrant's formula, :func:`asif_qdrant.fusion.rrf_scores`).
 * ``csa`` and ``hybrid``: the same through the library (``ASIF(..., method=...)``), when the
   installed library offers them.
 
@@ -36,7 +37,7 @@ embeddings, re-normalised, then one relative vector).
 
 Example:
     >>> import numpy as np
-    >>> from asif_qdrant.evaluation.methods import AnchorSet, METHODS, MethodContext
+    >>> from asif_qdrant_evaluation.methods import AnchorSet, METHODS, MethodContext
     >>> rng = np.random.default_rng(0)
     >>> anchors = AnchorSet(rng.random((20, 6)), rng.random((20, 4)))
     >>> fitted = METHODS["numpy"](MethodContext()).fit(anchors, k=5, p=8.0)
@@ -46,7 +47,6 @@ Example:
 
 from __future__ import annotations
 
-import inspect
 import shutil
 import tempfile
 from abc import ABC, abstractmethod
@@ -56,8 +56,8 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import numpy as np
-
 from asif_qdrant.errors import InvalidParameterError
+from asif_qdrant.fusion import DEFAULT_RRF_K, rrf_scores
 
 __all__ = [
     "IMAGE_VARIANTS",
@@ -71,9 +71,11 @@ __all__ = [
     "HybridNumpyMethod",
     "Method",
     "MethodContext",
+    "NumpyCsa",
     "NumpyRecipeMethod",
     "PromptSet",
     "TopK",
+    "check_strategy",
     "combine_templates",
     "csa_dim_for",
     "register_method",
@@ -165,6 +167,21 @@ class PromptSet:
         return PromptSet(self.labels, self.templates[:1], self.embeddings[:, :1])
 
 
+def check_strategy(strategy: str) -> None:
+    """Raise unless ``strategy`` is one of :data:`STRATEGIES`.
+
+    Example:
+        >>> check_strategy("mean")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        asif_qdrant.errors.InvalidParameterError: The strategy must be one of ... 'mean' instead.
+    """
+    if strategy not in STRATEGIES:
+        raise InvalidParameterError(
+            f"The strategy must be one of {', '.join(STRATEGIES)}. Got {strategy!r} instead."
+        )
+
+
 def combine_templates(scores: np.ndarray, strategy: str = "max") -> np.ndarray:
     """Reduce ``(samples, labels, templates)`` prompt scores over templates (``max`` only).
 
@@ -203,7 +220,8 @@ class MethodContext:
 class Method(ABC):
     """A way to score images against texts from anchor pairs.
 
-    Subclasses set ``name``, ``title`` and ``description`` and implement :meth:`fit`.
+    Subclasses set ``name``, ``title``, ``description`` and ``fitted`` (or override
+    :meth:`fit`).
     """
 
     name: ClassVar[str] = ""
@@ -211,6 +229,8 @@ class Method(ABC):
     description: ClassVar[str] = ""
     #: Whether it is the library path (its numbers are the ones the library gives users).
     library: ClassVar[bool] = False
+    #: What :meth:`fit` builds: ``fitted(method, anchors, k, p)``.
+    fitted: ClassVar[Callable[..., FittedMethod]]
 
     def __init__(self, context: MethodContext) -> None:
         self.context = context
@@ -220,9 +240,9 @@ class Method(ABC):
         """Why the method cannot run here (``None``: it can)."""
         return None
 
-    @abstractmethod
     def fit(self, anchors: AnchorSet, *, k: int, p: float) -> FittedMethod:
         """Build the method on ``anchors`` with ``k`` and ``p``."""
+        return type(self).fitted(self, anchors, k, p)
 
 
 class FittedMethod(ABC):
@@ -339,6 +359,27 @@ def register_method(cls: type[Method]) -> type[Method]:
 # -------------------------------------------------------------------------------------------
 
 
+#: Similarities within this of a query's k-th one count as tied (float32 BLAS rounds one dot
+#: product by ~1e-7, and differently with a row's place in the matrix).
+TIE = 2e-6
+
+
+def _exact_ties(sims: np.ndarray, q: np.ndarray, a: np.ndarray, k: int) -> None:
+    """Recompute in float64, in place, the similarities tied with each query's k-th one.
+
+    BLAS may give two equal anchors similarities a float32 step apart; recomputed one by one
+    (the same arithmetic for every anchor), equal anchors tie exactly and the lower row wins,
+    as in the library.
+    """
+    if not 0 < k < sims.shape[1]:
+        return
+    kth = -np.partition(-sims, k - 1, axis=1)[:, k - 1]
+    near = np.abs(sims - kth[:, None]) <= TIE
+    for row in np.flatnonzero(near.sum(axis=1) > 1):
+        cols = np.flatnonzero(near[row])
+        sims[row, cols] = (a[cols].astype(np.float64) * q[row].astype(np.float64)).sum(axis=1)
+
+
 class TopK:
     """Similarities of queries to anchors, top ``K`` sorted once, re-weighted for any k <= K, p.
 
@@ -358,7 +399,9 @@ class TopK:
     def __init__(self, queries: np.ndarray, anchors: np.ndarray, max_k: int) -> None:
         q = _unit(queries).astype(np.float32)
         a = _unit(anchors).astype(np.float32)
-        self._select(q @ a.T, max_k)
+        sims = q @ a.T
+        _exact_ties(sims, q, a, min(max_k, sims.shape[1]))
+        self._select(sims, max_k)
 
     @classmethod
     def from_similarities(cls, sims: np.ndarray, max_k: int) -> TopK:
@@ -411,10 +454,7 @@ def _scores_from_relative(
     strategy: str,
 ) -> np.ndarray:
     """Zero-shot scores from a function giving dense relative vectors (numpy methods)."""
-    if strategy not in STRATEGIES:
-        raise InvalidParameterError(
-            f"The strategy must be one of {', '.join(STRATEGIES)}. Got {strategy!r} instead."
-        )
+    check_strategy(strategy)
     n_labels, n_templates, dim = prompts.embeddings.shape
     img = rel(images, "image")
     if strategy == "mean-embedding":
@@ -429,13 +469,14 @@ def _scores_from_relative(
 
 
 class _NumpyFitted(FittedMethod):
-    clamp: bool = True
-    dense_k: bool = False  # keep every anchor (the dense baseline)
     image_variants = IMAGE_VARIANTS
 
+    def __init__(self, method: Method, anchors: AnchorSet, k: int, p: float) -> None:
+        super().__init__(method, anchors, k, p)
+        self.clamp = bool(getattr(method, "clamp", True))
+
     def relative(self, x: np.ndarray, modality: Modality) -> np.ndarray:
-        k = len(self.anchors) if self.dense_k else self.k
-        return TopK(x, self.anchors.side(modality), k).dense(k, self.p, clamp=self.clamp)
+        return TopK(x, self.anchors.side(modality), self.k).dense(self.k, self.p, clamp=self.clamp)
 
     def invert(self, images: np.ndarray) -> np.ndarray:
         """The relative-weighted mean of the unit caption embeddings of each image's anchors."""
@@ -467,12 +508,7 @@ class NumpyRecipeMethod(Method):
         "written directly in numpy"
     )
     clamp = True
-
-    def fit(self, anchors: AnchorSet, *, k: int, p: float) -> FittedMethod:
-        """Keep the anchors; relative vectors are computed per query."""
-        fitted = _NumpyFitted(self, anchors, k, p)
-        fitted.clamp = self.clamp
-        return fitted
+    fitted = _NumpyFitted
 
 
 @register_method
@@ -492,13 +528,12 @@ class DenseRelativeMethod(Method):
     name = "dense"
     title = "dense relative (k=n, p=1)"
     description = "cosine to every anchor, L2-normalised, no top-k, no power, no clamp"
+    clamp = False
 
-    def fit(self, anchors: AnchorSet, *, k: int, p: float) -> FittedMethod:
+    @staticmethod
+    def fitted(method: Method, anchors: AnchorSet, k: int, p: float) -> FittedMethod:
         """Keep the anchors; ``k`` and ``p`` are ignored (every anchor, p = 1)."""
-        fitted = _NumpyFitted(self, anchors, len(anchors), 1.0)
-        fitted.clamp = False
-        fitted.dense_k = True
-        return fitted
+        return _NumpyFitted(method, anchors, len(anchors), 1.0)
 
 
 # -------------------------------------------------------------------------------------------
@@ -507,8 +542,6 @@ class DenseRelativeMethod(Method):
 
 #: CSA defaults when the configuration gives none (see EvalConfig.csa_dim / csa_ridge).
 DEFAULT_CSA_RIDGE = 1e-3
-#: RRF constant when the configuration gives none (Qdrant's default, the library's).
-DEFAULT_RRF_K = 2
 
 
 def csa_dim_for(n: int, d_image: int, d_text: int, csa_dim: int | None = None) -> int:
@@ -521,7 +554,7 @@ def csa_dim_for(n: int, d_image: int, d_text: int, csa_dim: int | None = None) -
     return int(csa_dim) if csa_dim else max(1, min(d_image, d_text, n // 2))
 
 
-class _OwnCsa:
+class NumpyCsa:
     """CSA fitted with this module's own numpy code (the reference recipe, docs/method.md).
 
     Centre each side on its anchor mean, whiten with ``S = (C + eps I)^(-1/2)`` where ``C`` is
@@ -562,6 +595,7 @@ class _OwnCsa:
         return (_unit(x) - self.mean[modality]) @ self.proj[modality].T
 
     def transform(self, x: np.ndarray, modality: Modality) -> np.ndarray:
+        """The canonical vectors of ``x`` (:meth:`project`, L2-normalised)."""
         return _unit(self.project(x, modality))
 
 
@@ -573,12 +607,12 @@ class _CsaFitted(FittedMethod):
             len(anchors), anchors.image.shape[1], anchors.text.shape[1], opts.get("csa_dim")
         )
         self.ridge = float(opts.get("csa_ridge") or DEFAULT_CSA_RIDGE)
-        self.csa = _OwnCsa(anchors.image, anchors.text, self.sim_dim, self.ridge)
+        self.csa = NumpyCsa(anchors.image, anchors.text, self.sim_dim, self.ridge)
 
     def _refit(self, anchors: AnchorSet) -> None:
         # The same dims after an edit (as a library model keeps its csa_dim).
         self.anchors = anchors
-        self.csa = _OwnCsa(anchors.image, anchors.text, self.sim_dim, self.ridge)
+        self.csa = NumpyCsa(anchors.image, anchors.text, self.sim_dim, self.ridge)
 
     def vectors(self, x: np.ndarray, modality: Modality, *, query: bool = False) -> np.ndarray:
         """Canonical vectors; query side weighted by ``rho`` (their dot product is the score)."""
@@ -606,10 +640,7 @@ class _CsaFitted(FittedMethod):
         canonical vectors, re-normalised; ``mean-embedding``: the mean of the prompts' unit
         embeddings, projected as it is (not re-normalised first, as ``ASIF.classify`` does).
         """
-        if strategy not in STRATEGIES:
-            raise InvalidParameterError(
-                f"The strategy must be one of {', '.join(STRATEGIES)}. Got {strategy!r} instead."
-            )
+        check_strategy(strategy)
         n_labels, n_templates, dim = prompts.embeddings.shape
         q = self.vectors(images, "image", query=True)
         emb = _unit(prompts.embeddings.reshape(-1, dim))
@@ -634,37 +665,7 @@ class CsaNumpyMethod(Method):
         "canonical similarity analysis: centre, whiten (relative ridge), SVD of the whitened "
         "cross-covariance, sim_dim canonical directions, score sum_j rho_j a_j b_j; numpy"
     )
-
-    def fit(self, anchors: AnchorSet, *, k: int, p: float) -> FittedMethod:
-        """Fit CSA on the anchors (``k`` and ``p`` do not apply)."""
-        return _CsaFitted(self, anchors, k, p)
-
-
-def rrf_scores(
-    *score_matrices: np.ndarray, k: int = DEFAULT_RRF_K, positive: Sequence[bool] = ()
-) -> np.ndarray:
-    """Reciprocal rank fusion of ``(queries, items)`` score matrices: ``sum 1 / (k + rank)``.
-
-    Qdrant's formula: ``rank`` counts from 0 (the best item of a ranking adds ``1 / k``).
-    Each matrix ranks every item of a row (ties in item order). With ``positive[i]`` true,
-    only items scoring above 0 in matrix ``i`` are in its ranking (a sparse search returns no
-    item that shares nothing with the query).
-
-    Example:
-        >>> rrf_scores(np.array([[0.9, 0.1, 0.5]]), np.array([[0.2, 0.3, 0.1]]), k=2).round(3)
-        array([[0.833, 0.75 , 0.583]])
-    """
-    out = np.zeros(np.asarray(score_matrices[0]).shape)
-    for i, scores in enumerate(score_matrices):
-        s = np.asarray(scores, dtype=np.float64)
-        order = np.argsort(-s, axis=1, kind="stable")
-        ranks = np.empty_like(order)
-        np.put_along_axis(ranks, order, np.arange(s.shape[1])[None, :], axis=1)
-        contrib = 1.0 / (k + ranks)
-        if i < len(positive) and positive[i]:
-            contrib = np.where(s > 0, contrib, 0.0)
-        out += contrib
-    return out
+    fitted = _CsaFitted  # k and p do not apply
 
 
 class _HybridFitted(FittedMethod):
@@ -672,11 +673,10 @@ class _HybridFitted(FittedMethod):
 
     image_variants = ("intra", "caption-side")
 
-    def __init__(
-        self, method: Method, anchors: AnchorSet, k: int, p: float, parts: list[FittedMethod]
-    ) -> None:
+    def __init__(self, method: Method, anchors: AnchorSet, k: int, p: float) -> None:
         super().__init__(method, anchors, k, p)
-        self.parts = parts
+        names: tuple[str, ...] = getattr(method, "parts", ())
+        self.parts = [METHODS[name](method.context).fit(anchors, k=k, p=p) for name in names]
         self.rrf_k = int(method.context.options.get("rrf_k") or DEFAULT_RRF_K)
 
     def _fuse(self, mats: list[np.ndarray]) -> np.ndarray:
@@ -729,12 +729,9 @@ class HybridNumpyMethod(Method):
         "ranking "
         "(items sharing an anchor with the query) and CSA's ranking (every item)"
     )
+    #: The methods whose rankings are fused (each fitted on the same anchors).
     parts: ClassVar[tuple[str, str]] = ("numpy", "csa-numpy")
-
-    def fit(self, anchors: AnchorSet, *, k: int, p: float) -> FittedMethod:
-        """Fit both parts on the anchors."""
-        parts = [METHODS[name](self.context).fit(anchors, k=k, p=p) for name in self.parts]
-        return _HybridFitted(self, anchors, k, p, parts)
+    fitted = _HybridFitted
 
 
 # -------------------------------------------------------------------------------------------
@@ -743,13 +740,12 @@ class HybridNumpyMethod(Method):
 
 
 class _AsifFitted(FittedMethod):
-    #: ``method=`` of the library's searches ("asif", "csa" or "hybrid").
-    search_method: str = "asif"
-
     def __init__(self, method: Method, anchors: AnchorSet, k: int, p: float) -> None:
         super().__init__(method, anchors, k, p)
         from asif_qdrant.model import ASIF
 
+        #: ``method=`` of the library's searches ("asif", "csa" or "hybrid").
+        self.search_method = str(getattr(method, "search_method", "asif"))
         ctx = method.context
         self._dir = Path(tempfile.mkdtemp(prefix="asif-eval-", dir=ctx.workdir))
         extra: dict[str, Any] = {}
@@ -848,11 +844,7 @@ class _AsifFitted(FittedMethod):
 
     @property
     def image_variants(self) -> tuple[str, ...]:  # type: ignore[override]
-        if self.search_method != "asif":
-            return ("intra", "caption-side")
-        if "query_via" in inspect.signature(self.asif.search_embeddings).parameters:
-            return IMAGE_VARIANTS
-        return ("intra", "caption-side")
+        return IMAGE_VARIANTS if self.search_method == "asif" else ("intra", "caption-side")
 
     def image_scores(
         self,
@@ -862,9 +854,7 @@ class _AsifFitted(FittedMethod):
         variant: str = "intra",
     ) -> np.ndarray:
         """The library's options: ``target="caption"`` and ``query_via="invert"`` (ASIF)."""
-        if self.search_method != "asif" or variant == "intra":
-            return super().image_scores(queries, catalog_images, catalog_texts, variant)
-        if variant not in self.image_variants:
+        if self.search_method != "asif" or variant not in ("caption-side", "inversion"):
             return super().image_scores(queries, catalog_images, catalog_texts, variant)
         n = len(catalog_images)
         if variant == "caption-side":
@@ -880,20 +870,12 @@ class _AsifFitted(FittedMethod):
     def classification_scores(
         self, images: np.ndarray, prompts: PromptSet, strategy: str = "max"
     ) -> np.ndarray:
-        if strategy not in STRATEGIES:
-            raise InvalidParameterError(
-                f"The strategy must be one of {', '.join(STRATEGIES)}. Got {strategy!r} instead."
-            )
+        check_strategy(strategy)
         img_vecs = self.asif.relative_from_embeddings(images, "image")
         own = self._own_scores(img_vecs, prompts, strategy)
-        supports = "template_strategy" in inspect.signature(self.asif.classify).parameters
-        if strategy != "max" and not supports:
-            return own
-        # ASIF.classify itself: always for 'max'; for every strategy once it takes
-        # template_strategy= (passed explicitly, whatever its default is).
-        kwargs = {"template_strategy": strategy} if supports else {}
+        # ASIF.classify's scores (template_strategy= passed explicitly, whatever its default).
         scores = self.asif.classify_scores(
-            img_vecs, prompts.labels, templates=prompts.templates, **kwargs
+            img_vecs, prompts.labels, templates=prompts.templates, template_strategy=strategy
         )
         lib = np.asarray(scores, dtype=np.float64)
         self.method.context.checks.append(
@@ -915,11 +897,7 @@ class _AsifFitted(FittedMethod):
             self.asif.index_embeddings(
                 coll, mean, "text", ids=list(range(n_labels)), show_progress_bar=False
             )
-            results = self.asif.search_batch(coll, img_vecs, limit=n_labels)
-            out = np.zeros((len(img_vecs), n_labels))
-            for row, hits in enumerate(results):
-                for h in hits:
-                    out[row, int(h.id)] = h.score
+            out = self._matrix(self.asif.search_batch(coll, img_vecs, limit=n_labels), n_labels)
             self.asif.store.delete_collection(coll)
             return out
         txt = self._dense(
@@ -962,22 +940,9 @@ class AsifLibraryMethod(Method):
         "search_batch, classify"
     )
     library = True
-
-    def fit(self, anchors: AnchorSet, *, k: int, p: float) -> FittedMethod:
-        """Build an ASIF model in a temporary folder and add the anchors."""
-        return _AsifFitted(self, anchors, k, p)
-
-
-def _library_offers(option: str) -> str | None:
-    """``None`` when the library searches and classifies with ``method=option``; else why not."""
-    from asif_qdrant.model import ASIF
-
-    for fn in (ASIF.classify,) if hasattr(ASIF, "search_embeddings") else ():
-        if "method" not in inspect.signature(fn).parameters:
-            return f"the installed ASIF.{fn.__name__} takes no 'method' argument"
-    if not hasattr(ASIF, "search_embeddings"):
-        return "the installed ASIF has no search_embeddings"
-    return None
+    #: ``method=`` of the library's searches and classification.
+    search_method: ClassVar[str] = "asif"
+    fitted = _AsifFitted  # an ASIF model in a temporary folder, with the anchors added
 
 
 class _EmbeddingRows:
@@ -1001,7 +966,6 @@ class _AsifMethodFitted(_AsifFitted):
     """The library path of CSA or the hybrid (``method=`` on searches and classify)."""
 
     def __init__(self, method: Method, anchors: AnchorSet, k: int, p: float) -> None:
-        self.search_method = str(getattr(method, "search_method", "asif"))
         ctx = method.context
         name = getattr(ctx.image_encoder, "name", None) or "precomputed/image"
         self._image_rows = _EmbeddingRows(name, anchors.image.shape[1])
@@ -1014,10 +978,7 @@ class _AsifMethodFitted(_AsifFitted):
         self, images: np.ndarray, prompts: PromptSet, strategy: str = "max"
     ) -> np.ndarray:
         """``ASIF.classify(..., method=...)`` on the images (their embeddings passed through)."""
-        if strategy not in STRATEGIES:
-            raise InvalidParameterError(
-                f"The strategy must be one of {', '.join(STRATEGIES)}. Got {strategy!r} instead."
-            )
+        check_strategy(strategy)
         scores = self.asif.classify_scores(
             list(np.asarray(images, dtype=np.float32)),
             prompts.labels,
@@ -1037,14 +998,7 @@ class CsaLibraryMethod(AsifLibraryMethod):
     description = "ASIF on the embedded Qdrant engine searched with method='csa'"
     library = True
     search_method = "csa"
-
-    @classmethod
-    def unavailable(cls) -> str | None:
-        return _library_offers(cls.search_method)
-
-    def fit(self, anchors: AnchorSet, *, k: int, p: float) -> FittedMethod:
-        """Build an ASIF model with CSA in a temporary folder and add the anchors."""
-        return _AsifMethodFitted(self, anchors, k, p)
+    fitted = _AsifMethodFitted  # an ASIF model with CSA in a temporary folder
 
 
 @register_method

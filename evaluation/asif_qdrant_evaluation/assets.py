@@ -13,7 +13,7 @@ Everything comes from package registries (see ``scripts/evaluate.sh``):
 The data folder is ``$ASIF_QDRANT_EVAL_DATA``, default ``~/.cache/asif-qdrant/eval-data``.
 
 Example:
-    >>> from asif_qdrant.evaluation.assets import Assets
+    >>> from asif_qdrant_evaluation.assets import Assets
     >>> a = Assets(data_dir="/tmp/nothing-here")
     >>> a.mpnet_dir.name, a.fashion_mnist_dir.name
     ('all-mpnet-base-v2', 'fashion-mnist')
@@ -32,6 +32,8 @@ from pathlib import Path
 from asif_qdrant.errors import InvalidInputError
 from asif_qdrant.loaders import TUXPAINT_STAMPS_DIR
 
+from asif_qdrant_evaluation.cache import user_cache_dir
+
 __all__ = ["Assets", "MissingDataError", "assemble_mpnet", "default_data_dir"]
 
 
@@ -46,11 +48,7 @@ def default_data_dir() -> Path:
         >>> default_data_dir().name in ("eval-data", os.environ.get("ASIF_QDRANT_EVAL_DATA", ""))
         True
     """
-    env = os.environ.get("ASIF_QDRANT_EVAL_DATA")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "asif-qdrant" / "eval-data"
+    return user_cache_dir("ASIF_QDRANT_EVAL_DATA", "eval-data")
 
 
 @dataclass

@@ -12,17 +12,17 @@ import json
 from pathlib import Path
 
 import pytest
+from asif_qdrant.encoders.base import Encoder
 from click.testing import CliRunner
 
-from asif_qdrant.cli import main
-from asif_qdrant.encoders.base import Encoder
-from asif_qdrant.evaluation import EvalConfig, Report, run_evaluation
-from asif_qdrant.evaluation.assets import Assets
+from asif_qdrant_evaluation import EvalConfig, Report, run_evaluation
+from asif_qdrant_evaluation.assets import Assets
+from asif_qdrant_evaluation.cli import evaluate
 
 pytestmark = pytest.mark.integration
 
 # The encoders task repeats retrieval and zero-shot per encoder pair; its plumbing is covered by
-# tests/unit/evaluation/test_eval_runner.py, so the smoke leaves it out to stay short.
+# evaluation/tests/test_eval_runner.py, so the smoke leaves it out to stay short.
 TASKS = ["retrieval", "image", "zeroshot", "adjust", "scaling", "kp", "csa"]
 #: Each library method with its numpy version (they must give identical ranks).
 PAIRS = {"asif": "numpy", "csa": "csa-numpy", "hybrid": "hybrid-numpy"}
@@ -145,9 +145,9 @@ def test_report_files(smoke: tuple[Report, Path, Path]) -> None:
 def test_cli_second_run_reads_the_cache(smoke: tuple[Report, Path, Path], tmp_path: Path) -> None:
     report, _, cache = smoke
     result = CliRunner().invoke(
-        main,
+        evaluate,
         [
-            "evaluate", "--quick", "--task", "retrieval", "--method", "asif", "--method", "numpy",
+            "--quick", "--task", "retrieval", "--method", "asif", "--method", "numpy",
             "--fashion-per-class", "5", "--tuxpaint-limit", "48",
             "--cache-dir", str(cache), "--out", str(tmp_path), "--json",
         ],

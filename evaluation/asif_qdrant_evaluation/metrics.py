@@ -21,7 +21,7 @@ precision and precision@k under random tie-breaking (exact, per McSherry and Naj
 
 Example:
     >>> import numpy as np
-    >>> from asif_qdrant.evaluation.metrics import recall_at_k, mean_rank, accuracy
+    >>> from asif_qdrant_evaluation.metrics import recall_at_k, mean_rank, accuracy
     >>> scores = np.array([[0.9, 0.1, 0.0], [0.2, 0.2, 0.7], [0.0, 0.0, 0.0]])
     >>> targets = [0, 1, 2]
     >>> recall_at_k(scores, targets, 1)  # (1 + 0 + 1/3) / 3
@@ -34,10 +34,9 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
-
 from asif_qdrant.errors import InvalidInputError, check_int
 
 #: Scores closer than this count as tied in the evaluation's tables (float32 resolution).
@@ -307,6 +306,23 @@ def _check_relevance(
     return s, r & v, v
 
 
+def _per_query(
+    scores: np.ndarray,
+    relevant: np.ndarray,
+    valid: np.ndarray | None,
+    tolerance: float,
+    measure: Callable[[np.ndarray, int, int], float],
+) -> np.ndarray:
+    """``measure(tie groups, relevant count, valid count)`` of each query; NaN without relevant."""
+    s, r, v = _check_relevance(scores, relevant, valid)
+    out = np.full(len(s), np.nan)
+    for q in range(len(s)):
+        n_rel = int(r[q].sum())
+        if n_rel:
+            out[q] = measure(_tie_groups(s[q, v[q]], r[q, v[q]], tolerance), n_rel, int(v[q].sum()))
+    return out
+
+
 def average_precision(
     scores: np.ndarray,
     relevant: np.ndarray,
@@ -339,22 +355,19 @@ def average_precision(
         >>> average_precision(np.zeros((1, 2)), np.array([[1, 0]]))  # tied: (1 + 1/2) / 2
         array([0.75])
     """
-    s, r, v = _check_relevance(scores, relevant, valid)
-    out = np.full(len(s), np.nan)
-    for q in range(len(s)):
-        n_rel = int(r[q].sum())
-        if n_rel == 0:
-            continue
+
+    def ap(groups: np.ndarray, n_rel: int, n_valid: int) -> float:
         total, before, rel_before = 0.0, 0, 0
-        for t, rr in _tie_groups(s[q, v[q]], r[q, v[q]], tolerance):
+        for t, rr in groups:
             if rr:
                 j = np.arange(1, t + 1)
                 ahead = (j - 1) * (rr - 1) / (t - 1) if t > 1 else np.zeros(1)
                 total += rr * float(np.mean((rel_before + 1 + ahead) / (before + j)))
             before += int(t)
             rel_before += int(rr)
-        out[q] = total / n_rel
-    return out
+        return total / n_rel
+
+    return _per_query(scores, relevant, valid, tolerance, ap)
 
 
 def precision_at_k(
@@ -386,20 +399,18 @@ def precision_at_k(
         array([0.25])
     """
     k = check_int("k", "precision_at_k", k, minimum=1)
-    s, r, v = _check_relevance(scores, relevant, valid)
-    out = np.full(len(s), np.nan)
-    for q in range(len(s)):
-        if not r[q].any():
-            continue
-        kk = min(k, int(v[q].sum()))
+
+    def pk(groups: np.ndarray, n_rel: int, n_valid: int) -> float:
+        kk = min(k, n_valid)
         hits, before = 0.0, 0
-        for t, rr in _tie_groups(s[q, v[q]], r[q, v[q]], tolerance):
+        for t, rr in groups:
             if before >= kk:
                 break
             hits += rr * min(1.0, (kk - before) / t)
             before += int(t)
-        out[q] = hits / kk
-    return out
+        return hits / kk
+
+    return _per_query(scores, relevant, valid, tolerance, pk)
 
 
 def mean_average_precision(
