@@ -49,9 +49,11 @@ def test_shape_sort_norm_and_membership(problem) -> None:
 def test_kept_anchors_are_the_most_similar(problem) -> None:
     queries, anchors, k, p = problem
     idx, _ = relative_topk(queries, anchors, k=k, p=p)
-    qn = queries / np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12)
-    an = anchors / np.linalg.norm(anchors, axis=1, keepdims=True)
-    sims = qn.astype(np.float64) @ an.T.astype(np.float64)
+    # The reference normalises in float64: a float32 norm of a tiny row (1e-30) underflows.
+    q, a = queries.astype(np.float64), anchors.astype(np.float64)
+    qn = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
+    an = a / np.linalg.norm(a, axis=1, keepdims=True)
+    sims = qn @ an.T
     for row in range(len(queries)):
         kept = sims[row, idx[row]]
         dropped = np.delete(sims[row], idx[row])
