@@ -181,10 +181,9 @@ class AnchorIndex(ABC):
     """Anchor embeddings of one modality under their ids, with a fast top-k cosine search.
 
     Implementations: :class:`~asif_qdrant.anchor_index.ExactIndex` (numpy BLAS, exact),
-    :class:`~asif_qdrant.anchor_index.IVFIndex` (coarse-then-exact two-stage search),
-    :class:`~asif_qdrant.anchor_index.QuantizedIndex` (bf16 / int8 / binary scan + exact rescoring),
-    :class:`~asif_qdrant.anchor_index.TorchIndex` (torch, GPU when present) and
-    :class:`~asif_qdrant.anchor_index.QdrantIndex` (the embedded Qdrant engine).
+    :class:`~asif_qdrant.anchor_index.IVFIndex` (coarse-then-exact two-stage search) and
+    :class:`~asif_qdrant.anchor_index.TorchIndex` (torch, GPU when present). The benchmarks
+    add quantized and Qdrant-engine indexes (``benchmarks/indexes``), not shipped.
 
     Rows are L2-normalised on the way in, queries too, so similarities are cosines.
     """

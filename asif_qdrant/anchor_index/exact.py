@@ -27,7 +27,7 @@ import numpy as np
 from asif_qdrant.anchor_index.base import AnchorIndex, segmented_topk, single_threaded_blas
 from asif_qdrant.errors import InvalidInputError
 
-__all__ = ["ExactIndex", "RowStore", "exact_topk", "sample_size"]
+__all__ = ["ExactIndex", "RowStore", "RowStoreIndex", "exact_topk", "sample_size"]
 
 #: Batches of fewer queries than this, over at most SMALL_MATRIX anchor floats, run BLAS on
 #: one thread: such products are too small to gain from a second thread, and spin-waiting
@@ -256,7 +256,33 @@ def _partition_topk(
     return np.take_along_axis(best_r, order, axis=1), np.take_along_axis(best_s, order, axis=1)
 
 
-class ExactIndex(AnchorIndex):
+class RowStoreIndex(AnchorIndex):
+    """An anchor index whose rows live in a :class:`RowStore` (:attr:`rows`); subclasses search.
+
+    Subclasses implement ``_topk`` (and may extend ``_build`` / ``_add`` / ``_delete``).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        #: The anchors' unit rows and ids (None before the first build).
+        self.rows: RowStore | None = None
+
+    def __len__(self) -> int:
+        return 0 if self.rows is None else self.rows.n
+
+    def _build(self, ids: np.ndarray, emb: np.ndarray) -> None:
+        self.rows = RowStore.adopt(ids, emb)
+
+    def _add(self, ids: np.ndarray, emb: np.ndarray) -> None:
+        assert self.rows is not None
+        self.rows.append(ids, emb)
+
+    def _delete(self, ids: np.ndarray) -> int:
+        assert self.rows is not None
+        return self.rows.remove(ids)
+
+
+class ExactIndex(RowStoreIndex):
     """Exact cosine top-k over an in-memory ``float32`` matrix with BLAS (numpy).
 
     Memory: ``4 * n * d`` bytes plus up to 25% growth room after adds.
@@ -267,27 +293,12 @@ class ExactIndex(AnchorIndex):
 
     def __init__(self) -> None:
         super().__init__()
-        self._store: RowStore | None = None
         self._sample: np.ndarray | None = None
         self._sample_key: tuple[int, int] = (-1, -1)
 
-    def __len__(self) -> int:
-        return 0 if self._store is None else self._store.n
-
-    def _build(self, ids: np.ndarray, emb: np.ndarray) -> None:
-        self._store = RowStore.adopt(ids, emb)
-
-    def _add(self, ids: np.ndarray, emb: np.ndarray) -> None:
-        assert self._store is not None
-        self._store.append(ids, emb)
-
-    def _delete(self, ids: np.ndarray) -> int:
-        assert self._store is not None
-        return self._store.remove(ids)
-
     def _topk(self, q: np.ndarray, kk: int) -> tuple[np.ndarray, np.ndarray]:
-        assert self._store is not None
-        st = self._store
+        assert self.rows is not None
+        st = self.rows
         key = (st.version, sample_size(st.n, kk))
         if self._sample_key != key:  # one sample per content and k, reused across calls
             pick = np.random.default_rng(0).choice(st.n, size=key[1], replace=False)
@@ -301,9 +312,9 @@ class ExactIndex(AnchorIndex):
     def memory_bytes(self) -> int:
         """Bytes held by the index."""
         extra = 0 if self._sample is None else self._sample.nbytes
-        return extra + (0 if self._store is None else self._store.nbytes())
+        return extra + (0 if self.rows is None else self.rows.nbytes())
 
     @property
     def ids(self) -> np.ndarray:
         """The anchor ids held (in storage order)."""
-        return np.zeros(0, np.int64) if self._store is None else self._store.ids.copy()
+        return np.zeros(0, np.int64) if self.rows is None else self.rows.ids.copy()

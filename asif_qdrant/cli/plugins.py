@@ -4,7 +4,7 @@ A package adds a command to ``asif-qdrant`` by registering a click command in th
 e.g. in its ``pyproject.toml``::
 
     [project.entry-points."asif_qdrant.cli_commands"]
-    evaluate = "asif_eval.cli:evaluate"
+    evaluate = "asif_qdrant_evaluation.cli:evaluate"
 
 The entry point's name is the command's name. A plugin is imported only when its command
 runs or the command list is shown (``--help``); one that fails to import, or is not a click

@@ -7,15 +7,16 @@ CSA and caption vectors. The fingerprint records each catalog's anchor version a
 next free id; it is written only once the items are (a failed call leaves it as it was).
 
 Example:
-    >>> import tempfile, numpy as np
-    >>> from asif_qdrant import ASIF
-    >>> rng = np.random.default_rng(0)
-    >>> with ASIF(path=tempfile.mkdtemp(), k=2, image_encoder="precomputed/image",
-    ...           text_encoder="precomputed/text", show_progress_bar=False) as asif:
-    ...     _ = asif.add_anchor_embeddings(rng.random((3, 8)), rng.random((3, 4)))
-    ...     ids = index_embeddings(asif.state, "items", rng.random((2, 8)), "image")
-    ...     ids, asif.fingerprint.catalogs["items"]["next_id"]
-    ([0, 1], 2)
+    >>> import tempfile
+    >>> from asif_qdrant import ASIF, InvalidParameterError
+    >>> with ASIF(path=tempfile.mkdtemp(), image_encoder="precomputed/image",
+    ...           text_encoder="precomputed/text") as asif:
+    ...     try:
+    ...         prepare_catalog(asif.state, "asif_meta", 1, None, None)
+    ...     except InvalidParameterError as e:
+    ...         print(e)
+    The collection 'asif_meta' belongs to the ASIF model itself. Index the catalog under \
+another name.
 """
 
 from __future__ import annotations
@@ -289,12 +290,12 @@ def _encode_captions(
 def index(
     m: ModelState,
     collection: str,
-    images: Sequence[ImageInput] | None = None,
-    texts: Sequence[str] | None = None,
-    payloads: Sequence[Mapping[str, Any]] | None = None,
-    ids: Sequence[PointId] | None = None,
-    show_progress_bar: bool | None = None,
-    captions: Sequence[str | None] | None = None,
+    images: Sequence[ImageInput] | None,
+    texts: Sequence[str] | None,
+    payloads: Sequence[Mapping[str, Any]] | None,
+    ids: Sequence[PointId] | None,
+    show_progress_bar: bool | None,
+    captions: Sequence[str | None] | None,
 ) -> list[PointId]:
     """Store catalog items (images, then texts) with their vectors (see ``ASIF.index``)."""
     images_, texts_ = _check_index_inputs(images, texts, captions)
@@ -345,10 +346,10 @@ def index_embeddings(
     collection: str,
     embeddings: Any,
     modality: Modality,
-    payloads: Sequence[Mapping[str, Any]] | None = None,
-    ids: Sequence[PointId] | None = None,
-    show_progress_bar: bool | None = None,
-    caption_embeddings: Any = None,
+    payloads: Sequence[Mapping[str, Any]] | None,
+    ids: Sequence[PointId] | None,
+    show_progress_bar: bool | None,
+    caption_embeddings: Any,
 ) -> list[PointId]:
     """Store catalog items from embeddings of one modality (see ``ASIF.index_embeddings``)."""
     m.layout.anchors(modality)  # validates the modality
@@ -536,9 +537,10 @@ def resumable_index(
                     collection,
                     arr[todo],
                     modality,  # type: ignore[arg-type]
-                    ids=[start + r for r in todo],
                     payloads=[{"row": r} for r in todo],
+                    ids=[start + r for r in todo],
                     show_progress_bar=False,
+                    caption_embeddings=None,
                 )
             elif todo:
                 ims = [r for r in todo if items[r][0] == "image"]
@@ -548,9 +550,10 @@ def resumable_index(
                     collection,
                     images=[items[r][1] for r in ims],
                     texts=[items[r][1] for r in txs],
-                    ids=[start + r for r in ims + txs],
                     payloads=[{"row": r} for r in ims + txs],
+                    ids=[start + r for r in ims + txs],
                     show_progress_bar=False,
+                    captions=None,
                 )
             new += len(todo)
             skipped += len(rows) - len(todo)

@@ -30,8 +30,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from asif_qdrant.anchor_index import AnchorIndex, segmented_topk
-from asif_qdrant.anchor_index.exact import RowStore
+from asif_qdrant.anchor_index import segmented_topk
+from asif_qdrant.anchor_index.exact import RowStoreIndex
 from asif_qdrant.anchor_index.torch_index import streaming_topk
 from asif_qdrant.errors import InvalidParameterError, check_real
 
@@ -51,7 +51,7 @@ def _torch() -> Any:
     return torch
 
 
-class QuantizedIndex(AnchorIndex):
+class QuantizedIndex(RowStoreIndex):
     """Coarse scan over int8 / bf16 / binary codes, then exact ``float32`` rescoring.
 
     Args:
@@ -82,27 +82,15 @@ class QuantizedIndex(AnchorIndex):
                 f"The 'oversample' parameter of QuantizedIndex must be >= 1. "
                 f"Got {oversample!r} instead."
             )
-        self._store: RowStore | None = None
         self._codes: Any = None
         self._scales: Any = None
         self._mean: np.ndarray | None = None
         self._codes_version = -1
 
-    def __len__(self) -> int:
-        return 0 if self._store is None else self._store.n
-
     def _build(self, ids: np.ndarray, emb: np.ndarray) -> None:
-        self._store = RowStore.adopt(ids, emb)
+        super()._build(ids, emb)
         self._mean = emb.mean(axis=0).astype(np.float32) if len(emb) else None
         self._encode()
-
-    def _add(self, ids: np.ndarray, emb: np.ndarray) -> None:
-        assert self._store is not None
-        self._store.append(ids, emb)
-
-    def _delete(self, ids: np.ndarray) -> int:
-        assert self._store is not None
-        return self._store.remove(ids)
 
     # -- codes -----------------------------------------------------------------------------
     def _sign_bits(self, x: np.ndarray) -> np.ndarray:
@@ -116,8 +104,8 @@ class QuantizedIndex(AnchorIndex):
 
     def _encode(self) -> None:
         """(Re)compute the codes of every row (after any edit, lazily)."""
-        assert self._store is not None
-        x = self._store.vecs
+        assert self.rows is not None
+        x = self.rows.vecs
         if self.kind == "binary":
             self._codes = self._sign_bits(x)
         elif self.kind == "int8":
@@ -132,23 +120,23 @@ class QuantizedIndex(AnchorIndex):
         else:
             torch = _torch()
             self._codes = torch.from_numpy(x).to(torch.bfloat16)
-        self._codes_version = self._store.version
+        self._codes_version = self.rows.version
 
     def memory_bytes(self) -> int:
         """Bytes held: the ``float32`` rows plus the codes."""
-        if self._store is None:
+        if self.rows is None:
             return 0
         codes = self._codes
         extra = (
             codes.nbytes if isinstance(codes, np.ndarray) else codes.numel() * codes.element_size()
         )
-        return self._store.nbytes() + int(extra)
+        return self.rows.nbytes() + int(extra)
 
     # -- search ----------------------------------------------------------------------------
     def _coarse(self, q: np.ndarray, mm: int) -> np.ndarray:
         """Row numbers of the ``mm`` best coarse candidates of each query, ``(m, mm)``."""
-        assert self._store is not None
-        n = self._store.n
+        assert self.rows is not None
+        n = self.rows.n
         if self.kind == "binary":
             out = np.empty((len(q), mm), dtype=np.int64)
             for i, w in enumerate(self._sign_bits(q)):
@@ -179,12 +167,12 @@ class QuantizedIndex(AnchorIndex):
         return best_r.numpy().astype(np.int64)
 
     def _topk(self, q: np.ndarray, kk: int) -> tuple[np.ndarray, np.ndarray]:
-        assert self._store is not None
-        if self._codes_version != self._store.version:
+        assert self.rows is not None
+        if self._codes_version != self.rows.version:
             self._encode()
-        n = self._store.n
+        n = self.rows.n
         mm = int(min(n, max(kk, round(self.oversample * kk))))
-        vecs = self._store.vecs
+        vecs = self.rows.vecs
         out_r = np.empty((len(q), kk), dtype=np.int64)
         out_s = np.empty((len(q), kk), dtype=np.float32)
         for q0 in range(0, len(q), 64):
@@ -196,7 +184,7 @@ class QuantizedIndex(AnchorIndex):
             r, s, _ = segmented_topk(g, cand.ravel(), sims.ravel(), len(qc), kk)
             out_r[q0 : q0 + len(qc)] = r
             out_s[q0 : q0 + len(qc)] = s
-        return self._store.ids[out_r], out_s
+        return self.rows.ids[out_r], out_s
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "kind": self.kind, "oversample": self.oversample}
