@@ -470,14 +470,14 @@ def _digest(parts: Iterable[bytes]) -> str:
 def resumable_index(
     m: ModelState,
     collection: str,
-    images: Sequence[str] = (),
-    texts: Sequence[str] = (),
-    embeddings: Any = None,
-    modality: Modality | None = None,
-    resume: bool = False,
-    chunk_size: int = 1000,
-    on_commit: Callable[[int, int, int], None] | None = None,
-    show_progress_bar: bool | None = None,
+    images: Sequence[str],
+    texts: Sequence[str],
+    embeddings: Any,
+    modality: Modality | None,
+    resume: bool,
+    chunk_size: int,
+    on_commit: Callable[[int, int, int], None] | None,
+    show_progress_bar: bool | None,
 ) -> IndexJob:
     """Index an input in chunks that each commit for good, so a killed run can be resumed.
 
