@@ -20,6 +20,8 @@ import platform
 import shutil
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -160,12 +162,7 @@ def run_demo(
     """
     times: dict[str, float] = {}
     t0 = time.perf_counter()
-    pairs = load_tuxpaint_stamps(stamps_dir)
-    if limit_pairs is not None and limit_pairs < len(pairs):
-        step = len(pairs) / limit_pairs
-        pairs = [pairs[int(i * step)] for i in range(limit_pairs)]
-    anchors, held_out = split_pairs(pairs, test_fraction=test_fraction, seed=seed)
-
+    anchors, held_out = _split_stamps(stamps_dir, limit_pairs, test_fraction, seed)
     out = Path(out_dir)
     model_dir = out / "model"
     if model_dir.exists():
@@ -183,33 +180,19 @@ def run_demo(
     try:
         _ = asif.image_encoder, asif.text_encoder
         times["load encoders"] = time.perf_counter() - t0
-
-        t = time.perf_counter()
-        asif.add_anchors(
-            [a.image for a in anchors],
-            [a.caption for a in anchors],
-            payloads=[a.metadata for a in anchors],
-            source="tuxpaint",
-        )
-        times["add anchors"] = time.perf_counter() - t
-
-        t = time.perf_counter()
-        # Encode the held-out images once: they are indexed and classified.
-        held_emb = asif.encode([h.image for h in held_out], "image")
-        item_ids = asif.index_embeddings(
-            "stamps",
-            held_emb,
-            "image",
-            payloads=[{"image": h.image, "caption": h.caption, **h.metadata} for h in held_out],
-        )
-        times["index catalog"] = time.perf_counter() - t
-
-        t = time.perf_counter()
-        recall, chance, mean_rank = _text_to_image(asif, held_out, item_ids)
-        times["search"] = time.perf_counter() - t
-        t = time.perf_counter()
-        acc, majority, n_classes = _zero_shot(asif, held_out, held_emb)
-        times["classify"] = time.perf_counter() - t
+        with _timed(times, "add anchors"):
+            images, captions = [a.image for a in anchors], [a.caption for a in anchors]
+            metadata = [a.metadata for a in anchors]
+            asif.add_anchors(images, captions, payloads=metadata, source="tuxpaint")
+        with _timed(times, "index catalog"):
+            # Encode the held-out images once: they are indexed and classified.
+            held_emb = asif.encode([h.image for h in held_out], "image")
+            payloads = [{"image": h.image, "caption": h.caption, **h.metadata} for h in held_out]
+            item_ids = asif.index_embeddings("stamps", held_emb, "image", payloads=payloads)
+        with _timed(times, "search"):
+            recall, chance, mean_rank = _text_to_image(asif, held_out, item_ids)
+        with _timed(times, "classify"):
+            acc, majority, n_classes = _zero_shot(asif, held_out, held_emb)
         examples, sheet = _examples(asif, held_out, out)
         times["total"] = time.perf_counter() - t0
         return DemoResult(
@@ -234,6 +217,25 @@ def run_demo(
         )
     finally:
         asif.close()
+
+
+@contextmanager
+def _timed(times: dict[str, float], key: str) -> Iterator[None]:
+    """Record the seconds the block takes under ``times[key]``."""
+    t = time.perf_counter()
+    yield
+    times[key] = time.perf_counter() - t
+
+
+def _split_stamps(
+    stamps_dir: str | Path, limit_pairs: int | None, test_fraction: float, seed: int
+) -> tuple[list[Pair], list[Pair]]:
+    """The stamps (evenly thinned to ``limit_pairs``), split into anchors and held-out ones."""
+    pairs = load_tuxpaint_stamps(stamps_dir)
+    if limit_pairs is not None and limit_pairs < len(pairs):
+        step = len(pairs) / limit_pairs
+        pairs = [pairs[int(i * step)] for i in range(limit_pairs)]
+    return split_pairs(pairs, test_fraction=test_fraction, seed=seed)
 
 
 def _text_to_image(

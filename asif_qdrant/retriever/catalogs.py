@@ -491,33 +491,17 @@ def resumable_index(
     every acknowledged item stored and intact (each write is durable when it returns), and
     at most the items of one unacknowledged chunk written.
 
-    ``resume=True`` with the same input finds the interrupted job, skips the items already
-    stored and writes the rest: no item twice, no id changed. With no job for this input it
-    starts one (so it is always safe to pass). The caller holds the model's write lock.
+    ``resume=True`` with the same input skips the items already stored and writes the rest:
+    no item twice, no id changed (with no job for this input it starts one). The caller
+    holds the model's write lock.
 
     Raises:
         InvalidParameterError: ``resume=True`` while the collection's interrupted job was
             started with another input (resuming would index other items under its ids).
     """
     chunk_size = check_int("chunk_size", "resumable_index", chunk_size, minimum=1)
-    if embeddings is not None:
-        if images or texts:
-            raise InvalidParameterError(
-                "resumable_index takes 'embeddings' or 'images' / 'texts', not both."
-            )
-        m.layout.anchors(modality)  # validates it
-        arr = m.check_embeddings("embeddings", embeddings, modality)  # type: ignore[arg-type]
-        n = len(arr)
-        digest = _digest([str(modality).encode(), str(arr.shape).encode(), arr.tobytes()])
-        items: list[tuple[str, Any]] = []
-    else:
-        texts = list(texts)
-        for i, t in enumerate(texts):
-            if not isinstance(t, str) or not t.strip():
-                raise InvalidInputError(f"Text {i} must be a non-empty str. Got {t!r:.60}.")
-        items = [("image", str(x)) for x in images] + [("text", t) for t in texts]
-        n = len(items)
-        digest = _digest([json.dumps(items).encode()])
+    arr, items, digest = _job_input(m, images, texts, embeddings, modality)
+    n = len(arr) if arr is not None else len(items)
     prepare_catalog(m, collection, 0, None, None)  # validates the name; writes nothing
     if n:
         m.require_anchors("before indexing")
@@ -531,7 +515,7 @@ def resumable_index(
             if resumed and m.store.has_collection(collection):
                 have = {r.id for r in m.store.retrieve(collection, [start + r for r in rows])}
                 todo = [r for r in rows if start + r not in have]
-            if embeddings is not None and todo:
+            if arr is not None and todo:
                 index_embeddings(
                     m,
                     collection,
@@ -568,6 +552,31 @@ def resumable_index(
     info["job"] = {"start": start, "n": n, "input": digest, "done": True}
     writes.write_fingerprint(m)
     return IndexJob(collection, n, start, new, skipped, resumed, [start + r for r in range(n)])
+
+
+def _job_input(
+    m: ModelState,
+    images: Sequence[str],
+    texts: Sequence[str],
+    embeddings: Any,
+    modality: Modality | None,
+) -> tuple[np.ndarray | None, list[tuple[str, Any]], str]:
+    """A job's input, checked: ``(embeddings or None, (modality, item) list, digest)``."""
+    if embeddings is not None:
+        if images or texts:
+            raise InvalidParameterError(
+                "resumable_index takes 'embeddings' or 'images' / 'texts', not both."
+            )
+        m.layout.anchors(modality)  # validates it
+        arr = m.check_embeddings("embeddings", embeddings, modality)  # type: ignore[arg-type]
+        digest = _digest([str(modality).encode(), str(arr.shape).encode(), arr.tobytes()])
+        return arr, [], digest
+    texts = list(texts)
+    for i, t in enumerate(texts):
+        if not isinstance(t, str) or not t.strip():
+            raise InvalidInputError(f"Text {i} must be a non-empty str. Got {t!r:.60}.")
+    items = [("image", str(x)) for x in images] + [("text", t) for t in texts]
+    return None, items, _digest([json.dumps(items).encode()])
 
 
 def _start_job(
