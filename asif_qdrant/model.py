@@ -91,6 +91,9 @@ class ASIF:
             the smaller encoder dim): catalogs store a dense ``csa`` vector per item and
             ``method="csa"`` / ``"hybrid"`` become available. Stored in the fingerprint.
         csa_ridge: Relative ridge of the CSA fit (> 0; unset: the stored value, else 0.1).
+        templates: The model's own zero-shot prompt templates (``{}`` the label, ``{a}`` its
+            article), stored with it and used by classify / explain_label / audit_anchors when
+            a call gives none. Unset: the stored ones, else ``("a photo of {a} {}.",)``.
 
     Raises:
         InvalidParameterError: On a bad argument (the message names it and what is allowed).
@@ -126,6 +129,7 @@ class ASIF:
         anchor_search: str = "auto",
         csa_dim: int | None = None,
         csa_ridge: float | None = None,
+        templates: Sequence[str] | None = None,
     ) -> None:
         check_store_args(path, client, store)
         layout = Layout(name)
@@ -151,6 +155,7 @@ class ASIF:
             self._state.open(image_encoder, text_encoder, k=k, p=p)
             self._state.integrity = check_integrity(self._state)
             crossgap.init_csa(self._state, csa_dim, csa_ridge)
+            zeroshot.init_templates(self._state, templates)
         except BaseException:
             if owned:  # we opened it: release it (an embedded folder is locked)
                 opened.close()
@@ -524,8 +529,8 @@ class ASIF:
         Args:
             images: Images (or their sparse vectors from :meth:`embed_images`).
             labels: Class names, e.g. ``["cat", "dog"]``.
-            templates: Prompt templates with ``{}`` for the label; default
-                ``("a photo of a {}.",)``.
+            templates: Prompt templates with ``{}`` for the label (``{a}``: its article);
+                default: the model's (``ASIF(templates=...)``), else ``("a photo of {a} {}.",)``.
             template_strategy: How several templates combine: ``"mean-embedding"`` (the
                 default, the best on average in docs/RESULTS.md), ``"mean-relative"`` or
                 ``"max"`` (each label scores its best prompt, as the ASIF reference does).

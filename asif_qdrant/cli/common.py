@@ -203,7 +203,9 @@ template_options = stack(
         "--template",
         "templates",
         multiple=True,
-        help="Prompt template with {} for the label (repeatable) [default: 'a photo of a {}.'].",
+        help="Prompt template with {} for the label and optionally {a} for its article: 'a', "
+        "'an', or none when the label has one, as 'an animal' (repeatable) [default: the "
+        "model's templates, else 'a photo of {a} {}.'].",
     ),
     click.option(
         "--template-strategy",

@@ -532,7 +532,7 @@ def explain_label(
     versus: str | None = None,
 ) -> LabelExplanation:
     """Why ``image`` got ``label`` rather than ``versus`` (see :meth:`ASIF.explain_label`)."""
-    labels, templates = check_labels(labels, templates)
+    labels, templates = check_labels(labels, templates, m.fingerprint.templates)
     strategy = check_strategy("ASIF.explain_label", template_strategy or DEFAULT_TEMPLATE_STRATEGY)
     for name, value in (("label", label), ("versus", versus)):
         if value is not None and value not in labels:
@@ -616,13 +616,13 @@ def audit_anchors(
         images: Images (or their sparse vectors).
         truth: The true label of each image (one of ``labels``).
         labels: The class names, in the prompts' words.
-        templates: Prompt templates (default ``("a photo of a {}.",)``).
+        templates: Prompt templates (default: the model's, else ``("a photo of {a} {}.",)``).
         template_strategy: How templates combine, as in :meth:`ASIF.classify`.
 
     Returns:
         The report.
     """
-    labels, templates = check_labels(labels, templates)
+    labels, templates = check_labels(labels, templates, m.fingerprint.templates)
     strategy = check_strategy("ASIF.audit_anchors", template_strategy or DEFAULT_TEMPLATE_STRATEGY)
     items = list(images)
     truth = list(truth)

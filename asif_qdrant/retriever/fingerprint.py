@@ -54,6 +54,9 @@ class Fingerprint:
         csa_dim: Canonical dimensions of the CSA vectors (dense ``csa``) stored in the
             catalogs, or None when the model has no CSA (:mod:`asif_qdrant.csa`).
         csa_ridge: The relative ridge of the CSA fit.
+        templates: The model's own zero-shot prompt templates, used when a call gives none
+            (``ASIF(templates=...)``); None: :data:`~asif_qdrant.retriever.zeroshot.
+            DEFAULT_TEMPLATES`. Stores written before this field load with None.
         format: Layout version.
     """
 
@@ -71,6 +74,7 @@ class Fingerprint:
     pending_edit: dict[str, Any] | None = None
     csa_dim: int | None = None
     csa_ridge: float = 0.1
+    templates: list[str] | None = None
     format: int = FORMAT_VERSION
     library: str = "asif-qdrant"
 

@@ -8,6 +8,13 @@ then one relative vector per label; the best on average in docs/RESULTS.md),
 ``"mean-relative"`` (the mean of the prompts' relative vectors, re-normalised) or ``"max"``
 (each label scores its single best prompt, as the ASIF reference does).
 
+Templates: ``{}`` (or ``{label}``) is where the label goes, as is; ``{a}`` is the article the
+label needs (:func:`article`: "a", "an", or nothing when the label brings its own determiner,
+as "an animal" or "the moon"; with nothing, the space after ``{a}`` goes too). The default
+``"a photo of {a} {}."`` reads "a photo of an apple.", "a photo of an animal.". Templates
+without ``{a}`` are used exactly as written. A model can keep its own default templates
+(``ASIF(templates=...)``, stored in its fingerprint); :func:`prompt` builds every prompt.
+
 Example:
     >>> v = mean_sparse([SparseVector([1, 2], [1.0, 0.0]), SparseVector([2], [1.0])])
     >>> v.indices.tolist(), [round(float(x), 4) for x in v.values]
@@ -52,18 +59,42 @@ from asif_qdrant.types import METHODS, ImageInput, SparseVector
 __all__ = [
     "DEFAULT_TEMPLATES",
     "DEFAULT_TEMPLATE_STRATEGY",
+    "DETERMINERS",
     "TEMPLATE_STRATEGIES",
     "TemplateStrategy",
+    "article",
     "check_labels",
     "check_strategy",
+    "check_templates",
     "classify",
+    "init_templates",
     "label_collection",
     "mean_sparse",
+    "prompt",
     "prompt_vectors",
 ]
 
-#: The prompt template used by ``ASIF.classify`` unless others are given.
-DEFAULT_TEMPLATES: tuple[str, ...] = ("a photo of a {}.",)
+#: The prompt template used by ``ASIF.classify`` unless the call or the model gives others.
+DEFAULT_TEMPLATES: tuple[str, ...] = ("a photo of {a} {}.",)
+#: First words after which ``{a}`` adds no article (compared in lower case); a first word
+#: starting with a digit ("3 cats") counts too.
+DETERMINERS: frozenset[str] = frozenset(
+    {
+        *("a", "an", "the", "this", "that", "these", "those", "some", "any", "no", "each"),
+        *("every", "another", "my", "your", "his", "her", "its", "our", "their"),
+        *("one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"),
+    }
+)
+#: Words starting with a vowel letter but a consonant sound take "a" ("a unicorn", "a
+#: European", "a user"); matched as prefixes of the first word, in lower case.
+_A_BEFORE = ("eu", "ewe", "one", "uni", "use", "usu", "uten", "uti", "uku")
+#: ... except these un- words ("an unidentified object", "an uninvited guest").
+_AN_DESPITE = ("unid", "unim", "unin")
+#: Words starting with a silent h take "an" ("an hour", "an honest man", "an heir").
+_AN_BEFORE = ("hour", "honest", "honor", "honour", "heir")
+#: Letters whose spoken name starts with a vowel sound: an acronym starting with one
+#: takes "an" ("an MRI", "an SUV"; but "a DVD", "a UFO").
+_AN_LETTERS = frozenset("AEFHILMNORSX")
 #: How several prompt templates of one label combine (see the module docstring).
 TemplateStrategy = Literal["max", "mean-relative", "mean-embedding"]
 TEMPLATE_STRATEGIES: tuple[str, ...] = ("max", "mean-relative", "mean-embedding")
@@ -95,10 +126,14 @@ def check_strategy(owner: str, strategy: Any) -> TemplateStrategy:
     return strategy  # type: ignore[no-any-return]
 
 
-def check_labels(labels: Sequence[str], templates: Sequence[str] | None) -> tuple[list, list]:
-    """Validated ``(labels, templates)`` (templates default to :data:`DEFAULT_TEMPLATES`)."""
+def check_labels(
+    labels: Sequence[str], templates: Sequence[str] | None, stored: Sequence[str] | None = None
+) -> tuple[list, list]:
+    """Validated ``(labels, templates)``.
+
+    Templates default to the model's ``stored`` ones, else :data:`DEFAULT_TEMPLATES`.
+    """
     labels = list(labels)
-    templates = list(templates or DEFAULT_TEMPLATES)
     if (
         len(labels) < 1
         or len(set(labels)) != len(labels)
@@ -108,17 +143,90 @@ def check_labels(labels: Sequence[str], templates: Sequence[str] | None) -> tupl
             "The 'labels' parameter of ASIF.classify must be a non-empty list of distinct "
             f"str. Got {labels!r:.200} instead."
         )
+    return labels, check_templates("ASIF.classify", templates or stored or DEFAULT_TEMPLATES)
+
+
+def check_templates(owner: str, templates: Sequence[str]) -> list[str]:
+    """The templates as a list, each checked to hold ``{}`` or ``{label}``."""
     for t in templates:
         if not isinstance(t, str) or ("{}" not in t and "{label}" not in t):
             raise InvalidParameterError(
-                "Each template of ASIF.classify must be a str containing '{}' (or "
-                f"'{{label}}') where the label goes. Got {t!r} instead."
+                f"Each template of {owner} must be a str containing '{{}}' (or "
+                f"'{{label}}') where the label goes, and optionally '{{a}}' for its "
+                f"article. Got {t!r:.100} instead."
             )
-    return labels, templates
+    return list(templates)
+
+
+def init_templates(m: ModelState, templates: Sequence[str] | None) -> None:
+    """Store the model's own default templates in its fingerprint (``[]``: back to none).
+
+    ``None`` keeps the stored ones. Written now when the model exists, else with its first
+    anchors.
+    """
+    if templates is None:
+        return
+    new = check_templates("ASIF", templates) or None
+    if new == m.fingerprint.templates:
+        return
+    m.fingerprint.templates = new
+    if m.store.has_collection(m.layout.meta):
+        writes.write_fingerprint(m)
+
+
+def article(label: str) -> str:
+    """The article ``{a}`` puts before ``label``: ``"a"``, ``"an"`` or ``""`` (none).
+
+    None when the label's first word is a determiner (:data:`DETERMINERS`) or a number;
+    otherwise "an" before a vowel sound, "a" before a consonant sound, judged from the first
+    letters: a vowel letter, except the prefixes that sound like "you" ("a unicorn", "a
+    European"); a consonant, except a silent h ("an hour"); an acronym (a first word in
+    capitals) by its first letter's name ("an MRI", "a DVD"). Plurals and mass
+    nouns are not recognised ("a photo of a food."): give such labels their own determiner
+    ("some food") or use a template without ``{a}``.
+
+    Examples:
+        >>> [article(x) for x in ["apple", "banana", "an animal", "A vehicle", "The Moon"]]
+        ['an', 'a', '', '', '']
+        >>> [article(x) for x in ["hour", "unicorn", "umbrella", "European car", "MRI scan"]]
+        ['an', 'a', 'an', 'a', 'an']
+        >>> [article(x) for x in ["DVD", "3 cats", "some food", "", "honest man", "X-ray"]]
+        ['a', '', '', '', 'an', 'an']
+    """
+    words = label.split()
+    if not words:
+        return ""
+    first = words[0]
+    low = first.lower()
+    if low in DETERMINERS or first[0].isdigit():
+        return ""
+    letters = "".join(c for c in first.split("-")[0] if c.isalpha())
+    if letters.isupper():
+        return "an" if letters[0] in _AN_LETTERS else "a"
+    if low.startswith(_AN_BEFORE):
+        return "an"
+    if low.startswith(_A_BEFORE) and not low.startswith(_AN_DESPITE):
+        return "a"
+    return "an" if low[:1] in set("aeiou") else "a"
+
+
+def prompt(template: str, label: str) -> str:
+    """The prompt of ``label`` in ``template``: ``{}`` / ``{label}`` the label, ``{a}`` its article.
+
+    Examples:
+        >>> prompt("a photo of {a} {}.", "an animal"), prompt("a photo of {a} {}.", "owl")
+        ('a photo of an animal.', 'a photo of an owl.')
+        >>> prompt("a picture of {}.", "an animal"), prompt("{label}!", "cat")
+        ('a picture of an animal.', 'cat!')
+    """
+    art = article(label)
+    if not art:
+        template = template.replace("{a} ", "").replace("{a}", "")
+    return template.replace("{label}", "{}").format(label, a=art)
 
 
 def _prompts(labels: list[str], templates: list[str]) -> list[str]:
-    return [t.replace("{label}", "{}").format(label) for label in labels for t in templates]
+    return [prompt(t, label) for label in labels for t in templates]
 
 
 def label_collection(
@@ -209,7 +317,7 @@ def classify(
     method: Any,
 ) -> tuple[list[str], np.ndarray]:
     """Predicted labels and the ``(n_images, n_labels)`` scores (see ``ASIF.classify``)."""
-    labels_, templates_ = check_labels(labels, templates)
+    labels_, templates_ = check_labels(labels, templates, m.fingerprint.templates)
     strategy = check_strategy("ASIF.classify", template_strategy)
     owner = "ASIF.classify"
     floor = None if min_score is None else check_real("min_score", owner, min_score)
