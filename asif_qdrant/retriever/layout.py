@@ -47,6 +47,7 @@ __all__ = [
     "extra_spec",
     "kth_name",
     "kth_vectors",
+    "model_fingerprints",
     "model_names",
     "probe_vectors",
 ]
@@ -151,11 +152,29 @@ class Layout:
         ) or collection.startswith(self.labels_prefix)
 
 
-def model_names(store: Store) -> list[str]:
-    """The names of the ASIF models in ``store``, sorted.
+def model_fingerprints(store: Store) -> dict[str, Fingerprint]:
+    """The ASIF models in ``store`` and their fingerprints, by name (sorted).
 
     A model is a ``{name}_meta`` collection holding a fingerprint; a store where no model
-    was ever built (or only an empty ``_meta`` collection) gives ``[]``.
+    was ever built (or only an empty ``_meta`` collection) gives ``{}``.
+    """
+    suffix = f"_{MODEL_ROLES[-1]}"
+    found = {}
+    for collection in sorted(store.list_collections()):
+        name = collection[: -len(suffix)]
+        if not collection.endswith(suffix) or not name:
+            continue
+        records = store.retrieve(collection, [0])
+        try:
+            if records:
+                found[name] = Fingerprint.from_payload(records[0].payload)
+        except FingerprintMismatchError:
+            continue  # another library's collection that happens to end in _meta
+    return found
+
+
+def model_names(store: Store) -> list[str]:
+    """The names of the ASIF models in ``store``, sorted (see :func:`model_fingerprints`).
 
     Example:
         >>> from asif_qdrant.store import EdgeStore
@@ -164,19 +183,7 @@ def model_names(store: Store) -> list[str]:
         ...     model_names(store)
         []
     """
-    suffix = f"_{MODEL_ROLES[-1]}"
-    names = []
-    for collection in store.list_collections():
-        name = collection[: -len(suffix)]
-        if not collection.endswith(suffix) or not name:
-            continue
-        records = store.retrieve(collection, [0])
-        try:
-            if records and Fingerprint.from_payload(records[0].payload):
-                names.append(name)
-        except FingerprintMismatchError:
-            continue  # another library's collection that happens to end in _meta
-    return sorted(names)
+    return list(model_fingerprints(store))
 
 
 def extra_spec(fp: Fingerprint) -> tuple[dict[str, int], tuple[str, ...]]:
