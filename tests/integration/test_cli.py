@@ -105,10 +105,11 @@ def test_cli_errors_are_clear(tmp_path: Path, folders) -> None:
         main, ["anchors", "add", "--folder", str(anchors), "--k", "0", "--path", db]
     )
     assert result.exit_code == 1
-    assert "The 'k' parameter of ASIF must be an int >= 1. Got 0 instead." in result.output
+    assert "--k must be an int >= 1. Got 0 instead." in result.output  # the flag, in CLI terms
     result = CliRunner().invoke(main, ["search", "nothing", "a cat", "--path", db, "--json"])
     assert result.exit_code == 1
-    assert json.loads(result.stdout)["error"] == "CollectionNotFoundError"
+    # No model at db (the add above failed): the open says so (a CollectionNotFoundError).
+    assert json.loads(result.stdout)["error"] == "ModelNotFoundError"
     result = CliRunner().invoke(main, ["anchors", "add", "--path", db])
     assert result.exit_code == 2 and "exactly one of --folder" in result.output
 
