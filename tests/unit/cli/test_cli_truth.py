@@ -221,3 +221,14 @@ def test_quiet_set_before_transformers_is_imported(tmp_path: Path) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_export_and_migrate_name_the_models_there(db: Path, tmp_path: Path) -> None:
+    code, _, err = invoke("export", "--out", str(tmp_path / "x.tar"), "--path", str(db))
+    assert code == 1 and "The models there: 'pets', 'toys'" in err
+    assert not (tmp_path / "x.tar").exists()
+    to = tmp_path / "to"
+    code, _, err = invoke("migrate", "--path", str(db), "--name", "cars", "--to-path", str(to))
+    assert code == 1 and "named 'cars'" in err and not to.exists()
+    code, _, err = invoke("export", "--out", str(tmp_path / "y.tar"), "--path", str(tmp_path))
+    assert code == 2 and "no embedded store" in err and not (tmp_path / "collections").exists()
