@@ -21,6 +21,7 @@ from asif_qdrant.errors import (
     ImageDecodeError,
     InvalidInputError,
     InvalidParameterError,
+    ModelNotFoundError,
     StoreError,
 )
 from asif_qdrant.model import ASIF
@@ -50,6 +51,7 @@ __all__ = [
     "InvalidInputError",
     "InvalidParameterError",
     "LabelExplanation",
+    "ModelNotFoundError",
     "SearchOptions",
     "SparseVector",
     "StoreError",

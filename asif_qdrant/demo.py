@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import platform
+import shlex
 import shutil
 import time
 from collections import Counter
@@ -31,7 +32,20 @@ import numpy as np
 from asif_qdrant.loaders import TUXPAINT_STAMPS_DIR, Pair, load_tuxpaint_stamps, split_pairs
 from asif_qdrant.model import ASIF
 
-__all__ = ["CATEGORY_PROMPTS", "DemoResult", "recall_at", "run_demo"]
+__all__ = [
+    "CATEGORY_PROMPTS",
+    "DEMO_CATALOG",
+    "DEMO_MODEL",
+    "DemoResult",
+    "recall_at",
+    "run_demo",
+    "try_it",
+]
+
+#: The name of the demo's model (``--name`` to query it).
+DEMO_MODEL = "tuxpaint"
+#: The demo's catalog of held-out stamps.
+DEMO_CATALOG = "stamps"
 
 #: How each Tux Paint top-level category is said in a prompt.
 CATEGORY_PROMPTS = {
@@ -90,6 +104,9 @@ class DemoResult:
     contact_sheet: str | None = None
     seconds: dict[str, float] = field(default_factory=dict)
     machine: str = ""
+    model_path: str = ""
+    model_name: str = DEMO_MODEL
+    commands: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain-Python form (for ``--json``)."""
@@ -126,6 +143,9 @@ class DemoResult:
             lines += ["", f"contact sheet: {self.contact_sheet}"]
         lines += ["", "seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in self.seconds.items())]
         lines.append(f"machine: {self.machine}")
+        if self.model_path:
+            lines += ["", f"the model: '{self.model_name}' in {self.model_path}; query it with"]
+            lines += [f"  {c}" for c in self.commands]
         return "\n".join(lines)
 
 
@@ -170,7 +190,7 @@ def run_demo(
     out.mkdir(parents=True, exist_ok=True)
     asif = ASIF(
         path=model_dir,
-        name="tuxpaint",
+        name=DEMO_MODEL,
         k=k,
         p=p,
         image_encoder=image_encoder,
@@ -188,7 +208,7 @@ def run_demo(
             # Encode the held-out images once: they are indexed and classified.
             held_emb = asif.encode([h.image for h in held_out], "image")
             payloads = [{"image": h.image, "caption": h.caption, **h.metadata} for h in held_out]
-            item_ids = asif.index_embeddings("stamps", held_emb, "image", payloads=payloads)
+            item_ids = asif.index_embeddings(DEMO_CATALOG, held_emb, "image", payloads=payloads)
         with _timed(times, "search"):
             recall, chance, mean_rank = _text_to_image(asif, held_out, item_ids)
         with _timed(times, "classify"):
@@ -214,9 +234,30 @@ def run_demo(
             seconds=times,
             machine=f"{platform.machine()}, {_cpus()} CPU cores, Python "
             f"{platform.python_version()}",
+            model_path=str(model_dir.absolute()),
+            commands=try_it(model_dir, held_out[0], out / "explain.png"),
         )
     finally:
         asif.close()
+
+
+def try_it(model_dir: Path, stamp: Pair, png: Path) -> list[str]:
+    """Three commands that query the demo's model: search, classify and explain.
+
+    Example:
+        >>> stamp = Pair("/s/cat.png", "A cat.", "tuxpaint")
+        >>> cmds = try_it(Path("/d/model"), stamp, Path("/d/x.png"))
+        >>> cmds[0]
+        "asif-qdrant search stamps 'A cat.' --path /d/model --name tuxpaint"
+    """
+    where = f"--path {shlex.quote(str(model_dir.absolute()))} --name {DEMO_MODEL}"
+    query = shlex.quote(stamp.caption)
+    return [
+        f"asif-qdrant search {DEMO_CATALOG} {query} {where}",
+        f"asif-qdrant classify {shlex.quote(stamp.image)} --labels 'an animal,food,a vehicle' "
+        + where,
+        f"asif-qdrant explain {DEMO_CATALOG} {query} {where} --png {shlex.quote(str(png))}",
+    ]
 
 
 @contextmanager
@@ -244,7 +285,7 @@ def _text_to_image(
     """Each held-out caption looks for its own image among all held-out ones."""
     n = len(held_out)
     results = asif.search_batch(
-        "stamps", [h.caption for h in held_out], limit=n, item_modality="image"
+        DEMO_CATALOG, [h.caption for h in held_out], limit=n, item_modality="image"
     )
     ranks: list[int | None] = []
     mean_ranks = []
@@ -284,7 +325,7 @@ def _examples(asif: ASIF, held_out: list[Pair], out: Path) -> tuple[list[dict[st
     shown = [held_out[i] for i in np.linspace(0, n - 1, num=min(4, n)).astype(int)]
     queries = [h.caption for h in shown] + list(FREE_QUERIES)
     targets = [h.image for h in shown] + [None] * len(FREE_QUERIES)
-    example_hits = asif.search_batch("stamps", queries, limit=5, item_modality="image")
+    example_hits = asif.search_batch(DEMO_CATALOG, queries, limit=5, item_modality="image")
     examples, rows = [], []
     for q, target, hits in zip(queries, targets, example_hits, strict=True):
         found = [

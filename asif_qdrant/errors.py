@@ -31,6 +31,7 @@ __all__ = [
     "ImageDecodeError",
     "InvalidInputError",
     "InvalidParameterError",
+    "ModelNotFoundError",
     "StoreError",
     "check_int",
     "check_matrix",
@@ -65,6 +66,10 @@ class AnchorSetError(ASIFError, ValueError):
 
 class CollectionNotFoundError(ASIFError, LookupError):
     """A Qdrant collection that the operation needs does not exist."""
+
+
+class ModelNotFoundError(CollectionNotFoundError):
+    """No ASIF model of that name in the store (the error names the models that are there)."""
 
 
 class FingerprintMismatchError(ASIFError):

@@ -158,8 +158,19 @@ def _captioned_images(
         if path.suffix.lower() not in exts:
             continue
         txt = path.with_suffix(".txt")
-        caption = _read_caption(txt, skip_translations=skip_translations) if txt.is_file() else None
+        try:
+            caption = (
+                _read_caption(txt, skip_translations=skip_translations) if txt.is_file() else None
+            )
+        except InvalidInputError as e:
+            raise InvalidInputError(f"The caption of the image {path}: {e}") from e
         yield path, path.relative_to(root), caption
+
+
+def _first_few(names: list[str], shown: int = 5) -> str:
+    """The first ``shown`` of ``names``, comma-separated, with how many more there are."""
+    more = len(names) - shown
+    return ", ".join(names[:shown]) + (f" and {more} more" if more > 0 else "")
 
 
 def _sorted_pairs(found: list[tuple[str, Pair]]) -> list[Pair]:
@@ -227,32 +238,36 @@ def load_folder(
     root_path = root_path.resolve()
 
     found: list[tuple[str, Pair]] = []
-    no_caption = empty_caption = 0
+    no_caption: list[str] = []
+    empty_caption: list[str] = []
     for path, rel, caption in _captioned_images(root_path, exts, recursive=recursive):
         if caption is None:
-            no_caption += 1
+            no_caption.append(f"{rel.as_posix()} (no {path.with_suffix('.txt').name})")
             continue
         if not caption:
-            empty_caption += 1
+            empty_caption.append(f"{rel.as_posix()} ({path.with_suffix('.txt').name} is empty)")
             continue
         metadata: dict[str, Any] = {"relpath": rel.as_posix()}
         if len(rel.parts) > 1:
             metadata["category"] = rel.parts[0]
         found.append((rel.as_posix(), Pair(str(path), caption, str(root_path), metadata)))
 
-    if no_caption or empty_caption:
+    uncaptioned = _first_few(no_caption + empty_caption)
+    if uncaptioned and found:
         logger.warning(
             "load_folder(%s): skipped %d image(s) without a same-name .txt caption file and "
-            "%d with an empty one.",
+            "%d with an empty one: %s.",
             root_path,
-            no_caption,
-            empty_caption,
+            len(no_caption),
+            len(empty_caption),
+            uncaptioned,
         )
     if not found:
         raise InvalidInputError(
             f"No image-caption pairs found in {root_path}: looked for images ending in "
             f"{', '.join(exts)} {'(recursively) ' if recursive else ''}with a same-name .txt "
             "caption file beside them (e.g. cat.png + cat.txt)."
+            + (f" Images without a caption: {uncaptioned}." if uncaptioned else "")
         )
     return _sorted_pairs(found)
 

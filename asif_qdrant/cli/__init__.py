@@ -23,20 +23,57 @@ Example:
 from __future__ import annotations
 
 import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
 
 import click
 
 from asif_qdrant.cli.admin import demo, info, repair
 from asif_qdrant.cli.anchors import anchors
 from asif_qdrant.cli.catalog import classify, index, search
+from asif_qdrant.cli.common import json_error
 from asif_qdrant.cli.explain import explain, explain_label_command
 from asif_qdrant.cli.plugins import PLUGIN_GROUP, PluginGroup
 from asif_qdrant.cli.transfer import export_cmd, import_cmd, migrate_cmd
 
-__all__ = ["PLUGIN_GROUP", "main"]
+__all__ = ["PLUGIN_GROUP", "MainGroup", "main"]
 
 
-@click.group(cls=PluginGroup, context_settings={"help_option_names": ["-h", "--help"]})
+class MainGroup(PluginGroup):
+    """The ``asif-qdrant`` group: with ``--json`` anywhere, every failure is a JSON document.
+
+    Usage errors (a missing argument, an unknown option, a bad choice) are raised before a
+    command runs, so they are turned into ``{"error": ..., "message": ...}`` on stdout here,
+    with click's exit code (2 for usage); any other failure exits 1 the same way.
+    """
+
+    def main(  # noqa: D102
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        if not standalone_mode or "--json" not in argv:
+            return super().main(argv, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            code = super().main(argv, prog_name, complete_var, False, **extra)
+        except click.ClickException as e:
+            json_error(type(e).__name__, e.format_message())
+            sys.exit(e.exit_code)
+        except click.Abort:
+            json_error("Abort", "Aborted.")
+            sys.exit(1)
+        except Exception as e:
+            json_error(type(e).__name__, str(e))
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+@click.group(cls=MainGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="asif-qdrant")
 @click.option("--verbose", "-v", is_flag=True, help="Log what happens (INFO level).")
 def main(verbose: bool) -> None:

@@ -105,6 +105,7 @@ def anchors_add(
     """Embed image-caption pairs and add them as anchors."""
     pairs = load_pairs(folder, csv_file, jsonl, tuxpaint)
     with model.open(
+        create=True,
         k=k,
         p=p,
         image_encoder=image_encoder,
@@ -138,19 +139,32 @@ def anchors_add(
 
 
 @anchors.command("list")
-@click.option("--limit", type=int, default=20, show_default=True, help="How many to show.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    default=20,
+    show_default=True,
+    help="How many to show (0: all).",
+)
 @model_options
 def anchors_list(limit: int, model: ModelOptions) -> None:
     """List anchor pairs (id and caption)."""
     with model.open() as asif:
-        rows = asif.list_anchors(limit=limit)
+        rows = asif.list_anchors(limit=limit or None)
         text = "\n".join(f"{r['id']:>8}  {r.get('caption', '')}" for r in rows)
+        if len(rows) < asif.anchor_count:
+            text += (
+                f"\n(the first {len(rows)} of {asif.anchor_count}: see more with --limit N, "
+                "or all with --limit 0)"
+            )
         last = asif.fingerprint.last_edit
         model.emit(
             {
                 "anchor_count": asif.anchor_count,
                 "anchor_version": asif.fingerprint.anchor_version,
                 "last_edit": last,
+                "shown": len(rows),
+                "truncated": len(rows) < asif.anchor_count,
                 "anchors": rows,
             },
             f"{asif.anchor_count} anchor pairs (version {asif.fingerprint.anchor_version})"

@@ -81,14 +81,26 @@ def index(
 
     images = [str(x) for x in image_paths]
     if image_folder is not None:
-        images += sorted(
+        found = sorted(
             str(x)
             for x in image_folder.rglob("*")
             if x.suffix.lower() in DEFAULT_IMAGE_EXTENSIONS and x.is_file()
         )
+        if not found:
+            raise click.BadParameter(
+                f"the folder {image_folder} holds no images (looked for "
+                f"{', '.join(DEFAULT_IMAGE_EXTENSIONS)} files, in sub-folders too).",
+                param_hint="--image-folder",
+            )
+        images += found
     texts = []
     if text_file is not None:
         texts = [t.strip() for t in text_file.read_text().splitlines() if t.strip()]
+        if not texts:
+            raise click.BadParameter(
+                f"the file {text_file} holds no text (one catalog text per line).",
+                param_hint="--texts",
+            )
     embeddings = None
     if embeddings_file is not None:
         if images or texts:

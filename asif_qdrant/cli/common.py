@@ -25,8 +25,11 @@ import contextlib
 import dataclasses
 import functools
 import json
+import logging
 import os
+import re
 import sys
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,10 +38,12 @@ from typing import Any, TypeVar
 import click
 
 from asif_qdrant import ASIF
-from asif_qdrant.errors import ASIFError
+from asif_qdrant.errors import ASIFError, ModelNotFoundError
 from asif_qdrant.model import DEFAULT_TEMPLATE_STRATEGY, TEMPLATE_STRATEGIES, default_path
+from asif_qdrant.retriever.layout import model_names
 
 __all__ = [
+    "BUILD_COMMANDS",
     "EXISTING_FILE",
     "EXISTING_FOLDER",
     "F",
@@ -46,17 +51,22 @@ __all__ = [
     "StoreOptions",
     "api_key",
     "choice_option",
+    "cli_message",
     "emit",
     "file_option",
     "folder_option",
+    "json_error",
     "labels_option",
     "location_options",
     "method_option",
     "model_options",
+    "models_in_folder",
     "name_option",
     "output_options",
     "query_options",
+    "quiet_third_parties",
     "reported_errors",
+    "require_model",
     "resolve_location",
     "split_labels",
     "stack",
@@ -113,20 +123,148 @@ def emit(as_json: bool, data: Any, text: str) -> None:
         click.echo(text)
 
 
+#: Python advice in library messages, and what the command line says instead.
+_CLI_TERMS: tuple[tuple[str, str], ...] = (
+    (r"list the anchors with list_anchors\(\)", "list them with `asif-qdrant anchors list`"),
+    (
+        r"with add_anchors\(\) or add_anchor_embeddings\(\) first",
+        "with `asif-qdrant anchors add` first",
+    ),
+    (r"with ASIF\.index\(\) first", "with `asif-qdrant index` first"),
+    (
+        r"run asif\.reindex\([^)]*\) with csa_dim set \(or index into it again\) to add "
+        r"them, then search with method='csa' or 'hybrid'",
+        "index its items again (`asif-qdrant index`) to add them, then search with "
+        "--method csa or hybrid",
+    ),
+    (
+        r"index image items with captions \(index\(\.\.\., captions=\[\.\.\.\]\) or "
+        r"index_embeddings\(\.\.\., caption_embeddings=\.\.\.\)\) to search it with "
+        r"target='caption'",
+        "index image items with captions (the Python API's index(..., captions=[...])) to "
+        "search it with --target caption",
+    ),
+    (r"asif\.check_integrity\(repair=True\) \(or 'asif-qdrant repair'\)", "`asif-qdrant repair`"),
+)
+
+
+def cli_message(message: str, command: click.Command | None = None) -> str:
+    """A library error ``message`` in command-line terms: commands and flags, not methods.
+
+    Python advice (``list_anchors()``, ``ASIF.index()``...) becomes the command that does it,
+    and "The 'k' parameter of ASIF" becomes ``--k`` when ``command`` has that option. The
+    library's own messages stay right for Python users.
+
+    Example:
+        >>> cli_message("Nothing was deleted; list the anchors with list_anchors().")
+        'Nothing was deleted; list them with `asif-qdrant anchors list`.'
+    """
+    for pattern, replacement in _CLI_TERMS:
+        message = re.sub(pattern, replacement, message)
+    flags = {o for p in (command.params if command else ()) for o in p.opts if o.startswith("--")}
+
+    def flag(match: re.Match[str]) -> str:
+        option = "--" + match.group(1).replace("_", "-")
+        return option if option in flags else match.group(0)
+
+    return re.sub(r"The '(\w+)' parameter of [\w.]+", flag, message)
+
+
+def json_error(error: str, message: str) -> None:
+    """Print the JSON error document ``{"error": <kind>, "message": <text>}`` on stdout."""
+    click.echo(json.dumps({"error": error, "message": message}, ensure_ascii=False))
+
+
 @contextlib.contextmanager
 def reported_errors(as_json: bool) -> Iterator[None]:
     """Turn an :class:`ASIFError` raised inside into exit code 1 and a one-line message.
 
-    With ``as_json`` the message is a JSON document ``{"error": <exception class>,
-    "message": <text>}`` on stdout.
+    The message is in command-line terms (:func:`cli_message`). With ``as_json`` it is a JSON
+    document ``{"error": <exception class>, "message": <text>}`` on stdout.
     """
     try:
         yield
     except ASIFError as e:
+        ctx = click.get_current_context(silent=True)
+        message = cli_message(str(e), ctx.command if ctx else None)
         if as_json:
-            click.echo(json.dumps({"error": type(e).__name__, "message": str(e)}))
+            json_error(type(e).__name__, message)
             sys.exit(1)
-        raise click.ClickException(f"{type(e).__name__}: {e}") from e
+        raise click.ClickException(f"{type(e).__name__}: {message}") from e
+
+
+_HUB_BARS = "HF_HUB_DISABLE_PROGRESS_BARS"
+#: Environment variables that keep transformers and huggingface_hub quiet if set before import.
+_QUIET_ENV = {
+    _HUB_BARS: "1",
+    "TRANSFORMERS_VERBOSITY": "error",
+    "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
+}
+#: The third-party loggers ``--quiet`` turns down to errors.
+_QUIET_LOGGERS = ("transformers", "huggingface_hub", "sentence_transformers", "timm", "torch")
+
+
+@contextlib.contextmanager
+def quiet_third_parties(quiet: bool) -> Iterator[None]:
+    """While inside, with ``quiet``: no third-party progress bar, log line or warning.
+
+    transformers prints its "Loading weights" bar through its own tqdm switch (set from
+    ``$HF_HUB_DISABLE_PROGRESS_BARS`` when it is imported, or by ``disable_progress_bar()``
+    later); huggingface_hub has its own switch; both, the libraries' loggers and Python
+    warnings raised outside asif_qdrant are silenced, and everything is put back on exit.
+    """
+    if not quiet:
+        yield
+        return
+    saved_env = {k: os.environ.get(k) for k in _QUIET_ENV}
+    loggers = [logging.getLogger(n) for n in _QUIET_LOGGERS]
+    saved_levels = [lg.level for lg in loggers]
+    switches = _progress_switches()
+    had_transformers = "transformers" in sys.modules
+    os.environ.update(_QUIET_ENV)
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", module=r"(?!asif_qdrant)")
+            yield
+    finally:
+        for restore in switches:
+            restore()
+        if not had_transformers and "transformers" in sys.modules and saved_env[_HUB_BARS] is None:
+            # Imported while quiet, it read its switch off from the environment: turn it on.
+            from transformers.utils import logging as tf_logging
+
+            tf_logging.enable_progress_bar()
+        for lg, level in zip(loggers, saved_levels, strict=True):
+            lg.setLevel(level)
+        for k, v in saved_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _progress_switches() -> list[Callable[[], None]]:
+    """Turn off the progress bars of transformers and huggingface_hub if they are imported.
+
+    Returns:
+        The calls that turn them back on (those that were on).
+    """
+    restore: list[Callable[[], None]] = []
+    with contextlib.suppress(ImportError):
+        from huggingface_hub import utils as hub
+
+        if not hub.are_progress_bars_disabled():
+            hub.disable_progress_bars()
+            restore.append(hub.enable_progress_bars)
+    if "transformers" in sys.modules:  # not imported: the environment variables do it
+        from transformers.utils import logging as tf_logging
+
+        if tf_logging.is_progress_bar_enabled():
+            tf_logging.disable_progress_bar()
+            restore.append(tf_logging.enable_progress_bar)
+    return restore
 
 
 #: ``--json`` and ``--quiet``: how a command prints.
@@ -161,7 +299,7 @@ def _given_as(keyword: str, cls: type[StoreOptions], fn: Callable[..., Any]) -> 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         values = cls(**{n: kwargs.pop(n) for n in names})
-        with reported_errors(values.as_json):
+        with reported_errors(values.as_json), quiet_third_parties(values.quiet):
             return fn(*args, **{keyword: values}, **kwargs)
 
     return wrapper
@@ -297,6 +435,11 @@ class StoreOptions:
         """Print ``data`` (``--json``) or ``text`` (see :func:`emit`)."""
         emit(self.as_json, data, text)
 
+    def where(self) -> str:
+        """The store's folder or URL, as messages name it (see :func:`resolve_location`)."""
+        folder, url = resolve_location(self.path, self.url)
+        return url or str(Path(folder).absolute())
+
 
 @dataclass(frozen=True)
 class ModelOptions(StoreOptions):
@@ -311,6 +454,7 @@ class ModelOptions(StoreOptions):
     def open(
         self,
         *,
+        create: bool = False,
         k: int | None = None,
         p: float | None = None,
         image_encoder: str | None = None,
@@ -319,8 +463,20 @@ class ModelOptions(StoreOptions):
     ) -> ASIF:
         """Open the model; the keyword arguments are the settings of a new one.
 
+        Args:
+            create: Start the model if the store has none of that name (``anchors add``);
+                else a store without it is an error and nothing is created.
+            k: ``--k`` of a new model.
+            p: ``--p`` of a new model.
+            image_encoder: ``--image-encoder``.
+            text_encoder: ``--text-encoder``.
+            csa_dim: ``--csa-dim``.
+
         Returns:
             The model (a context manager: use it in a ``with`` block).
+
+        Raises:
+            ModelNotFoundError: Not ``create`` and the store holds no model of this name.
         """
         kwargs: dict[str, Any] = {
             "name": self.name,
@@ -335,5 +491,59 @@ class ModelOptions(StoreOptions):
         if url:
             from qdrant_client import QdrantClient
 
-            return ASIF(client=QdrantClient(url=url, api_key=api_key()), **kwargs)
+            client = QdrantClient(url=url, api_key=api_key())
+            if not create:
+                from asif_qdrant.store import ClientStore
+
+                require_model(self.name, model_names(ClientStore(client)), self.where())
+            return ASIF(client=client, **kwargs)
+        assert folder is not None
+        if not create:
+            require_model(self.name, models_in_folder(folder), self.where())
         return ASIF(path=folder, **kwargs)
+
+
+#: The commands that build a model, named by errors about a store without one.
+BUILD_COMMANDS = "`asif-qdrant anchors add`, `asif-qdrant import` or `asif-qdrant demo`"
+
+
+def models_in_folder(folder: Path) -> list[str] | None:
+    """The models in the embedded store ``folder``; None when it is no store (nothing made)."""
+    if not (folder / "collections").is_dir():
+        return None
+    from asif_qdrant.store import EdgeStore
+
+    with EdgeStore(folder) as store:
+        return model_names(store)
+
+
+def require_model(name: str | None, models: list[str] | None, where: str) -> None:
+    """Raise unless the store at ``where`` holds the model ``name`` (None: any model).
+
+    Args:
+        name: The model asked for (``--name``), or None when any will do.
+        models: The models in the store (:func:`~asif_qdrant.retriever.layout.model_names`),
+            or None when ``where`` is not a store at all.
+        where: The store's folder or URL, for the message.
+
+    Raises:
+        ModelNotFoundError: The model is not there; the message names the models that are.
+    """
+    if models and (name is None or name in models):
+        return
+    if models is None:
+        state = "does not exist" if not Path(where).exists() else "is no asif-qdrant store"
+        raise ModelNotFoundError(
+            f"There is no ASIF model at {where}: the folder {state}. Give the folder of a model "
+            f"with --path (or a server with --url), or build one with {BUILD_COMMANDS}."
+        )
+    if not models:
+        raise ModelNotFoundError(
+            f"There is no ASIF model at {where}: the store holds none. Build one with "
+            f"{BUILD_COMMANDS}."
+        )
+    listed = ", ".join(f"'{m}'" for m in models)
+    raise ModelNotFoundError(
+        f"There is no ASIF model named '{name}' at {where}. The models there: {listed}; "
+        f"give one with --name (e.g. --name {models[0]})."
+    )

@@ -23,10 +23,12 @@ from asif_qdrant.cli.common import (
     StoreOptions,
     api_key,
     name_option,
+    require_model,
     resolve_location,
     stack,
     store_options,
 )
+from asif_qdrant.retriever.layout import model_names
 
 __all__ = ["export_cmd", "import_cmd", "migrate_cmd", "open_store"]
 
@@ -98,7 +100,7 @@ def open_store(
         )
         return ClientStore.from_url(url, api_key=api_key(), collection_options=options, **s)
     assert folder is not None
-    if must_exist and not folder.is_dir():
+    if must_exist and not (folder / "collections").is_dir():  # nothing is created
         raise click.UsageError(f"There is no embedded store at {folder}: give --path or --url.")
     return EdgeStore(folder)
 
@@ -128,6 +130,7 @@ def export_cmd(out: Path, name: str, batch_size: int, store: StoreOptions) -> No
     from asif_qdrant.transfer import export_model
 
     with open_store(store.path, store.url, must_exist=True) as source:
+        require_model(name, model_names(source), store.where())
         report = export_model(
             source, name, out, batch_size=batch_size, show_progress_bar=not store.quiet
         )
@@ -189,6 +192,7 @@ def migrate_cmd(
     if (to_path is None) == (to_url is None):
         raise click.UsageError("Give exactly one of --to-path or --to-url.")
     with open_store(store.path, store.url, must_exist=True) as src:
+        require_model(name, model_names(src), store.where())
         dest_store = open_store(to_path, to_url, server=server)
         with dest_store as dest:
             report = copy_model(

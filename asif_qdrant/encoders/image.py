@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 from PIL import Image
-from tqdm.auto import trange
 
 from asif_qdrant.encoders.base import as_list, check_device_and_name
 from asif_qdrant.errors import (
@@ -32,7 +31,7 @@ from asif_qdrant.errors import (
     check_int,
 )
 from asif_qdrant.images import load_image
-from asif_qdrant.progress import show_progress
+from asif_qdrant.progress import progress_bar, show_progress
 
 if TYPE_CHECKING:
     from asif_qdrant.types import ImageInput
@@ -233,9 +232,11 @@ class TimmImageEncoder:
         if n == 0:
             return np.empty((0, self.dim), dtype=np.float32)
         out = np.empty((n, self.dim), dtype=np.float32)
-        starts = trange(0, n, batch_size, desc="Batches", disable=not show or n <= batch_size)
-        with torch.inference_mode():
-            for start in starts:
+        bar = progress_bar(
+            total=n, desc=f"Encoding {n} images", unit="image", show=show and n > batch_size
+        )
+        with bar, torch.inference_mode():
+            for start in range(0, n, batch_size):
                 chunk = items[start : start + batch_size]
                 x = torch.stack(
                     [self.transform(_load(item, start + i)) for i, item in enumerate(chunk)]
@@ -243,6 +244,7 @@ class TimmImageEncoder:
                 feats = self._forward(x.to(device=self.device, dtype=self._dtype)).float()
                 feats = torch.nn.functional.normalize(feats, p=2, dim=1)
                 out[start : start + len(chunk)] = feats.cpu().numpy()
+                bar.update(len(chunk))
         return out
 
 

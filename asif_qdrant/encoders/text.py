@@ -26,7 +26,7 @@ from asif_qdrant.errors import (
     InvalidParameterError,
     check_int,
 )
-from asif_qdrant.progress import show_progress
+from asif_qdrant.progress import progress_bar, show_progress
 
 __all__ = ["SentenceTransformerEncoder"]
 
@@ -162,14 +162,28 @@ class SentenceTransformerEncoder:
         show = show_progress(show_progress_bar, logger, "SentenceTransformerEncoder.embed")
         if not texts:
             return np.empty((0, self.dim), dtype=np.float32)
-        out = self.model.encode(
-            texts,
-            batch_size=batch_size,
-            show_progress_bar=show and len(texts) > batch_size,
-            convert_to_numpy=True,
-            normalize_embeddings=True,
-        )
-        return np.ascontiguousarray(np.asarray(out, dtype=np.float32).reshape(len(texts), -1))
+        # Batches of similar length, longest first, as sentence-transformers forms them; one
+        # encode call per batch so that the bar says what it encodes (its own says "Batches").
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        with progress_bar(
+            total=len(texts),
+            desc=f"Encoding {len(texts)} texts",
+            unit="text",
+            show=show and len(texts) > batch_size,
+        ) as bar:
+            for start in range(0, len(order), batch_size):
+                rows = order[start : start + batch_size]
+                chunk = self.model.encode(
+                    [texts[i] for i in rows],
+                    batch_size=batch_size,
+                    show_progress_bar=False,
+                    convert_to_numpy=True,
+                    normalize_embeddings=True,
+                )
+                out[rows] = np.asarray(chunk, dtype=np.float32).reshape(len(rows), -1)
+                bar.update(len(rows))
+        return out
 
 
 def _base_model_id(st: SentenceTransformer) -> str | None:

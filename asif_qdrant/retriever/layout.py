@@ -25,16 +25,14 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from asif_qdrant.errors import InvalidParameterError
-from asif_qdrant.store.base import CollectionSpec, check_collection_name
+from asif_qdrant.errors import FingerprintMismatchError, InvalidParameterError
+from asif_qdrant.retriever.fingerprint import Fingerprint
+from asif_qdrant.store.base import CollectionSpec, Store, check_collection_name
 from asif_qdrant.types import Modality
-
-if TYPE_CHECKING:
-    from asif_qdrant.retriever.fingerprint import Fingerprint
 
 __all__ = [
     "CAPTION_KTH",
@@ -49,6 +47,8 @@ __all__ = [
     "extra_spec",
     "kth_name",
     "kth_vectors",
+    "model_fingerprints",
+    "model_names",
     "probe_vectors",
 ]
 
@@ -150,6 +150,40 @@ class Layout:
             self.image_anchors,
             self.text_anchors,
         ) or collection.startswith(self.labels_prefix)
+
+
+def model_fingerprints(store: Store) -> dict[str, Fingerprint]:
+    """The ASIF models in ``store`` and their fingerprints, by name (sorted).
+
+    A model is a ``{name}_meta`` collection holding a fingerprint; a store where no model
+    was ever built (or only an empty ``_meta`` collection) gives ``{}``.
+    """
+    suffix = f"_{MODEL_ROLES[-1]}"
+    found = {}
+    for collection in sorted(store.list_collections()):
+        name = collection[: -len(suffix)]
+        if not collection.endswith(suffix) or not name:
+            continue
+        records = store.retrieve(collection, [0])
+        try:
+            if records:
+                found[name] = Fingerprint.from_payload(records[0].payload)
+        except FingerprintMismatchError:
+            continue  # another library's collection that happens to end in _meta
+    return found
+
+
+def model_names(store: Store) -> list[str]:
+    """The names of the ASIF models in ``store``, sorted (see :func:`model_fingerprints`).
+
+    Example:
+        >>> from asif_qdrant.store import EdgeStore
+        >>> import tempfile
+        >>> with EdgeStore(tempfile.mkdtemp()) as store:
+        ...     model_names(store)
+        []
+    """
+    return list(model_fingerprints(store))
 
 
 def extra_spec(fp: Fingerprint) -> tuple[dict[str, int], tuple[str, ...]]:

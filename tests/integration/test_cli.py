@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 import subprocess
 import sys
@@ -105,10 +106,11 @@ def test_cli_errors_are_clear(tmp_path: Path, folders) -> None:
         main, ["anchors", "add", "--folder", str(anchors), "--k", "0", "--path", db]
     )
     assert result.exit_code == 1
-    assert "The 'k' parameter of ASIF must be an int >= 1. Got 0 instead." in result.output
+    assert "--k must be an int >= 1. Got 0 instead." in result.output  # the flag, in CLI terms
     result = CliRunner().invoke(main, ["search", "nothing", "a cat", "--path", db, "--json"])
     assert result.exit_code == 1
-    assert json.loads(result.stdout)["error"] == "CollectionNotFoundError"
+    # No model at db (the add above failed): the open says so (a CollectionNotFoundError).
+    assert json.loads(result.stdout)["error"] == "ModelNotFoundError"
     result = CliRunner().invoke(main, ["anchors", "add", "--path", db])
     assert result.exit_code == 2 and "exactly one of --folder" in result.output
 
@@ -162,3 +164,24 @@ def test_demo_smoke(tmp_path: Path, image_encoder, text_encoder) -> None:
         assert sheet.width > 500 and sheet.height > 500
     table = result.table()
     assert "R@1" in table and "zero-shot" in table and "machine:" in table
+    # It ends with its model's path and name and three commands that work as printed.
+    assert f"the model: 'tuxpaint' in {result.model_path}" in table
+    assert [c.split()[1] for c in result.commands] == ["search", "classify", "explain"]
+    for command in result.commands:
+        assert f"  {command}" in table
+        args = shlex.split(command)
+        assert args[0] == "asif-qdrant"
+        done = CliRunner().invoke(main, [*args[1:], "--json", "-q"], catch_exceptions=False)
+        assert done.exit_code == 0, (command, done.output)
+        assert json.loads(done.stdout)
+
+
+def test_quiet_prints_no_third_party_bar(tmp_path: Path, folders) -> None:
+    """-q: not even transformers' 'Loading weights' bar (a fresh process loads the encoders)."""
+    anchors, catalog, captions = folders
+    db = str(tmp_path / "db")
+    run("anchors", "add", "--folder", str(anchors), "--k", "20", "--path", db)
+    run("index", "cat", "--image-folder", str(catalog), "--path", db)
+    command = [sys.executable, "-m", "asif_qdrant", "search", "cat", captions[0], "--path", db]
+    quiet = subprocess.run([*command, "-q"], capture_output=True, text=True, check=True)
+    assert quiet.stdout.strip() and quiet.stderr == "", quiet.stderr

@@ -137,12 +137,12 @@ def test_image_progress_bar(
 ) -> None:
     imgs = [np.zeros((8, 8, 3), dtype=np.uint8)] * 2
     image_encoder.embed(imgs, batch_size=1, show_progress_bar=True)
-    assert "Batches" in capsys.readouterr().err
+    assert "Encoding 2 images" in capsys.readouterr().err  # named by what it does
     image_encoder.embed(imgs, batch_size=2, show_progress_bar=True)  # one batch: no bar
-    assert "Batches" not in capsys.readouterr().err
+    assert "Encoding" not in capsys.readouterr().err
     with caplog.at_level(logging.INFO, logger="asif_qdrant.encoders.image"):
         image_encoder.embed(imgs, batch_size=1)
-    assert "Batches" in capsys.readouterr().err
+    assert "Encoding 2 images" in capsys.readouterr().err
 
 
 def test_koala_stamp_is_predicted_as_koala(
@@ -290,3 +290,13 @@ def test_weights_file_with_pickled_code_is_refused(tmp_path: pathlib.Path) -> No
     with pytest.raises(EncoderLoadError, match="Cannot load the weights file"):
         TimmImageEncoder("timm/tf_efficientnet_lite0", weights=path, device="cpu")
     assert not marker.exists()  # the payload never ran
+
+
+def test_text_progress_bar_is_named_and_order_kept(
+    text_encoder: Encoder, capsys: pytest.CaptureFixture[str]
+) -> None:
+    texts = ["a", "a much longer caption about a koala", "a cat", "dog"]
+    together = text_encoder.embed(texts, batch_size=2, show_progress_bar=True)
+    assert "Encoding 4 texts" in capsys.readouterr().err  # not sentence-transformers' "Batches"
+    one_by_one = np.concatenate([text_encoder.embed([t]) for t in texts])
+    np.testing.assert_allclose(together, one_by_one, atol=1e-5)  # rows in the input's order

@@ -423,3 +423,22 @@ def test_split_pairs_properties(sizes: list[int], fraction: float, seed: int) ->
     assert len(held_out) == target
     # Deterministic.
     assert split_pairs(pairs, test_fraction=fraction, seed=seed) == (anchors, held_out)
+
+
+def test_load_folder_names_the_images_without_a_caption(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    _png(tmp_path / "lonely.png")
+    with pytest.raises(InvalidInputError, match=r"caption: lonely\.png \(no lonely\.txt\)"):
+        load_folder(tmp_path)
+    _png(tmp_path / "cat.png")
+    (tmp_path / "cat.txt").write_text("A cat.")
+    _png(tmp_path / "blank.png")
+    (tmp_path / "blank.txt").write_text("\n")
+    with caplog.at_level(logging.WARNING):
+        assert [p.caption for p in load_folder(tmp_path)] == ["A cat."]
+    assert "lonely.png (no lonely.txt)" in caplog.text
+    assert "blank.png (blank.txt is empty)" in caplog.text
+    (tmp_path / "cat.txt").write_bytes(b"\xff\xfe\xfa bad")
+    with pytest.raises(InvalidInputError, match=r"The caption of the image .*cat\.png: .*UTF-8"):
+        load_folder(tmp_path)
