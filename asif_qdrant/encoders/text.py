@@ -162,9 +162,10 @@ class SentenceTransformerEncoder:
         show = show_progress(show_progress_bar, logger, "SentenceTransformerEncoder.embed")
         if not texts:
             return np.empty((0, self.dim), dtype=np.float32)
-        # Batches of similar length, longest first, as sentence-transformers forms them; one
-        # encode call per batch so that the bar says what it encodes (its own says "Batches").
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        # The batches sentence-transformers itself forms (longest first, in the order of its
+        # np.argsort of negative lengths), one encode call each, so that the bar says what it
+        # encodes (its own says "Batches") and the embeddings are bit-identical to one call.
+        order = np.argsort([-len(t) for t in texts])
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         with progress_bar(
             total=len(texts),

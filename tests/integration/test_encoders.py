@@ -300,3 +300,14 @@ def test_text_progress_bar_is_named_and_order_kept(
     assert "Encoding 4 texts" in capsys.readouterr().err  # not sentence-transformers' "Batches"
     one_by_one = np.concatenate([text_encoder.embed([t]) for t in texts])
     np.testing.assert_allclose(together, one_by_one, atol=1e-5)  # rows in the input's order
+
+
+def test_text_batches_are_those_of_sentence_transformers(text_encoder) -> None:
+    """Our named progress bar forms the library's own batches: bit-identical embeddings."""
+    words = ["a", "red", "koala", "on", "a", "boxcar", "under", "the", "rain"]
+    texts = [" ".join(words[: 1 + (i * 7) % len(words)]) + f" {i}" for i in range(70)]
+    ours = text_encoder.embed(texts, batch_size=8, show_progress_bar=False)
+    theirs = text_encoder.model.encode(
+        texts, batch_size=8, convert_to_numpy=True, normalize_embeddings=True
+    )
+    np.testing.assert_array_equal(ours, np.asarray(theirs, dtype=np.float32))
