@@ -52,8 +52,7 @@ def test_csa_scores_equal_the_numpy_similarity(kind: str, tmp_path: Path) -> Non
     img, txt = _data(n_anchor)
     items, _ = _data(15, seed=1)
     _, queries = _data(3, seed=2)
-    asif = _indexed(_model(kind, tmp_path), img, txt, items)
-    try:
+    with _indexed(_model(kind, tmp_path), img, txt, items) as asif:
         direct = _direct_csa(img, txt, 5)
         # Stored anchors, items and queries are unit vectors.
         sims = direct.similarity(l2_normalize(queries), "text", l2_normalize(items), "image")
@@ -63,16 +62,13 @@ def test_csa_scores_equal_the_numpy_similarity(kind: str, tmp_path: Path) -> Non
             np.testing.assert_allclose([h.score for h in hits], np.sort(sims[row])[::-1], atol=1e-4)
         # The model's own fit is the same as the direct one.
         np.testing.assert_allclose(asif.csa.rho, direct.rho, atol=1e-6)
-    finally:
-        asif.close()
 
 
 def test_hybrid_is_the_rrf_fusion_of_both_rankings(tmp_path: Path) -> None:
     img, txt = _data(80)
     items, _ = _data(30, seed=3)
     _, queries = _data(4, seed=4)
-    asif = _indexed(_model("edge", tmp_path), img, txt, items)
-    try:
+    with _indexed(_model("edge", tmp_path), img, txt, items) as asif:
         sparse = asif.search_embeddings("cat", queries, "text", limit=8)
         dense = asif.search_embeddings("cat", queries, "text", method="csa", limit=8)
         hybrid = asif.search_embeddings(
@@ -85,8 +81,6 @@ def test_hybrid_is_the_rrf_fusion_of_both_rankings(tmp_path: Path) -> None:
                     expect[hit.id] = expect.get(hit.id, 0.0) + 1.0 / (2 + rank)
             assert {x.id: pytest.approx(x.score, rel=1e-5) for x in h} == expect
             assert [x.score for x in h] == sorted((x.score for x in h), reverse=True)
-    finally:
-        asif.close()
 
 
 def test_refit_after_edits_equals_a_fresh_model(tmp_path: Path) -> None:
