@@ -47,11 +47,9 @@ from asif_qdrant.retriever.crossgap import (
     csa_vectors,
     has_vector,
     migrate_catalog,
-    refresh_csa,
-    update_captions,
+    refresh_extra_vectors,
 )
 from asif_qdrant.retriever.layout import (
-    CAPTION_KTH,
     CAPTION_SPARSE,
     CSA_VECTOR,
     SPARSE,
@@ -396,11 +394,7 @@ def reindex(m: ModelState, collection: str | None = None) -> EditReport:
         t = time.perf_counter()
         progress = m.progress()
         done = recompute_all(m, name, with_kth=has_kth(m.store, name), progress=progress)
-        spec = m.store.collection_spec(name)
-        if CSA_VECTOR in spec.dense and fp.csa_dim is not None:
-            refresh_csa(m, name, progress=progress)
-        if CAPTION_SPARSE in spec.sparse and CAPTION_KTH in spec.dense:
-            update_captions(m, name, incremental=False)
+        refresh_extra_vectors(m, name, incremental=False, progress=progress)
         fp.catalogs.setdefault(name, {"next_id": 0})["anchor_version"] = fp.anchor_version
         edits.append(
             CatalogEdit(name, len(done), len(done), time.perf_counter() - t, "full", tuple(done))

@@ -65,6 +65,7 @@ __all__ = [
     "inverted_embeddings",
     "migrate_catalog",
     "refresh_csa",
+    "refresh_extra_vectors",
     "update_captions",
 ]
 
@@ -317,16 +318,39 @@ def after_edit(
         if not m.store.has_collection(collection):
             continue
         t0 = time.perf_counter()
-        spec = m.store.collection_spec(collection)
-        if CSA_VECTOR in spec.dense and fp.csa_dim is not None:
-            refresh_csa(m, collection, progress=progress)
-        if CAPTION_SPARSE in spec.sparse and CAPTION_KTH in spec.dense:
-            update_captions(
-                m,
-                collection,
-                incremental=info.get("anchor_version") == previous_version,
-                new_text_units=(new_units or {}).get("text"),
-                deleted=deleted,
-            )
+        refresh_extra_vectors(
+            m,
+            collection,
+            incremental=info.get("anchor_version") == previous_version,
+            new_text_units=(new_units or {}).get("text"),
+            deleted=deleted,
+            progress=progress,
+        )
         seconds[collection] = time.perf_counter() - t0
     return seconds
+
+
+def refresh_extra_vectors(
+    m: ModelState,
+    collection: str,
+    *,
+    incremental: bool,
+    new_text_units: np.ndarray | None = None,
+    deleted: Sequence[int] | None = None,
+    progress: bool = False,
+) -> None:
+    """Bring one catalog's CSA vectors (all) and caption vectors (as :func:`update_captions`).
+
+    What an anchor edit (``incremental``) and a full re-index (not) do beyond ASIF vectors.
+    """
+    spec = m.store.collection_spec(collection)
+    if CSA_VECTOR in spec.dense and m.fingerprint.csa_dim is not None:
+        refresh_csa(m, collection, progress=progress)
+    if CAPTION_SPARSE in spec.sparse and CAPTION_KTH in spec.dense:
+        update_captions(
+            m,
+            collection,
+            incremental=incremental,
+            new_text_units=new_text_units,
+            deleted=deleted,
+        )
