@@ -1,7 +1,8 @@
 """The house rules of docs/design.md, checked on the source (issue #14).
 
-* Small rooms: ``model.py`` <= 700 lines, no module of the package over 800, no function
-  over 100 (docstrings included).
+* Small rooms: ``model.py`` <= 900 lines, each of its methods (``__init__`` aside) at most
+  12 lines of code below its docstring (validate, then delegate), no module of the package over
+  800, no function over 100 (docstrings included).
 * One door for writes: only ``asif_qdrant/store/`` and ``asif_qdrant/retriever/writes.py`` call
   a store's writing methods.
 * No reaching in: no module uses a private name (``_x``) that only other modules of the
@@ -39,7 +40,18 @@ def _rel(path: Path) -> str:
 
 
 def test_model_is_a_facade_and_every_room_is_small() -> None:
-    assert len((PACKAGE / "model.py").read_text().splitlines()) <= 700
+    assert len((PACKAGE / "model.py").read_text().splitlines()) <= 900
+    model_tree = ast.parse((PACKAGE / "model.py").read_text(encoding="utf-8"))
+    logic = []
+    for node in ast.walk(model_tree):
+        if isinstance(node, ast.FunctionDef) and node.name != "__init__":
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                body = body[1:]
+            n = body[-1].end_lineno - body[0].lineno + 1 if body else 0  # type: ignore[operator]
+            if n > 12:
+                logic.append(f"model.py:{node.lineno} {node.name} ({n} lines of code)")
+    assert not logic, f"the facade holds logic; move it to asif_qdrant/retriever/: {logic}"
     too_long, too_big = [], []
     for path, tree in _sources(PACKAGE):
         lines = len(path.read_text().splitlines())
