@@ -16,6 +16,8 @@ Example:
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Iterable
 from typing import Any
 
@@ -27,6 +29,8 @@ from asif_qdrant.errors import InvalidInputError, InvalidParameterError
 __all__ = ["TorchIndex", "cuda_available", "streaming_topk"]
 
 _Q_CHUNK = 1024
+#: Files whose absence means torch can see no GPU (NVIDIA's driver, AMD's ROCm kernel driver).
+_GPU_DRIVER_FILES = ("/proc/driver/nvidia/version", "/dev/nvidiactl", "/dev/kfd")
 
 
 def _torch() -> Any:
@@ -42,6 +46,8 @@ def cuda_available() -> bool:
         >>> isinstance(cuda_available(), bool)
         True
     """
+    if "torch" not in sys.modules and not any(os.path.exists(p) for p in _GPU_DRIVER_FILES):
+        return False  # no GPU driver: skip importing torch (seconds) just to hear "no"
     try:
         return bool(_torch().cuda.is_available())
     except Exception:  # torch missing or broken

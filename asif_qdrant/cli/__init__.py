@@ -32,10 +32,11 @@ import click
 from asif_qdrant.cli.admin import demo, info, repair
 from asif_qdrant.cli.anchors import anchors
 from asif_qdrant.cli.catalog import classify, index, search
-from asif_qdrant.cli.common import json_error
+from asif_qdrant.cli.common import VERBOSE, json_error
 from asif_qdrant.cli.explain import explain, explain_label_command
 from asif_qdrant.cli.plugins import PLUGIN_GROUP, PluginGroup
 from asif_qdrant.cli.transfer import export_cmd, import_cmd, migrate_cmd
+from asif_qdrant.encoders.base import text_only_imports
 
 __all__ = ["PLUGIN_GROUP", "MainGroup", "main"]
 
@@ -75,12 +76,17 @@ class MainGroup(PluginGroup):
 
 @click.group(cls=MainGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="asif-qdrant")
-@click.option("--verbose", "-v", is_flag=True, help="Log what happens (INFO level).")
-def main(verbose: bool) -> None:
+@click.option(
+    "--verbose", "-v", is_flag=True, help="Log what happens (INFO level) and print timings."
+)
+@click.pass_context
+def main(ctx: click.Context, verbose: bool) -> None:
     """ASIF on Qdrant: a CLIP-like retriever from two frozen unimodal encoders."""
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s"
     )
+    ctx.meta[VERBOSE] = verbose
+    text_only_imports()  # a text encoder here never needs transformers' vision back-ends
 
 
 for _command in (

@@ -29,6 +29,7 @@ import logging
 import os
 import re
 import sys
+import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -46,6 +47,7 @@ __all__ = [
     "BUILD_COMMANDS",
     "EXISTING_FILE",
     "EXISTING_FOLDER",
+    "VERBOSE",
     "F",
     "ModelOptions",
     "StoreOptions",
@@ -63,6 +65,7 @@ __all__ = [
     "models_in_folder",
     "name_option",
     "output_options",
+    "print_timings",
     "query_options",
     "quiet_third_parties",
     "reported_errors",
@@ -76,6 +79,13 @@ __all__ = [
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+#: The key of ``-v`` (``--verbose``) in ``click.Context.meta``.
+VERBOSE = "asif_qdrant.verbose"
+#: The key of the models a command opened (their load times) in ``click.Context.meta``.
+_OPENED = "asif_qdrant.opened"
+#: When the command line started (this module is imported before any command runs).
+_STARTED = time.perf_counter()
 
 
 #: A click parameter type: an existing file, given to the command as a :class:`~pathlib.Path`.
@@ -300,9 +310,49 @@ def _given_as(keyword: str, cls: type[StoreOptions], fn: Callable[..., Any]) -> 
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         values = cls(**{n: kwargs.pop(n) for n in names})
         with reported_errors(values.as_json), quiet_third_parties(values.quiet):
-            return fn(*args, **{keyword: values}, **kwargs)
+            result = fn(*args, **{keyword: values}, **kwargs)
+        print_timings()
+        return result
 
     return wrapper
+
+
+def print_timings() -> None:
+    """With ``-v``: one line on stderr, where the command's time went (open, encoders, rest).
+
+    A command prints its result at its end, so the total is the time to the first result.
+    """
+    ctx = click.get_current_context(silent=True)
+    if ctx is None or not ctx.meta.get(VERBOSE):
+        return
+    total = time.perf_counter() - _STARTED
+    phases = dict(ctx.meta.get(_OPENED, {}))
+    loads = phases.pop("encoders", {})
+    parts = [f"{what} {s:.2f} s" for what, s in phases.items()]
+    parts += [f"loading the {m} encoder {s:.2f} s" for m, s in loads.items()]
+    rest = total - sum(phases.values()) - sum(loads.values())
+    line = f"timings: {', '.join([*parts, f'the rest {rest:.2f} s'])}; {total:.2f} s to the result"
+    if loads:
+        line += " (for repeated queries use `asif-qdrant serve`: it keeps the encoders loaded)"
+    click.echo(line, err=True)
+
+
+def _note_loads(asif: ASIF, quiet: bool) -> ASIF:
+    """Say on stderr when ``asif`` loads an encoder (not with ``quiet``) and record the time."""
+    ctx = click.get_current_context(silent=True)
+
+    def notice(modality: str, name: str) -> None:
+        if not quiet:
+            click.echo(
+                f"loading the {modality} encoder {name} (first use in this command: several "
+                "seconds)...",
+                err=True,
+            )
+
+    asif.state.load_notice = notice
+    if ctx is not None:
+        ctx.meta.setdefault(_OPENED, {})["encoders"] = asif.state.load_seconds
+    return asif
 
 
 def store_options(
@@ -487,6 +537,7 @@ class ModelOptions(StoreOptions):
             "text_encoder": text_encoder,
             "show_progress_bar": not self.quiet,
         }
+        t0 = time.perf_counter()
         folder, url = resolve_location(self.path, self.url)
         if url:
             from qdrant_client import QdrantClient
@@ -496,11 +547,16 @@ class ModelOptions(StoreOptions):
                 from asif_qdrant.store import ClientStore
 
                 require_model(self.name, model_names(ClientStore(client)), self.where())
-            return ASIF(client=client, **kwargs)
-        assert folder is not None
-        if not create:
-            require_model(self.name, models_in_folder(folder), self.where())
-        return ASIF(path=folder, **kwargs)
+            asif = ASIF(client=client, **kwargs)
+        else:
+            assert folder is not None
+            if not create:
+                require_model(self.name, models_in_folder(folder), self.where())
+            asif = ASIF(path=folder, **kwargs)
+        ctx = click.get_current_context(silent=True)
+        if ctx is not None:
+            ctx.meta.setdefault(_OPENED, {})["opening the model"] = time.perf_counter() - t0
+        return _note_loads(asif, self.quiet)
 
 
 #: The commands that build a model, named by errors about a store without one.

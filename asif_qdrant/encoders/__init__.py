@@ -45,6 +45,7 @@ __all__ = [
     "Encoder",
     "SentenceTransformerEncoder",
     "TimmImageEncoder",
+    "encoder_name",
     "load_image_encoder",
     "load_text_encoder",
 ]
@@ -85,6 +86,29 @@ def _check_spec(spec: Any, owner: str, *, paths: bool) -> None:
             f"The 'spec' parameter of {owner} must be {kinds}, an Encoder or None. "
             f"Got {spec!r} instead."
         )
+
+
+def encoder_name(modality: str, spec: str | os.PathLike[str] | None) -> str:
+    """The canonical name a loader would give the encoder ``spec``, without loading it.
+
+    It lets a model refuse an encoder that differs from the one it was built with before
+    paying for torch and the weights (the dim is checked when the encoder loads).
+
+    Args:
+        modality: ``"image"`` or ``"text"``.
+        spec: A name as :func:`load_image_encoder` / :func:`load_text_encoder` take it.
+
+    Example:
+        >>> encoder_name("image", "tf_efficientnet_lite0"), encoder_name("text", "all-MiniLM-L6-v2")
+        ('timm/tf_efficientnet_lite0', 'sentence-transformers/all-MiniLM-L6-v2')
+    """
+    if modality == "image":
+        text = (DEFAULT_IMAGE_ENCODER if spec is None else os.fspath(spec)).strip()
+        return f"timm/{text[len('timm/') :] if text.startswith('timm/') else text}"
+    text = (DEFAULT_TEXT_ENCODER if spec is None else os.fsdecode(os.fspath(spec))).strip()
+    if text.lower() in _MINILM_ALIASES and not os.path.isdir(text):
+        return DEFAULT_TEXT_ENCODER
+    return text
 
 
 def load_image_encoder(spec: str | Encoder | None = None, *, device: str | None = None) -> Encoder:

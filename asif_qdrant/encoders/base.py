@@ -19,15 +19,65 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Sequence
+import sys
+from collections.abc import Iterator, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from asif_qdrant.errors import InvalidInputError, InvalidParameterError
 
-__all__ = ["Encoder", "as_list", "check_device_and_name"]
+__all__ = [
+    "VISION_BACKENDS",
+    "Encoder",
+    "as_list",
+    "check_device_and_name",
+    "text_only_imports",
+    "vision_backends_hidden",
+]
+
+#: transformers' optional vision back-ends: it imports them whenever they are installed, so a
+#: text encoder would pay for them (about 1 s) without ever using them.
+VISION_BACKENDS = ("timm", "torchvision")
+
+_TEXT_ONLY = {"on": False}
+
+
+def text_only_imports(enabled: bool = True) -> None:
+    """Import sentence-transformers without transformers' vision back-ends (process-wide).
+
+    When on, the first import of sentence-transformers (by a text encoder) hides
+    :data:`VISION_BACKENDS` from transformers, which then records them as unavailable for the
+    rest of the process: its own image processors and timm wrappers stop working, while the
+    library's timm image encoder, which imports timm itself, is unaffected. The command line
+    turns it on (a text search then never imports timm or torchvision); the library leaves it
+    off, so a program that also uses transformers for images is not changed behind its back.
+    """
+    _TEXT_ONLY["on"] = enabled
+
+
+@contextlib.contextmanager
+def vision_backends_hidden() -> Iterator[None]:
+    """While inside, with :func:`text_only_imports` on: :data:`VISION_BACKENDS` cannot be imported.
+
+    Only when transformers is not imported yet (it probes once) and the back-ends neither;
+    they become importable again on exit.
+    """
+    hide = [
+        name
+        for name in VISION_BACKENDS
+        if _TEXT_ONLY["on"] and "transformers" not in sys.modules and name not in sys.modules
+    ]
+    for name in hide:
+        sys.modules[name] = None  # type: ignore[assignment]  # importlib: "not installed"
+    try:
+        yield
+    finally:
+        for name in hide:
+            if sys.modules.get(name, 0) is None:
+                del sys.modules[name]
 
 
 @runtime_checkable

@@ -17,9 +17,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from sentence_transformers import SentenceTransformer
 
-from asif_qdrant.encoders.base import as_list, check_device_and_name
+from asif_qdrant.encoders.base import as_list, check_device_and_name, vision_backends_hidden
 from asif_qdrant.errors import (
     EncoderLoadError,
     InvalidInputError,
@@ -27,6 +26,9 @@ from asif_qdrant.errors import (
     check_int,
 )
 from asif_qdrant.progress import progress_bar, show_progress
+
+with vision_backends_hidden():  # with text_only_imports() on: no timm / torchvision
+    from sentence_transformers import SentenceTransformer
 
 __all__ = ["SentenceTransformerEncoder"]
 

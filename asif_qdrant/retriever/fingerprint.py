@@ -117,10 +117,11 @@ class Fingerprint:
         same_dim = stored_dim is None or dim is None or stored_dim == dim
         if stored_name == name and same_dim:
             return
+        opened_dim = "" if dim is None else f" (dim {dim})"
         raise FingerprintMismatchError(
             f"The ASIF model '{store}' was built with the {modality} encoder '{stored_name}' "
-            f"(dim {stored_dim}), but was opened with the {modality} encoder '{name}' "
-            f"(dim {dim}). Open it with {modality}_encoder='{stored_name}' (or leave "
+            f"(dim {stored_dim}), but was opened with the {modality} encoder '{name}'"
+            f"{opened_dim}. Open it with {modality}_encoder='{stored_name}' (or leave "
             f"{modality}_encoder unset to use the stored one), or build a new model under "
             "another name or path."
         )

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -97,6 +98,9 @@ class ModelState:
         pending_next_id: Per catalog being written: the next id once the write succeeds.
         last_edit: What the last anchor edit did (an ``EditReport``), else None.
         integrity: What the open-time integrity check found (an ``IntegrityReport``).
+        load_notice: Called as ``load_notice(modality, name)`` just before an encoder is
+            loaded by name (the command line prints one line; None: nothing).
+        load_seconds: Per modality, the seconds its encoder took to load (import included).
     """
 
     def __init__(
@@ -124,6 +128,8 @@ class ModelState:
         self.pending_next_id: dict[str, int | None] = {}
         self.last_edit: Any = None
         self.integrity: Any = None
+        self.load_notice: Callable[[Modality, str], None] | None = None
+        self.load_seconds: dict[str, float] = {}
 
     # -- settings ------------------------------------------------------------------------
     @property
@@ -230,6 +236,14 @@ class ModelState:
             return stored_name if stored_name is not None else default
         if isinstance(spec, str) and (stored is None or spec == stored_name):
             return spec
+        if isinstance(spec, str) and stored_name is not None:
+            # Compared by canonical name, so a different encoder is refused unloaded.
+            from asif_qdrant.encoders import encoder_name
+
+            name = encoder_name(modality, spec)
+            if name not in (stored_name, encoder_name(modality, stored_name)):
+                stored.check_encoder(modality, name, None, store=self.name)  # type: ignore[union-attr]
+            return stored_name
         encoder = self._load_encoder(modality, spec)
         if stored is not None:
             stored.check_encoder(modality, encoder.name, encoder.dim, store=self.name)
@@ -240,7 +254,17 @@ class ModelState:
         from asif_qdrant.encoders import load_image_encoder, load_text_encoder
 
         load = load_image_encoder if modality == "image" else load_text_encoder
-        return load(spec, device=self.device)
+        if not isinstance(spec, str):
+            return load(spec, device=self.device)
+        if self.load_notice is not None:
+            self.load_notice(modality, spec)
+        t0 = time.perf_counter()
+        encoder = load(spec, device=self.device)
+        self.load_seconds[modality] = time.perf_counter() - t0
+        logger.info(
+            "loaded the %s encoder %s in %.1f s", modality, spec, self.load_seconds[modality]
+        )
+        return encoder
 
     # -- encoders ------------------------------------------------------------------------
     def encoder(self, modality: Modality) -> Encoder:
