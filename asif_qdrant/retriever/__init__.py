@@ -9,6 +9,7 @@ modules above it in this list, enforced by the import contracts in ``pyproject.t
 ``fingerprint``    what a model was built with (encoders, k, p, anchor set version)
 ``state``          one open model: store, layout, fingerprint, settings, encoders, caches
 ``writes``         the one door for writes: every call that changes the store passes here
+``pairs``          a few anchor pairs saved to a file (what an audit deleted) and read back
 ``anchors``        reading anchors; relative vectors (in-memory index or engine search)
 ``crossgap``       CSA vectors, caption vectors, query inversion (beyond plain ASIF)
 ``edits``          adding / deleting anchor pairs and keeping every catalog exact

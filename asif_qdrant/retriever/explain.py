@@ -286,11 +286,14 @@ class AuditRow:
         id: The anchor id.
         caption: Its caption.
         image: Its image reference.
-        harm: Over the wrong predictions, the sum of its contributions to
-            ``score(predicted) - score(true)``.
-        help: Over the right predictions, the sum of its contributions to
-            ``score(true) - score(runner-up)``.
-        net: ``harm - help``; the ranking key.
+        harm: How much score it pushed towards wrong labels (>= 0): its contributions to
+            ``score(predicted) - score(true)`` of the wrong predictions that favour the
+            wrong label, and to ``score(true) - score(runner-up)`` of the right ones that
+            favour the runner-up.
+        help: How much score it pushed towards the true labels (>= 0): the contributions
+            of the other sign.
+        net: ``harm - help`` (the sum of its contributions to the wrong predictions' margins
+            minus those to the right ones'); the ranking key.
         wrong: Wrong predictions it pushed towards the wrong label.
     """
 
@@ -350,7 +353,10 @@ class AuditReport:
         """A text table of the most harmful anchors."""
         head = (
             f"accuracy {self.accuracy:.3f} on {self.n} labeled images ({self.wrong} wrong); "
-            f"{len(self.anchors)} anchors pushed more towards wrong labels than right ones"
+            f"{len(self.anchors)} anchors pushed more towards wrong labels than right ones\n"
+            "harm: score an anchor pushed towards wrong labels; help: score it pushed towards "
+            "the true labels;\nnet = harm - help (most harmful first); wrong: wrong "
+            "predictions it pushed"
         )
         rows = [f"{'#':>3} {'anchor':>7} {'net':>9} {'harm':>9} {'help':>9} {'wrong':>5}  caption"]
         for r, a in enumerate(self.anchors[:top], 1):
@@ -606,9 +612,11 @@ def audit_anchors(
 
     For a wrong prediction (predicted ``P``, true ``T``) the margin
     ``score(P) - score(T) = sum_a w_image(a) (w_P(a) - w_T(a))`` is split over anchors: each
-    anchor's term is its **harm**. For a right prediction the margin over the runner-up
-    ``R``, split the same way, is each anchor's **help**. Anchors are ranked by
-    ``net = harm - help`` (only positive ones are listed): deleting them should fix wrong
+    anchor's term. For a right prediction the margin over the runner-up ``R`` is split the
+    same way. A term that favours a wrong label (or the runner-up) adds its size to the
+    anchor's **harm**, one that favours the true label to its **help**: both are positive
+    amounts. Anchors are ranked by ``net = harm - help`` (the wrong margins' terms minus the
+    right margins'; only positive ones are listed): deleting them should fix wrong
     predictions without breaking right ones, as the paper's broken-sample example suggests.
 
     Args:
@@ -651,17 +659,19 @@ def audit_anchors(
         order = [int(j) for j in np.argsort(-scores, kind="stable")]
         p, t = order[0], labels.index(true)
         predicted.append(labels[p])
-        if p != t:
+        if p != t:  # d > 0: towards the wrong label P; d < 0: towards the true one
             n_wrong += 1
             diff = _per_anchor_difference(vec, prompts[best[p]][2], prompts[best[t]][2])
             for aid, d in diff.items():
-                harm[aid] = harm.get(aid, 0.0) + d
+                side = harm if d > 0 else helped
+                side[aid] = side.get(aid, 0.0) + abs(d)
                 if d > 0:
                     wrong_count[aid] = wrong_count.get(aid, 0) + 1
-        elif len(order) > 1:
+        elif len(order) > 1:  # d > 0: towards the true label; d < 0: towards the runner-up
             diff = _per_anchor_difference(vec, prompts[best[t]][2], prompts[best[order[1]]][2])
             for aid, d in diff.items():
-                helped[aid] = helped.get(aid, 0.0) + d
+                side = helped if d > 0 else harm
+                side[aid] = side.get(aid, 0.0) + abs(d)
     net = {a: harm.get(a, 0.0) - helped.get(a, 0.0) for a in set(harm) | set(helped)}
     ranked = sorted((a for a, v in net.items() if v > 0), key=lambda a: (-net[a], a))
     payloads = anchor_payloads(m, ranked)
