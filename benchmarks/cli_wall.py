@@ -4,7 +4,7 @@ Each run is ``python -m asif_qdrant ...`` in a new process with ``PYTHONPATH`` s
 under test, on a copy of the demo model (``--model``, default ``./asif-demo/model``, made by
 ``asif-qdrant demo``) so neither tree's engine lock or writes touch the other. The commands:
 ``info``, a text search and an image search (model ``tuxpaint``, catalog ``stamps``). Each is
-run ``--repeat`` times; the median is reported.
+run ``--repeat`` times, the two trees in turn; the median is reported.
 
     python benchmarks/cli_wall.py --before /work/main --after . --model /work/main/asif-demo/model
 
@@ -56,25 +56,25 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results_cli_wall.json"))
     args = ap.parse_args()
-    results: dict[str, dict[str, float]] = {}
+    trees = {"before": args.before.resolve(), "after": args.after.resolve()}
+    runs: dict[str, dict[str, list[float]]] = {n: {t: [] for t in trees} for n in COMMANDS}
     with tempfile.TemporaryDirectory() as tmp:
-        for label, tree in (("before", args.before), ("after", args.after)):
-            model = Path(tmp) / label
-            shutil.copytree(args.model, model)
+        models = {}
+        for label in trees:
+            models[label] = Path(tmp) / label
+            shutil.copytree(args.model, models[label])
+        # Interleaved (before, after, before, ...), so a busy machine slows both alike.
+        for _ in range(args.repeat):
             for name, command in COMMANDS.items():
-                runs = []
-                for _ in range(args.repeat):  # alternate nothing: each run is cold anyway
-                    runs.append(wall(tree.resolve(), model, command))
-                results.setdefault(name, {})[label] = statistics.median(runs)
-                print(f"{label:6} {name:12} {runs}", file=sys.stderr)
+                for label, tree in trees.items():
+                    runs[name][label].append(wall(tree, models[label], command))
+    results = {n: {t: statistics.median(r) for t, r in by.items()} for n, by in runs.items()}
+    print(f"runs (s): {json.dumps(runs)}; load average {os.getloadavg()}", file=sys.stderr)
     print("| command | before (s) | after (s) |\n|---|---|---|")
     for name, r in results.items():
         print(f"| `{' '.join(COMMANDS[name])}` | {r['before']:.2f} | {r['after']:.2f} |")
     args.out.write_text(
-        json.dumps(
-            {"commands": COMMANDS, "median_seconds": results, "repeat": args.repeat}, indent=2
-        )
-        + "\n"
+        json.dumps({"commands": COMMANDS, "median_seconds": results, "runs": runs}, indent=2) + "\n"
     )
 
 
