@@ -49,9 +49,20 @@ KILL_ENV = "ASIF_QDRANT_KILL_AT"
 _PAGE = 512
 
 
+_HITS: dict[str, int] = {}
+
+
 def crashpoint(name: str) -> None:
-    """SIGKILL this process when ``$ASIF_QDRANT_KILL_AT`` equals ``name`` (crash tests)."""
-    if os.environ.get(KILL_ENV) == name:
+    """SIGKILL this process at the point ``$ASIF_QDRANT_KILL_AT`` names (crash tests).
+
+    The variable holds ``name`` (the first time the point is reached) or ``name#n`` (the
+    n-th time); unset, this does nothing.
+    """
+    wanted = os.environ.get(KILL_ENV)
+    if not wanted or not wanted.startswith(name):
+        return
+    _HITS[name] = hits = _HITS.get(name, 0) + 1
+    if wanted in (name, f"{name}#{hits}"):
         os.kill(os.getpid(), signal.SIGKILL)
 
 
