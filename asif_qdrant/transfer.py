@@ -10,9 +10,11 @@ out: :meth:`~asif_qdrant.ASIF.classify` rebuilds them on first use.
 * :func:`export_model` writes one file, :func:`import_model` reads it into any store.
 
 Points stream in batches: memory stays flat whatever the model's size. Vectors keep their exact
-float32 bits and payloads round-trip through JSON. Catalogs are written first, then the anchors,
-and the fingerprint last: an interrupted import leaves no fingerprint behind, and running it
-again with ``overwrite=True`` completes it.
+float32 bits and payloads round-trip through JSON. Every collection is first written to a
+staging copy ``<name>.importing`` and verified; only then are the destination's collections
+replaced, the fingerprint removed first and written last: an import killed during that swap
+leaves no fingerprint (the open refuses), and running it again with ``overwrite=True``
+completes it.
 
 The file is an uncompressed tar (gzip-compressed when its name ends in ``.gz`` or ``.tgz``):
 ``manifest.json`` (format, model name, fingerprint, and each collection's role, vectors and
@@ -72,7 +74,7 @@ from asif_qdrant.progress import progress_bar, show_progress
 from asif_qdrant.retriever import writes
 from asif_qdrant.retriever.fingerprint import Fingerprint
 from asif_qdrant.retriever.journal import copy_points, crashpoint
-from asif_qdrant.retriever.layout import MODEL_ROLES, Layout, model_fingerprints
+from asif_qdrant.retriever.layout import MODEL_ROLES, Layout, model_names
 from asif_qdrant.store.base import CollectionSpec, Record, Store, check_collection_name
 from asif_qdrant.types import SparseVector
 from asif_qdrant.version import __version__
@@ -456,24 +458,23 @@ def staging_name(collection: str) -> str:
 
 
 def _check_catalog_names(store: Store, dest_model: str, plans: Sequence[_Plan]) -> None:
-    """Catalog names from a file must not collide with another model's collections."""
-    others = {n: fp for n, fp in model_fingerprints(store).items() if n != dest_model}
-    own = Layout(dest_model)
+    """A file's catalog names must not name a model's own collections (anchors, meta, labels).
+
+    A crafted catalog named ``prod_image_anchors`` would otherwise overwrite the anchors of
+    the model ``prod``. (Catalogs shared by models keep their names, as before: with
+    ``overwrite`` they are replaced.)
+    """
+    models = [*model_names(store), dest_model]
     for plan in plans:
         if plan.role != "catalog":
             continue
         name = check_collection_name(plan.name)
         role_like = name.endswith(tuple(f"_{r}" for r in MODEL_ROLES)) or "_labels_" in name
-        owner = next((n for n, fp in others.items() if name in fp.catalogs), None)
-        owner = owner or next((n for n in others if Layout(n).is_model_collection(name)), None)
-        if role_like or owner or own.is_model_collection(name) or name.endswith(".importing"):
+        owner = next((n for n in models if Layout(n).is_model_collection(name)), None)
+        if role_like or owner or name.endswith(".importing"):
             raise InvalidInputError(
-                f"The export lists a catalog named '{name}', which "
-                + (
-                    f"belongs to the model '{owner}'"
-                    if owner
-                    else "is a model's own collection name"
-                )
+                f"The export lists a catalog named '{name}', which is "
+                + (f"a collection of the model '{owner}'" if owner else "a model's own name")
                 + f" in {store.describe()}: refused (it would overwrite it). Nothing was written."
             )
 

@@ -19,15 +19,27 @@ marker ``delete`` (killed during the deletes)          **completed**: the ids ar
                                                        both sides, catalogs updated
 no marker, counts equal the fingerprint's              nothing (the cheap path: two counts)
 no marker, counts differ (a store written by an        ids are compared: one-sided ids are
-older version, or edited outside the library)          deleted (their pair is lost); ids in
-                                                       both beyond ``next_anchor_id`` are
-                                                       adopted; a count that still differs
+older version, or edited outside the library)          **damage** (see below); ids in both
+                                                       beyond ``next_anchor_id`` are adopted;
+                                                       a count that still differs
                                                        re-computes every catalog in full
+no marker, ``next_anchor_id`` not above the largest    ``next_anchor_id`` **re-derived** from
+anchor id (a damaged or hand-edited fingerprint)       the largest id (nothing deleted)
+a rewrite marker (a purge or migration killed)         rolled back or finished from its
+                                                       staging copy (:mod:`.journal`)
 a catalog at an older anchor version (killed during    **re-computed** in full from its items'
 the catalog updates of an edit)                        stored embeddings (``ASIF.reindex``)
 an index job not finished (``asif-qdrant index``       reported; ``asif-qdrant index --resume``
 killed mid-way)                                        finishes it
 =====================================================  =====================================
+
+Damage that no interrupted edit explains is never repaired by deleting: an anchor collection
+missing (its spec file removed), ids in one anchor collection only without a marker, anchors
+without a fingerprint, or a catalog of this model that no fingerprint lists. The open refuses
+with :class:`~asif_qdrant.errors.ModelDamagedError` and changes nothing;
+``asif-qdrant repair --check-only`` (:func:`repair_model`) reports it; ``asif-qdrant repair``
+fixes what it can prove (registers the catalog and re-computes it in full) and
+``--drop-unpaired`` deletes one-sided ids only when asked.
 
 The marker is the fingerprint's ``pending_edit``, written before the first anchor write of
 an edit and cleared by the same fingerprint write that records it, so it is set exactly
