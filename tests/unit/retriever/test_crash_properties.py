@@ -50,7 +50,7 @@ POINTS = {
 step = st.tuples(
     st.sampled_from(sorted(POINTS)),
     st.integers(0, 1000),
-    st.one_of(st.none(), st.floats(0.3, 4.0), st.integers(0, 7)),
+    st.one_of(st.none(), st.floats(0.3, 2.5), st.integers(0, 7)),
 )
 
 
