@@ -11,10 +11,10 @@ out: :meth:`~asif_qdrant.ASIF.classify` rebuilds them on first use.
 
 Points stream in batches: memory stays flat whatever the model's size. Vectors keep their exact
 float32 bits and payloads round-trip through JSON. Every collection is first written to a
-staging copy ``<name>.importing`` and verified; only then are the destination's collections
+staging copy ``<name>.importing-<model>`` and verified; only then are the destination's collections
 replaced, the fingerprint removed first and written last: an import killed during that swap
-leaves no fingerprint (the open refuses), and running it again with ``overwrite=True``
-completes it.
+is finished by the next open (from the staging copies, which the swap drops last), and one
+killed before the swap leaves the destination untouched (the next open drops its copies).
 
 The file is an uncompressed tar (gzip-compressed when its name ends in ``.gz`` or ``.tgz``):
 ``manifest.json`` (format, model name, fingerprint, and each collection's role, vectors and
@@ -73,7 +73,7 @@ from asif_qdrant.errors import (
 from asif_qdrant.progress import progress_bar, show_progress
 from asif_qdrant.retriever import writes
 from asif_qdrant.retriever.fingerprint import Fingerprint
-from asif_qdrant.retriever.journal import copy_points, crashpoint
+from asif_qdrant.retriever.journal import copy_points, crashpoint, import_staging, swap_marker
 from asif_qdrant.retriever.layout import MODEL_ROLES, Layout, model_names
 from asif_qdrant.store.base import CollectionSpec, Record, Store, check_collection_name
 from asif_qdrant.types import SparseVector
@@ -374,12 +374,11 @@ def _check_manifest(data: Any, path: Path) -> dict[str, Any]:
 class _StoreSink:
     """Writes a model into a store under ``dest_model``: staged first, then swapped in.
 
-    Every collection is written to a staging copy ``<dest>.importing`` and its count checked;
-    only once the whole source was read and verified (:meth:`commit`) are the destination's
-    collections replaced, the fingerprint first removed and last written, so a model is never
-    seen half-replaced: a kill during the swap leaves no fingerprint, the open refuses, and
-    running the import again finishes it. A failure before the swap drops the staging copies
-    and leaves the destination as it was.
+    Every collection is written to a staging copy ``<dest>.importing-<model>`` and its count
+    checked; only once the whole source was read and verified (:meth:`commit`) are the
+    destination's collections replaced, the fingerprint first removed and last written, so a
+    model is never seen half-replaced: a kill during the swap is finished by the next open.
+    A failure before the swap drops the staging copies and leaves the destination as it was.
     """
 
     def __init__(self, store: Store, dest_model: str, overwrite: bool) -> None:
@@ -400,11 +399,11 @@ class _StoreSink:
                 "(asif-qdrant import/migrate --overwrite) to replace them, or give the model "
                 "another name at the destination."
             )
-        for target in targets:
-            writes.drop_collection(self.store, staging_name(target))
+        for plan in plans:
+            writes.drop_collection(self.store, self._staging(plan))
 
     def write(self, plan: _Plan, batches: Iterator[list[Record]], bar: Any) -> None:
-        dest = staging_name(plan.dest(self.dest_model))
+        dest = self._staging(plan)
         writes.create_collection(self.store, dest, plan.spec)
         buffer: list[Record] = []
         written = 0
@@ -426,10 +425,18 @@ class _StoreSink:
                 f"destination holds {stored}, but the source had {plan.count}."
             )
         self.counts[plan.dest(self.dest_model)] = written
+        crashpoint("import:staged")
 
     def commit(self) -> None:
-        """Swap the verified staging copies in: fingerprint out first, back in last."""
+        """Swap the verified staging copies in: fingerprint out first, back in last.
+
+        The swap marker exists during the swap: a kill there is finished by the next open
+        (:func:`~asif_qdrant.retriever.journal.finish_import`).
+        """
         store, layout = self.store, Layout(self.dest_model)
+        marker = swap_marker(self.dest_model)
+        writes.drop_collection(store, marker)
+        writes.create_collection(store, marker, CollectionSpec(dense={"_": 1}))
         writes.drop_collection(store, layout.meta)
         crashpoint("import:swapping")
         ordered = sorted(self.plans, key=lambda p: p.role == "meta")
@@ -437,24 +444,23 @@ class _StoreSink:
             target = plan.dest(self.dest_model)
             writes.drop_collection(store, target)
             writes.create_collection(store, target, plan.spec)
-            copy_points(store, staging_name(target), target, plan.count)
+            copy_points(store, self._staging(plan), target, plan.count, point="import:restoring")
         for coll in store.list_collections():
             if coll.startswith(layout.labels_prefix):
                 writes.drop_collection(store, coll)
         self.abort()
+        writes.drop_collection(store, marker)
 
     def abort(self) -> None:
         """Drop the staging copies (the destination's own collections are untouched)."""
         for plan in self.plans:
-            writes.drop_collection(self.store, staging_name(plan.dest(self.dest_model)))
+            writes.drop_collection(self.store, self._staging(plan))
+
+    def _staging(self, plan: _Plan) -> str:
+        return import_staging(plan.dest(self.dest_model), self.dest_model)
 
     def end(self) -> None:
         pass
-
-
-def staging_name(collection: str) -> str:
-    """The staging copy of ``collection`` during an import or copy."""
-    return f"{collection}.importing"[:255]
 
 
 def _check_catalog_names(store: Store, dest_model: str, plans: Sequence[_Plan]) -> None:
@@ -471,7 +477,7 @@ def _check_catalog_names(store: Store, dest_model: str, plans: Sequence[_Plan]) 
         name = check_collection_name(plan.name)
         role_like = name.endswith(tuple(f"_{r}" for r in MODEL_ROLES)) or "_labels_" in name
         owner = next((n for n in models if Layout(n).is_model_collection(name)), None)
-        if role_like or owner or name.endswith(".importing"):
+        if role_like or owner or ".importing" in name or name.endswith(".swapping"):
             raise InvalidInputError(
                 f"The export lists a catalog named '{name}', which is "
                 + (f"a collection of the model '{owner}'" if owner else "a model's own name")

@@ -123,8 +123,8 @@ class IntegrityReport:
         renumbered: ``(stored, derived)`` when the fingerprint's ``next_anchor_id`` was not
             above the largest stored anchor id (a damaged or hand-edited fingerprint): the
             next id is re-derived from the largest id, so no add overwrites a pair.
-        rewrite: What was done with a collection rewrite (purge, migration) that a killed
-            process left (:mod:`asif_qdrant.retriever.journal`).
+        rewrite: What was done with a collection rewrite (purge, migration) or an import
+            that a killed process left (:mod:`asif_qdrant.retriever.journal`).
         unregistered_catalogs: Catalog collections of this model's shape that no
             fingerprint lists (a catalog created by a killed run): a repair registers them
             and re-computes them in full; an open refuses until then.
@@ -322,7 +322,10 @@ def check_integrity(
     store, fp = m.store, m.fingerprint
     if repair is None:
         repair = exclusive_store(store)
+    imported = journal.finish_import(m, apply=repair)
     rewrite = journal.resume(m, apply=repair)
+    if imported:
+        rewrite = f"{imported}\n{rewrite}" if rewrite else imported
     found = _diagnose(m, drop_unpaired=drop_unpaired)
     unregistered = tuple(_unregistered_catalogs(m))
     found = dataclasses.replace(found, rewrite=rewrite, unregistered_catalogs=unregistered)
@@ -440,7 +443,7 @@ def _diagnose(m: ModelState, *, drop_unpaired: bool = False) -> IntegrityReport:
     )
 
 
-_STAGING = (".compacting", ".migrating", ".importing")
+_STAGING = (".compacting", ".migrating", ".swapping")
 
 
 def _unregistered_catalogs(m: ModelState) -> list[str]:
@@ -458,6 +461,7 @@ def _unregistered_catalogs(m: ModelState) -> list[str]:
         if (
             coll in listed
             or coll.endswith(_STAGING)
+            or ".importing-" in coll
             or any(lay.is_model_collection(coll) for lay in layouts)
         ):
             continue

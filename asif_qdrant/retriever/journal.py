@@ -41,7 +41,16 @@ from asif_qdrant.retriever import writes
 from asif_qdrant.retriever.state import ModelState
 from asif_qdrant.store.base import CollectionSpec, Store
 
-__all__ = ["KILL_ENV", "copy_points", "crashpoint", "resume", "rewrite"]
+__all__ = [
+    "KILL_ENV",
+    "copy_points",
+    "crashpoint",
+    "finish_import",
+    "import_staging",
+    "resume",
+    "rewrite",
+    "swap_marker",
+]
 
 #: Environment variable naming the point at which :func:`crashpoint` kills the process.
 KILL_ENV = "ASIF_QDRANT_KILL_AT"
@@ -183,3 +192,51 @@ def resume(m: ModelState, *, apply: bool) -> str | None:
         "folder from a backup or an export ('asif-qdrant import --overwrite').",
         (problem,),
     )
+
+
+# -- staged imports (asif_qdrant.transfer writes them; an open finishes or drops them) ---------
+def import_staging(collection: str, model: str) -> str:
+    """The staging copy of ``collection`` while the model ``model`` is imported."""
+    return f"{collection}.importing-{model}"[:255]
+
+
+def swap_marker(model: str) -> str:
+    """The (empty) collection that exists while an import swaps its staging copies in."""
+    return f"{model}_meta.swapping"[:255]
+
+
+def finish_import(m: ModelState, *, apply: bool) -> str | None:
+    """Finish an import killed during its swap, or drop one killed before it.
+
+    The swap begins only once every staging copy is complete and verified, and creates
+    :func:`swap_marker` first; while it exists, the staging copies are swapped in again
+    (the fingerprint last) and the fingerprint is read anew. Staging copies without the
+    marker are an import killed before its swap, which never touched the model: dropped.
+
+    Returns:
+        What was (or would be) done; None when no import was left behind.
+    """
+    store, suffix = m.store, f".importing-{m.name}"
+    staged = sorted(
+        (c for c in store.list_collections() if c.endswith(suffix)),
+        key=lambda c: c == import_staging(m.layout.meta, m.name),
+    )
+    marker = swap_marker(m.name)
+    if not store.has_collection(marker):
+        if staged and apply:
+            for coll in staged:
+                writes.drop_collection(store, coll)
+        return f"dropped {staged} (an import killed before its swap)" if staged else None
+    if apply:
+        for coll in staged:
+            target = coll[: -len(suffix)]
+            writes.drop_collection(store, target)
+            writes.create_collection(store, target, store.collection_spec(coll))
+            copy_points(store, coll, target, store.count(coll))
+        for coll in staged:
+            writes.drop_collection(store, coll)
+        writes.drop_collection(store, marker)
+        stored = m.read_fingerprint()
+        if stored is not None:
+            m.fingerprint = stored
+    return f"finished an import killed during its swap ({len(staged)} collections)"

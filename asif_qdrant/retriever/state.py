@@ -226,14 +226,10 @@ class ModelState:
             for c in (layout.image_anchors, layout.text_anchors)
             if store.has_collection(c) and store.count(c)
         ]
-        if not orphans:
-            return
-        staged = [c for c in store.list_collections() if c.endswith(".importing")]
+        if not orphans or store.has_collection(f"{layout.meta}.swapping"):
+            return  # an import killed during its swap: the integrity check finishes it
         hint = (
-            f" Staging copies of an interrupted import exist ({staged[:4]}): run the same "
-            "'asif-qdrant import --overwrite' again to finish it."
-            if staged
-            else " Restore the meta collection (collections/"
+            " Restore the meta collection (collections/"
             f"{layout.meta}.json and its folder on the embedded engine) or import the model "
             "from an export ('asif-qdrant import --overwrite')."
         )

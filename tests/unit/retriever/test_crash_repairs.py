@@ -152,16 +152,32 @@ def test_import_into_a_held_folder_fails(model: Path, tmp_path: Path) -> None:
     assert check_model(model)["anchors"] == list(range(40))
 
 
-def test_import_killed_during_swap_is_finished_by_running_it_again(
-    model: Path, tmp_path: Path
+@pytest.mark.parametrize("point", ["import:swapping", "import:restoring#2"])
+def test_import_killed_during_swap_is_finished_on_open(
+    model: Path, tmp_path: Path, point: str
 ) -> None:
+    """Killed when the fingerprint is gone, or half-way through copying the anchors back."""
+    with ASIF(path=model, show_progress_bar=False) as asif:
+        crash_ops.run_op(asif, "add", "7")  # the model now differs from the export
     out = tmp_path / "m.tar"
     _export(model, out)
-    assert run_killed(model, "import", str(out), kill_at="import:swapping") == -signal.SIGKILL
-    with pytest.raises(ModelDamagedError, match="import"):
-        ASIF(path=model)  # anchors without a fingerprint: refused, not a new model
-    assert run_killed(model, "import", str(out)) == 0
-    assert check_model(model)["anchors"] == list(range(40))
+    with ASIF(path=model, show_progress_bar=False) as asif:
+        crash_ops.run_op(asif, "add", "8")
+    assert run_killed(model, "import", str(out), kill_at=point) == -signal.SIGKILL
+    state = check_model(model)
+    assert "finished an import" in state["integrity"].rewrite
+    assert state["anchors"] == list(range(46))  # the exported model, complete
+
+
+def test_import_killed_before_swap_leaves_the_model(model: Path, tmp_path: Path) -> None:
+    out = tmp_path / "m.tar"
+    _export(model, out)
+    with ASIF(path=model, show_progress_bar=False) as asif:
+        crash_ops.run_op(asif, "add", "8")
+    assert run_killed(model, "import", str(out), kill_at="import:staged#2") == -signal.SIGKILL
+    state = check_model(model)
+    assert "before its swap" in state["integrity"].rewrite
+    assert state["anchors"] == list(range(46))  # untouched: the import never swapped
 
 
 def test_expanded_size_is_bounded(model: Path, tmp_path: Path) -> None:
