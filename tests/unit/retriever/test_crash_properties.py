@@ -6,7 +6,7 @@ After every step the model is reopened and :func:`tests.crash_ops.check_model` c
 anchor collections hold the same ids, the fingerprint counts them (and its next id is above
 them), no staging copy is left, and every catalog vector equals a fresh re-computation.
 
-The default run is small (2 examples of 3 steps, under a minute); a longer one::
+The default run is small (2 examples of 2 steps, under a minute); a longer one::
 
     ASIF_CRASH_EXAMPLES=25 ASIF_CRASH_STEPS=8 python -m pytest \
         tests/unit/retriever/test_crash_properties.py -q
@@ -26,7 +26,7 @@ from asif_qdrant.transfer import export_model
 from tests.crash_ops import build, check_model, kill_after, run_killed
 
 EXAMPLES = int(os.environ.get("ASIF_CRASH_EXAMPLES", "2"))
-STEPS = int(os.environ.get("ASIF_CRASH_STEPS", "3"))
+STEPS = int(os.environ.get("ASIF_CRASH_STEPS", "2"))
 
 #: The named kill points each operation passes.
 POINTS = {
