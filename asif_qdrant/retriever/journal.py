@@ -36,7 +36,7 @@ import os
 import signal
 from typing import Any
 
-from asif_qdrant.errors import ModelDamagedError, StoreError
+from asif_qdrant.errors import InvalidParameterError, ModelDamagedError, StoreError
 from asif_qdrant.retriever import writes
 from asif_qdrant.retriever.state import ModelState
 from asif_qdrant.store.base import CollectionSpec, Store
@@ -106,7 +106,10 @@ def rewrite(m: ModelState, name: str, *, suffix: str, spec: CollectionSpec | Non
     """
     store, fp = m.store, m.fingerprint
     if name == m.layout.meta:
-        raise ValueError("The meta collection holds the rewrite marker: it cannot be rewritten.")
+        raise InvalidParameterError(
+            f"The collection '{name}' holds the model's fingerprint (and the rewrite marker): "
+            "it cannot be rewritten. Rewrite an anchor collection or a catalog."
+        )
     if not store.has_collection(name):
         return
     old = store.collection_spec(name)

@@ -7,6 +7,7 @@ error). Kills are real SIGKILLs of a child process (``tests/crash_ops.py``): at 
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -203,8 +204,6 @@ def test_altered_file_fails_its_checksum(model: Path, tmp_path: Path) -> None:
                 end["sha256"][part] = "0" * 64
                 data = json.dumps(end).encode()
                 m.size = len(data)
-            import io
-
             tar.addfile(m, io.BytesIO(data))
     with EdgeStore(tmp_path / "dest") as store:
         with pytest.raises(InvalidInputError, match="checksum"):
