@@ -31,8 +31,10 @@ __all__ = [
     "ImageDecodeError",
     "InvalidInputError",
     "InvalidParameterError",
+    "ModelDamagedError",
     "ModelNotFoundError",
     "StoreError",
+    "StoreLockedError",
     "check_int",
     "check_matrix",
     "check_one_of",
@@ -82,6 +84,33 @@ class StoreError(ASIFError):
 
 class EncoderLoadError(ASIFError):
     """An encoder could not be loaded (unknown name, missing weights, no network)."""
+
+
+class StoreLockedError(StoreError):
+    """An embedded store folder is held by another open store (this or another process).
+
+    Attributes:
+        holder_pid: The process id recorded by the holder, or None when it could not be read.
+    """
+
+    def __init__(self, message: str, holder_pid: int | None = None) -> None:
+        super().__init__(message)
+        self.holder_pid = holder_pid
+
+
+class ModelDamagedError(ASIFError):
+    """A model's collections disagree in a way no interrupted edit explains.
+
+    Nothing was changed: ``asif-qdrant repair --check-only`` reports what is wrong and
+    ``asif-qdrant repair`` fixes what it can prove.
+
+    Attributes:
+        problems: One line per problem found.
+    """
+
+    def __init__(self, message: str, problems: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.problems = problems
 
 
 def _fmt(value: Any) -> str:

@@ -663,20 +663,26 @@ class ASIF:
 
     # -- lifecycle -----------------------------------------------------------------------------
     @locked("write")
-    def check_integrity(self, *, repair: bool = True) -> IntegrityReport:
+    def check_integrity(
+        self, *, repair: bool = True, drop_unpaired: bool = False
+    ) -> IntegrityReport:
         """Check that the anchor collections are paired and the catalogs current; repair.
 
         Opening a model does this too, but repairs only a store this process holds alone
         (the embedded engine); on a server, call this once no other process is editing.
 
         Args:
-            repair: Roll back or complete what an interrupted edit left (else only report).
+            repair: Roll back or complete what an interrupted edit left, register catalogs
+                the fingerprint lacks (else only report).
+            drop_unpaired: Also delete anchors whose pair is gone (no edit explains them).
 
         Returns:
             What was found and done (also in :attr:`integrity`); see
             :mod:`asif_qdrant.retriever.integrity`.
         """
-        self._state.integrity = check_integrity(self._state, repair=repair)
+        self._state.integrity = check_integrity(
+            self._state, repair=repair, explicit=True, drop_unpaired=drop_unpaired
+        )
         return self._state.integrity  # type: ignore[no-any-return]
 
     @locked("write")

@@ -10,15 +10,19 @@ out: :meth:`~asif_qdrant.ASIF.classify` rebuilds them on first use.
 * :func:`export_model` writes one file, :func:`import_model` reads it into any store.
 
 Points stream in batches: memory stays flat whatever the model's size. Vectors keep their exact
-float32 bits and payloads round-trip through JSON. Catalogs are written first, then the anchors,
-and the fingerprint last: an interrupted import leaves no fingerprint behind, and running it
-again with ``overwrite=True`` completes it.
+float32 bits and payloads round-trip through JSON. Every collection is first written to a
+staging copy ``<name>.importing-<model>`` and verified; only then are the destination's collections
+replaced, the fingerprint removed first and written last: an import killed during that swap
+is finished by the next open (from the staging copies, which the swap drops last), and one
+killed before the swap leaves the destination untouched (the next open drops its copies).
 
 The file is an uncompressed tar (gzip-compressed when its name ends in ``.gz`` or ``.tgz``):
 ``manifest.json`` (format, model name, fingerprint, and each collection's role, vectors and
 point count), then per collection ``data/<nnn>-<collection>/<batch>.npz`` (ids and payloads as
 JSON, dense vectors as float32 matrices, sparse vectors as CSR arrays), then ``end.json``
-(the counts written, so a truncated file is detected).
+(the counts written and each part's SHA-256, so a truncated or altered file is detected).
+An import reads and verifies the whole file into staging collections before it replaces
+anything (:class:`_StoreSink`).
 
 Example:
     >>> import tempfile, numpy as np
@@ -44,12 +48,14 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import logging
 import os
 import tarfile
 import time
+import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -67,7 +73,8 @@ from asif_qdrant.errors import (
 from asif_qdrant.progress import progress_bar, show_progress
 from asif_qdrant.retriever import writes
 from asif_qdrant.retriever.fingerprint import Fingerprint
-from asif_qdrant.retriever.layout import MODEL_ROLES, Layout
+from asif_qdrant.retriever.journal import copy_points, crashpoint, import_staging, swap_marker
+from asif_qdrant.retriever.layout import MODEL_ROLES, Layout, model_names
 from asif_qdrant.store.base import CollectionSpec, Record, Store, check_collection_name
 from asif_qdrant.types import SparseVector
 from asif_qdrant.version import __version__
@@ -247,8 +254,10 @@ def _manifest(name: str, fp: Fingerprint, plans: Sequence[_Plan]) -> dict[str, A
 class _FileSource:
     """Reads a model from an export file, member by member (a tar stream)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, max_member_bytes: int = 256 * 2**20) -> None:
         self.path = path
+        self.max_member_bytes = max_member_bytes
+        self.digests: dict[str, str] = {}
         try:
             self._tar = tarfile.open(str(path), mode="r|*")  # noqa: SIM115 - closed by close()
         except (OSError, tarfile.TarError) as e:
@@ -277,23 +286,40 @@ class _FileSource:
             raise InvalidInputError(f"The export file {self.path} is damaged: {e}") from e
 
     def _read(self, member: tarfile.TarInfo) -> bytes:
+        if member.size > self.max_member_bytes:
+            raise InvalidInputError(
+                f"The export file {self.path} has a part {member.name!r} of {member.size} bytes "
+                f"unpacked; at most {self.max_member_bytes} are read into memory "
+                "(max_member_bytes). Nothing was written."
+            )
         f = self._tar.extractfile(member)
         if f is None:
             raise InvalidInputError(f"{self.path}: member {member.name!r} is not a file.")
         try:
-            return f.read()
+            data = f.read()
         except (OSError, EOFError, tarfile.TarError) as e:
             raise InvalidInputError(f"The export file {self.path} is damaged: {e}") from e
+        _check_unpacked(data, member.name, self.max_member_bytes, self.path)
+        self.digests[member.name] = hashlib.sha256(data).hexdigest()
+        return data
 
     def batches(self, plan: _Plan) -> Iterator[list[Record]]:
         index = self.plans.index(plan)
         prefix = f"data/{index:03d}-"
+        seen = 0
         while True:
             member = self._next()
             if member is None or not member.name.startswith(prefix):
                 self._pending = member
-                return
-            yield _decode_batch(self._read(member), plan, self.path)
+                break
+            batch = _decode_batch(self._read(member), plan, self.path)
+            seen += len(batch)
+            yield batch
+        if seen != plan.count:
+            raise InvalidInputError(
+                f"The export file {self.path} is truncated or damaged: it holds {seen} of the "
+                f"{plan.count} points of '{plan.name}'. Nothing was replaced."
+            )
 
     def finish(self) -> dict[str, int]:
         member = self._next()
@@ -302,10 +328,33 @@ class _FileSource:
                 f"The export file {self.path} is truncated or damaged: expected 'end.json', "
                 f"found {member.name if member else 'the end of the file'!r}."
             )
-        return dict(json.loads(self._read(member))["counts"])
+        end = json.loads(self._read(member))
+        for part, digest in end.get("sha256", {}).items():
+            if self.digests.get(part) != digest:
+                raise InvalidInputError(
+                    f"The export file {self.path} is damaged: the checksum of {part!r} "
+                    "differs from the one recorded at export. Nothing was written."
+                )
+        return dict(end["counts"])
 
     def close(self) -> None:
         self._tar.close()
+
+
+def _check_unpacked(data: bytes, name: str, limit: int, path: Path) -> None:
+    """A batch (``.npz``, a zip) must not unpack beyond ``limit`` bytes either."""
+    if not name.endswith(".npz"):
+        return
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            size = sum(i.file_size for i in z.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError) as e:
+        raise InvalidInputError(f"A batch {name!r} in {path} is damaged: {e}") from e
+    if size > limit:
+        raise InvalidInputError(
+            f"The export file {path} has a batch {name!r} that unpacks to {size} bytes; at "
+            f"most {limit} are read into memory (max_member_bytes). Nothing was written."
+        )
 
 
 def _check_manifest(data: Any, path: Path) -> dict[str, Any]:
@@ -323,18 +372,26 @@ def _check_manifest(data: Any, path: Path) -> dict[str, Any]:
 
 # -- sinks ---------------------------------------------------------------------------------------
 class _StoreSink:
-    """Writes a model into a store under ``dest_model``."""
+    """Writes a model into a store under ``dest_model``: staged first, then swapped in.
+
+    Every collection is written to a staging copy ``<dest>.importing-<model>`` and its count
+    checked; only once the whole source was read and verified (:meth:`commit`) are the
+    destination's collections replaced, the fingerprint first removed and last written, so a
+    model is never seen half-replaced: a kill during the swap is finished by the next open.
+    A failure before the swap drops the staging copies and leaves the destination as it was.
+    """
 
     def __init__(self, store: Store, dest_model: str, overwrite: bool) -> None:
         self.store, self.dest_model, self.overwrite = store, dest_model, overwrite
         self.counts: dict[str, int] = {}
+        self.plans: list[_Plan] = []
         per_call = getattr(store, "batch_size", 256) * getattr(store, "parallel", 1)
         self.chunk = max(256, int(per_call))
 
     def begin(self, plans: Sequence[_Plan]) -> None:
+        self.plans = list(plans)
         targets = [p.dest(self.dest_model) for p in plans]
-        prefix = Layout(self.dest_model).labels_prefix
-        caches = [c for c in self.store.list_collections() if c.startswith(prefix)]
+        _check_catalog_names(self.store, self.dest_model, plans)
         existing = [t for t in targets if self.store.has_collection(t)]
         if existing and not self.overwrite:
             raise StoreError(
@@ -342,11 +399,11 @@ class _StoreSink:
                 "(asif-qdrant import/migrate --overwrite) to replace them, or give the model "
                 "another name at the destination."
             )
-        for coll in [*existing, *caches]:
-            writes.drop_collection(self.store, coll)
+        for plan in plans:
+            writes.drop_collection(self.store, self._staging(plan))
 
     def write(self, plan: _Plan, batches: Iterator[list[Record]], bar: Any) -> None:
-        dest = plan.dest(self.dest_model)
+        dest = self._staging(plan)
         writes.create_collection(self.store, dest, plan.spec)
         buffer: list[Record] = []
         written = 0
@@ -367,10 +424,65 @@ class _StoreSink:
                 f"Copying '{plan.name}' into '{dest}' wrote {written} points and the "
                 f"destination holds {stored}, but the source had {plan.count}."
             )
-        self.counts[dest] = written
+        self.counts[plan.dest(self.dest_model)] = written
+        crashpoint("import:staged")
+
+    def commit(self) -> None:
+        """Swap the verified staging copies in: fingerprint out first, back in last.
+
+        The swap marker exists during the swap: a kill there is finished by the next open
+        (:func:`~asif_qdrant.retriever.journal.finish_import`).
+        """
+        store, layout = self.store, Layout(self.dest_model)
+        marker = swap_marker(self.dest_model)
+        writes.drop_collection(store, marker)
+        writes.create_collection(store, marker, CollectionSpec(dense={"_": 1}))
+        writes.drop_collection(store, layout.meta)
+        crashpoint("import:swapping")
+        ordered = sorted(self.plans, key=lambda p: p.role == "meta")
+        for plan in ordered:
+            target = plan.dest(self.dest_model)
+            writes.drop_collection(store, target)
+            writes.create_collection(store, target, plan.spec)
+            copy_points(store, self._staging(plan), target, plan.count, point="import:restoring")
+        for coll in store.list_collections():
+            if coll.startswith(layout.labels_prefix):
+                writes.drop_collection(store, coll)
+        self.abort()
+        writes.drop_collection(store, marker)
+
+    def abort(self) -> None:
+        """Drop the staging copies (the destination's own collections are untouched)."""
+        for plan in self.plans:
+            writes.drop_collection(self.store, self._staging(plan))
+
+    def _staging(self, plan: _Plan) -> str:
+        return import_staging(plan.dest(self.dest_model), self.dest_model)
 
     def end(self) -> None:
         pass
+
+
+def _check_catalog_names(store: Store, dest_model: str, plans: Sequence[_Plan]) -> None:
+    """A file's catalog names must not name a model's own collections (anchors, meta, labels).
+
+    A crafted catalog named ``prod_image_anchors`` would otherwise overwrite the anchors of
+    the model ``prod``. (Catalogs shared by models keep their names, as before: with
+    ``overwrite`` they are replaced.)
+    """
+    models = [*model_names(store), dest_model]
+    for plan in plans:
+        if plan.role != "catalog":
+            continue
+        name = check_collection_name(plan.name)
+        role_like = name.endswith(tuple(f"_{r}" for r in MODEL_ROLES)) or "_labels_" in name
+        owner = next((n for n in models if Layout(n).is_model_collection(name)), None)
+        if role_like or owner or ".importing" in name or name.endswith(".swapping"):
+            raise InvalidInputError(
+                f"The export lists a catalog named '{name}', which is "
+                + (f"a collection of the model '{owner}'" if owner else "a model's own name")
+                + f" in {store.describe()}: refused (it would overwrite it). Nothing was written."
+            )
 
 
 class _FileSink:
@@ -388,9 +500,11 @@ class _FileSink:
                 f"{str(path)!r} instead ({e})."
             ) from e
         self.counts: dict[str, int] = {}
+        self.digests: dict[str, str] = {}
         self._plans: list[_Plan] = []
 
     def _add(self, name: str, data: bytes) -> None:
+        self.digests[name] = hashlib.sha256(data).hexdigest()
         info = tarfile.TarInfo(name)
         info.size = len(data)
         info.mtime = int(time.time())
@@ -410,7 +524,8 @@ class _FileSink:
         self.counts[plan.name] = written
 
     def end(self) -> None:
-        self._add("end.json", json.dumps({"counts": self.counts}).encode())
+        end = {"counts": self.counts, "sha256": self.digests}
+        self._add("end.json", json.dumps(end).encode())
         self._tar.close()
         os.replace(self.partial, self.path)
 
@@ -555,7 +670,13 @@ def copy_model(
     sink = _StoreSink(dest, dest_name, overwrite)
     sink.begin(source.plans)
     report = TransferReport(model=name, dest_model=dest_name)
-    return _run(source, sink, report, f"Copying model '{name}'", show_progress_bar)
+    try:
+        _run(source, sink, report, f"Copying model '{name}'", show_progress_bar)
+    except BaseException:
+        sink.abort()
+        raise
+    sink.commit()
+    return report
 
 
 def export_model(
@@ -617,8 +738,13 @@ def import_model(
     name: str | None = None,
     overwrite: bool = False,
     show_progress_bar: bool | None = None,
+    max_member_bytes: int = 256 * 2**20,
 ) -> TransferReport:
     """Read an export file into a store.
+
+    The whole file is read and verified (counts, checksums, catalog names that cannot collide
+    with another model's) into staging collections first; only then are the destination's
+    collections replaced, so ``overwrite=True`` never deletes before the new model is complete.
 
     Args:
         path: The file written by :func:`export_model` (or ``asif-qdrant export``).
@@ -626,6 +752,9 @@ def import_model(
         name: The model's name in ``dest`` (default: the exported name).
         overwrite: Replace collections of the same names in ``dest`` (else an error).
         show_progress_bar: A progress bar; ``None`` follows the logger level.
+        max_member_bytes: The largest part of the file read into memory (a batch of
+            points, unpacked); a larger one is refused, so a small compressed file cannot
+            expand without bound.
 
     Returns:
         What was imported.
@@ -636,7 +765,8 @@ def import_model(
             False.
     """
     p = Path(path).expanduser()
-    source = _FileSource(p)
+    source = _FileSource(p, max_member_bytes)
+    sink: _StoreSink | None = None
     try:
         model = str(source.manifest["model"])
         dest_name = check_collection_name(name or model)
@@ -645,13 +775,18 @@ def import_model(
         report = TransferReport(model=model, dest_model=dest_name, path=str(p))
         _run(source, sink, report, f"Importing model '{model}'", show_progress_bar)
         counts = source.finish()
+        expected = {plan.name: plan.count for plan in source.plans}
+        if counts != expected:
+            raise InvalidInputError(
+                f"The export file {p} is inconsistent: its manifest counts {expected} points, "
+                f"its end record {counts}."
+            )
+    except BaseException:
+        if sink is not None:
+            sink.abort()
+        raise
     finally:
         source.close()
-    expected = {plan.name: plan.count for plan in source.plans}
-    if counts != expected:
-        raise InvalidInputError(
-            f"The export file {p} is inconsistent: its manifest counts {expected} points, "
-            f"its end record {counts}."
-        )
+    sink.commit()
     report.bytes = p.stat().st_size
     return report

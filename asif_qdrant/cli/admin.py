@@ -144,15 +144,29 @@ def model_details(name: str, model: dict[str, Any]) -> str:
 
 @click.command()
 @click.option("--check-only", is_flag=True, help="Report what is wrong; change nothing.")
+@click.option(
+    "--drop-unpaired",
+    is_flag=True,
+    help="Also delete anchors found in one anchor collection only (their pair is gone).",
+)
 @model_options
-def repair(check_only: bool, model: ModelOptions) -> None:
-    """Check the model's anchor pairing and catalogs; repair an interrupted edit.
+def repair(check_only: bool, drop_unpaired: bool, model: ModelOptions) -> None:
+    """Check the model's anchor pairing, fingerprint and catalogs; repair what is provable.
 
-    Opening a model on the embedded engine repairs it already; on a server the open only warns
-    (another process may be editing): run this once no other process is editing.
+    Opening a model repairs an interrupted edit already (on a server the open only warns:
+    another process may be editing) and refuses a model with damage no edit explains; this
+    command reports that damage (--check-only) and fixes what it can prove: it re-computes
+    stale catalogs, registers catalogs the fingerprint lacks, re-derives the next anchor id.
     """
-    with model.open() as asif:
-        report = asif.check_integrity(repair=not check_only)
+    from asif_qdrant.retriever.integrity import repair_model
+
+    folder, _ = resolve_location(model.path, model.url)
+    if folder is not None:
+        require_model(model.name, models_in_folder(folder), model.where())
+    with _open_store(model) as opened:
+        report = repair_model(
+            opened, model.name, check_only=check_only, drop_unpaired=drop_unpaired
+        )
         model.emit(
             report.as_dict(),
             report.summary() or "consistent: the anchors are paired and the catalogs current",

@@ -49,6 +49,7 @@ from asif_qdrant.retriever.crossgap import (
     migrate_catalog,
     refresh_extra_vectors,
 )
+from asif_qdrant.retriever.journal import crashpoint
 from asif_qdrant.retriever.layout import (
     CAPTION_SPARSE,
     CSA_VECTOR,
@@ -135,6 +136,11 @@ def ensure_catalog(m: ModelState, collection: str, *, captions: bool = False) ->
             # A catalog indexed before CSA / captions: rewritten with the new vectors.
             migrate_catalog(m, collection)
         return
+    if collection not in fp.catalogs:
+        # Registered before it exists: a run killed after writing items leaves a catalog
+        # that later anchor edits keep current (its items are at this anchor version).
+        fp.catalogs[collection] = {"next_id": 0, "anchor_version": fp.anchor_version}
+        writes.write_fingerprint(m)
     writes.create_collection(m.store, collection, catalog_spec(fp))
     m.kth_ready[collection] = True
 
@@ -223,6 +229,7 @@ def write_items(
             for j, (pid, payload, v) in enumerate(zip(ids, payloads, vecs, strict=True))
         ],
     )
+    crashpoint("index:written")
 
 
 def finish_catalog(m: ModelState, collection: str) -> None:

@@ -34,7 +34,7 @@ from asif_qdrant.csa import CSA, fit_csa
 from asif_qdrant.errors import AnchorSetError, InvalidParameterError
 from asif_qdrant.progress import progress_bar
 from asif_qdrant.relative import l2_normalize
-from asif_qdrant.retriever import writes
+from asif_qdrant.retriever import journal, writes
 from asif_qdrant.retriever.anchors import anchor_embeddings, relative
 from asif_qdrant.retriever.layout import (
     CAPTION_KTH,
@@ -197,8 +197,9 @@ def migrate_catalog(m: ModelState, collection: str) -> bool:
     """Give an existing catalog the vectors it lacks (``csa``, the caption vectors).
 
     Qdrant cannot add a named vector to a collection, so the catalog is rewritten through a
-    temporary copy (an interruption loses nothing: the copy ``<name>.migrating`` keeps every
-    point), then its ``csa`` vectors are filled in. Returns whether anything was done.
+    staging copy ``<name>.migrating`` under a write-ahead marker (a kill at any point loses
+    nothing: :mod:`asif_qdrant.retriever.journal`), then its ``csa`` vectors are filled in.
+    Returns whether anything was done.
     """
     spec = m.store.collection_spec(collection)
     dense, sparse = extra_spec(m.fingerprint)
@@ -209,7 +210,7 @@ def migrate_catalog(m: ModelState, collection: str) -> bool:
     new = CollectionSpec(
         dense={**spec.dense, **missing_dense}, sparse=tuple(spec.sparse) + missing_sparse
     )
-    writes.rewrite_collection(m.store, collection, suffix="migrating", spec=new)
+    journal.rewrite(m, collection, suffix="migrating", spec=new)
     if CSA_VECTOR in missing_dense:
         refresh_csa(m, collection)
     return True

@@ -30,7 +30,7 @@ import numpy as np
 
 from asif_qdrant.errors import AnchorSetError, InvalidInputError, check_int
 from asif_qdrant.relative import l2_normalize
-from asif_qdrant.retriever import writes
+from asif_qdrant.retriever import journal, writes
 from asif_qdrant.retriever.anchors import sync_anchor_indexes
 from asif_qdrant.retriever.crossgap import after_edit
 from asif_qdrant.retriever.recompute import EditReport, update_catalogs
@@ -169,7 +169,7 @@ def delete_anchors(m: ModelState, ids: Iterable[int], *, purge: bool = False) ->
     if purge:
         touched = [c.collection for c in report.catalogs if c.items_touched]
         for coll in [layout.image_anchors, layout.text_anchors, *touched]:
-            writes.rewrite_collection(m.store, coll, suffix="compacting")
+            journal.rewrite(m, coll, suffix="compacting")
     return len(present)
 
 

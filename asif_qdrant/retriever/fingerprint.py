@@ -51,6 +51,11 @@ class Fingerprint:
             a model is opened, it says which edit was interrupted
             (:mod:`asif_qdrant.integrity` completes or rolls it back). Stores written
             before this field load with None.
+        pending_rewrite: The write-ahead marker of a collection rewrite in flight (a purge,
+            a catalog migration): the collection, its staging copy, its point count, the
+            new spec and the phase (``"copy"``: the original is intact; ``"swap"``: the
+            staging copy is complete and verified). Found set on open, the rewrite is rolled
+            back or finished (:mod:`asif_qdrant.retriever.journal`).
         csa_dim: Canonical dimensions of the CSA vectors (dense ``csa``) stored in the
             catalogs, or None when the model has no CSA (:mod:`asif_qdrant.csa`).
         csa_ridge: The relative ridge of the CSA fit.
@@ -72,6 +77,7 @@ class Fingerprint:
     catalogs: dict[str, dict[str, Any]] = field(default_factory=dict)
     last_edit: dict[str, Any] | None = None
     pending_edit: dict[str, Any] | None = None
+    pending_rewrite: dict[str, Any] | None = None
     csa_dim: int | None = None
     csa_ridge: float = 0.1
     templates: list[str] | None = None

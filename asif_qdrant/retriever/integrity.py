@@ -19,15 +19,27 @@ marker ``delete`` (killed during the deletes)          **completed**: the ids ar
                                                        both sides, catalogs updated
 no marker, counts equal the fingerprint's              nothing (the cheap path: two counts)
 no marker, counts differ (a store written by an        ids are compared: one-sided ids are
-older version, or edited outside the library)          deleted (their pair is lost); ids in
-                                                       both beyond ``next_anchor_id`` are
-                                                       adopted; a count that still differs
+older version, or edited outside the library)          **damage** (see below); ids in both
+                                                       beyond ``next_anchor_id`` are adopted;
+                                                       a count that still differs
                                                        re-computes every catalog in full
+no marker, ``next_anchor_id`` not above the largest    ``next_anchor_id`` **re-derived** from
+anchor id (a damaged or hand-edited fingerprint)       the largest id (nothing deleted)
+a rewrite marker (a purge or migration killed)         rolled back or finished from its
+                                                       staging copy (:mod:`.journal`)
 a catalog at an older anchor version (killed during    **re-computed** in full from its items'
 the catalog updates of an edit)                        stored embeddings (``ASIF.reindex``)
 an index job not finished (``asif-qdrant index``       reported; ``asif-qdrant index --resume``
 killed mid-way)                                        finishes it
 =====================================================  =====================================
+
+Damage that no interrupted edit explains is never repaired by deleting: an anchor collection
+missing (its spec file removed), ids in one anchor collection only without a marker, anchors
+without a fingerprint, or a catalog of this model that no fingerprint lists. The open refuses
+with :class:`~asif_qdrant.errors.ModelDamagedError` and changes nothing;
+``asif-qdrant repair --check-only`` (:func:`repair_model`) reports it; ``asif-qdrant repair``
+fixes what it can prove (registers the catalog and re-computes it in full) and
+``--drop-unpaired`` deletes one-sided ids only when asked.
 
 The marker is the fingerprint's ``pending_edit``, written before the first anchor write of
 an edit and cleared by the same fingerprint write that records it, so it is set exactly
@@ -71,13 +83,15 @@ from typing import Any, Literal
 
 import numpy as np
 
-from asif_qdrant.retriever import writes
+from asif_qdrant.errors import ModelDamagedError
+from asif_qdrant.retriever import journal, writes
 from asif_qdrant.retriever.catalogs import reindex
 from asif_qdrant.retriever.edits import finish_edit
+from asif_qdrant.retriever.layout import SPARSE, Layout, model_fingerprints
 from asif_qdrant.retriever.state import ModelState
 from asif_qdrant.store.base import Store
 
-__all__ = ["IntegrityReport", "check_integrity", "exclusive_store"]
+__all__ = ["IntegrityReport", "check_integrity", "exclusive_store", "repair_model"]
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +120,17 @@ class IntegrityReport:
             (``asif-qdrant index --resume`` completes it).
         applied: False when the problems were only reported (a shared store, or
             ``repair=False``).
+        renumbered: ``(stored, derived)`` when the fingerprint's ``next_anchor_id`` was not
+            above the largest stored anchor id (a damaged or hand-edited fingerprint): the
+            next id is re-derived from the largest id, so no add overwrites a pair.
+        rewrite: What was done with a collection rewrite (purge, migration) or an import
+            that a killed process left (:mod:`asif_qdrant.retriever.journal`).
+        unregistered_catalogs: Catalog collections of this model's shape that no
+            fingerprint lists (a catalog created by a killed run): a repair registers them
+            and re-computes them in full; an open refuses until then.
+        damage: Problems no interrupted edit explains (a missing anchor collection, ids in
+            one anchor collection only): nothing is deleted; an open refuses with
+            :class:`~asif_qdrant.errors.ModelDamagedError`.
     """
 
     checked: Literal["counts", "marker", "ids"] = "counts"
@@ -117,6 +142,10 @@ class IntegrityReport:
     recomputed_catalogs: tuple[str, ...] = ()
     unfinished_jobs: tuple[str, ...] = ()
     applied: bool = True
+    renumbered: tuple[int, int] | None = None
+    rewrite: str | None = None
+    unregistered_catalogs: tuple[str, ...] = ()
+    damage: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -128,6 +157,10 @@ class IntegrityReport:
             or self.adopted
             or self.recounted
             or self.recomputed_catalogs
+            or self.renumbered
+            or self.rewrite
+            or self.unregistered_catalogs
+            or self.damage
         )
 
     @property
@@ -176,6 +209,21 @@ class IntegrityReport:
                 + verb("re-computed in full", "to re-compute in full")
                 + " (an edit was interrupted while it updated them)"
             )
+        if self.renumbered:
+            lines.append(
+                f"next_anchor_id {self.renumbered[0]} was not above the largest anchor id: "
+                + verb("re-derived", "to re-derive")
+                + f" as {self.renumbered[1]}"
+            )
+        if self.rewrite:
+            lines.append(self.rewrite)
+        if self.unregistered_catalogs:
+            lines.append(
+                f"catalogs {list(self.unregistered_catalogs)} are not in the fingerprint (a "
+                "killed index run?): "
+                + verb("registered and re-computed in full", "run 'asif-qdrant repair'")
+            )
+        lines.extend(f"DAMAGE: {d}" for d in self.damage)
         if self.unfinished_jobs:
             lines.append(
                 f"index jobs not finished in {list(self.unfinished_jobs)}: run "
@@ -244,21 +292,46 @@ def _units(m: ModelState, ids: Sequence[int]) -> dict[str, np.ndarray]:
     return out
 
 
-def check_integrity(m: ModelState, *, repair: bool | None = None) -> IntegrityReport:
+def check_integrity(
+    m: ModelState,
+    *,
+    repair: bool | None = None,
+    explicit: bool = False,
+    drop_unpaired: bool = False,
+) -> IntegrityReport:
     """Find (and repair) what an interrupted edit left behind; see the module docstring.
 
     Args:
         m: The model (its fingerprint already read).
         repair: True: repair; False: only report; None: repair when the store is exclusive
             to this process (:func:`exclusive_store`).
+        explicit: A repair asked for by the user (``asif-qdrant repair``,
+            ``ASIF.check_integrity``), not the check of an open: it may also register
+            unregistered catalogs (and re-compute them in full).
+        drop_unpaired: Delete anchor ids found in one anchor collection only, which no
+            interrupted edit explains (``asif-qdrant repair --drop-unpaired``). Without it
+            they are damage: reported, never deleted.
 
     Returns:
         What was found and done. A repair is also logged as a warning.
+
+    Raises:
+        ModelDamagedError: If ``repair`` is not False and the model has damage that
+            cannot be proven harmless to repair (nothing is changed then).
     """
     store, fp = m.store, m.fingerprint
     if repair is None:
         repair = exclusive_store(store)
-    found = _diagnose(m)
+    imported = journal.finish_import(m, apply=repair)
+    rewrite = journal.resume(m, apply=repair)
+    if imported:
+        rewrite = f"{imported}\n{rewrite}" if rewrite else imported
+    found = _diagnose(m, drop_unpaired=drop_unpaired)
+    unregistered = tuple(_unregistered_catalogs(m))
+    found = dataclasses.replace(found, rewrite=rewrite, unregistered_catalogs=unregistered)
+    refused = found.damage or (unregistered and not explicit)
+    if refused and repair:
+        _refuse(m, found)
     recomputed = _repair(m, found) if repair else _stale_catalogs(m)
     jobs = sorted(
         name
@@ -272,10 +345,63 @@ def check_integrity(m: ModelState, *, repair: bool | None = None) -> IntegrityRe
     return report
 
 
-def _diagnose(m: ModelState) -> IntegrityReport:
+def repair_model(
+    store: Store, name: str, *, check_only: bool = False, drop_unpaired: bool = False
+) -> IntegrityReport:
+    """Check (and repair) the model ``name`` in ``store`` without opening it for use.
+
+    What ``asif-qdrant repair`` runs: unlike an open, damage is reported (``--check-only``)
+    rather than raised, and a repair may register catalogs the fingerprint lacks.
+
+    Raises:
+        ModelDamagedError: A repair was asked for and damage remains that it cannot prove
+            harmless to fix (see :func:`check_integrity`).
+    """
+    m = ModelState(store, Layout(name), show_progress_bar=False)
+    m.open(None, None, k=None, p=None)
+    return check_integrity(m, repair=not check_only, explicit=True, drop_unpaired=drop_unpaired)
+
+
+def _refuse(m: ModelState, found: IntegrityReport) -> None:
+    problems = list(found.damage)
+    if found.unregistered_catalogs:
+        problems.append(
+            f"catalogs {list(found.unregistered_catalogs)} are not in the fingerprint (a "
+            "killed index run?): later anchor edits would leave them stale"
+        )
+    raise ModelDamagedError(
+        f"The ASIF model '{m.name}' ({m.store.describe()}) is damaged; nothing was changed:\n"
+        + "\n".join(f"- {p}" for p in problems)
+        + "\nRun 'asif-qdrant repair --check-only' for the full report; 'asif-qdrant repair' "
+        "fixes what it can prove (registers and re-computes catalogs; '--drop-unpaired' "
+        "deletes anchors whose pair is gone). A missing anchor collection comes back when "
+        "its files are restored.",
+        tuple(problems),
+    )
+
+
+def _missing_anchor_collections(m: ModelState) -> list[str]:
+    """Anchor collections missing while the model has anchors (on either side)."""
+    store, fp = m.store, m.fingerprint
+    img, txt = m.layout.image_anchors, m.layout.text_anchors
+    if not (fp.anchor_count or _count(store, img) or _count(store, txt)):
+        return []
+    return [
+        f"the anchor collection '{c}' is missing (on the embedded engine: its spec file "
+        f"collections/{c}.json or its folder) while the model has {fp.anchor_count} anchor "
+        "pairs; the other modality's anchors are kept"
+        for c in (img, txt)
+        if not store.has_collection(c)
+    ]
+
+
+def _diagnose(m: ModelState, *, drop_unpaired: bool = False) -> IntegrityReport:
     """What an interrupted edit left: the marker's ids, or (no marker) the ids that disagree."""
     store, fp = m.store, m.fingerprint
     img, txt = m.layout.image_anchors, m.layout.text_anchors
+    missing = _missing_anchor_collections(m)
+    if missing:
+        return IntegrityReport("counts", damage=tuple(missing))
     marker = fp.pending_edit
     if marker:
         interrupted = str(marker.get("operation"))
@@ -288,10 +414,23 @@ def _diagnose(m: ModelState) -> IntegrityReport:
         if len(in_img) == len(in_txt) == len(ids):
             return IntegrityReport("marker", interrupted, adopted=tuple(ids))
         return IntegrityReport("marker", interrupted, rolled_back=tuple(sorted(in_img | in_txt)))
+    in_img = _all_ids(store, img)
     if _count(store, img) == _count(store, txt) == fp.anchor_count:
+        top = max(in_img, default=-1)
+        if top >= fp.next_anchor_id:
+            return IntegrityReport("ids", renumbered=(fp.next_anchor_id, top + 1))
         return IntegrityReport("counts")
-    in_img, in_txt = _all_ids(store, img), _all_ids(store, txt)
+    in_txt = _all_ids(store, txt)
     one_sided = in_img ^ in_txt
+    if one_sided and not drop_unpaired:
+        only_img, only_txt = sorted(in_img - in_txt), sorted(in_txt - in_img)
+        return IntegrityReport(
+            "ids",
+            damage=(
+                f"anchor ids in one anchor collection only, which no interrupted edit "
+                f"explains: image-only {_ids(only_img)}, text-only {_ids(only_txt)}",
+            ),
+        )
     deletes = sorted(i for i in one_sided if i < fp.next_anchor_id)
     adopted = sorted(i for i in in_img & in_txt if i >= fp.next_anchor_id)
     paired = fp.anchor_count - len(deletes) + len(adopted)
@@ -302,6 +441,38 @@ def _diagnose(m: ModelState) -> IntegrityReport:
         adopted=tuple(adopted),
         recounted=len(in_img & in_txt) != paired,
     )
+
+
+_STAGING = (".compacting", ".migrating", ".swapping")
+
+
+def _unregistered_catalogs(m: ModelState) -> list[str]:
+    """Collections shaped like this model's catalogs that no model's fingerprint lists."""
+    fp, store = m.fingerprint, m.store
+    if fp.image_dim is None or fp.text_dim is None:
+        return []
+    listed: set[str] = set(fp.catalogs)
+    layouts = [m.layout]
+    for name, other in model_fingerprints(store).items():
+        listed |= set(other.catalogs)
+        layouts.append(Layout(name))
+    out = []
+    for coll in store.list_collections():
+        if (
+            coll in listed
+            or coll.endswith(_STAGING)
+            or ".importing-" in coll
+            or any(lay.is_model_collection(coll) for lay in layouts)
+        ):
+            continue
+        spec = store.collection_spec(coll)
+        if (
+            SPARSE in spec.sparse
+            and spec.dense.get("image") == fp.image_dim
+            and spec.dense.get("text") == fp.text_dim
+        ):
+            out.append(coll)
+    return sorted(out)
 
 
 def _stale_catalogs(m: ModelState) -> list[str]:
@@ -319,6 +490,13 @@ def _repair(m: ModelState, found: IntegrityReport) -> list[str]:
     """Roll back, complete or adopt what :func:`_diagnose` found; returns the catalogs redone."""
     store, fp = m.store, m.fingerprint
     t0 = time.perf_counter()
+    if found.renumbered or found.unregistered_catalogs:
+        if found.renumbered:
+            fp.next_anchor_id = max(fp.next_anchor_id, found.renumbered[1])
+        for name in found.unregistered_catalogs:  # re-computed in full below (stale)
+            ints = [int(r.id) for r in store.scroll(name) if isinstance(r.id, int)]
+            fp.catalogs[name] = {"next_id": max(ints, default=-1) + 1, "anchor_version": -1}
+        writes.write_fingerprint(m)
     adopted, deletes = list(found.adopted), list(found.completed_deletes)
     _delete(store, (m.layout.image_anchors, m.layout.text_anchors), [*found.rolled_back, *deletes])
     recomputed: list[str] = []

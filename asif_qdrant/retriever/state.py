@@ -27,7 +27,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from asif_qdrant.errors import AnchorSetError, InvalidParameterError, check_matrix
+from asif_qdrant.errors import (
+    AnchorSetError,
+    InvalidParameterError,
+    ModelDamagedError,
+    check_matrix,
+)
 from asif_qdrant.progress import show_progress
 from asif_qdrant.retriever.fingerprint import Fingerprint
 from asif_qdrant.retriever.layout import Layout
@@ -199,6 +204,8 @@ class ModelState:
         from asif_qdrant.encoders import DEFAULT_IMAGE_ENCODER, DEFAULT_TEXT_ENCODER
 
         stored = self.read_fingerprint()
+        if stored is None:
+            self._refuse_orphan_anchors()
         defaults = {"image": DEFAULT_IMAGE_ENCODER, "text": DEFAULT_TEXT_ENCODER}
         names = {}
         for modality, spec in (("image", image_encoder), ("text", text_encoder)):
@@ -216,6 +223,31 @@ class ModelState:
             stored.check_setting("k", k, store=self.name)
             stored.check_setting("p", p, store=self.name)
             self.fingerprint = stored
+
+    def _refuse_orphan_anchors(self) -> None:
+        """Anchors without a fingerprint are damage, not a new model (k, catalogs unknown)."""
+        layout, store = self.layout, self.store
+        orphans = [
+            c
+            for c in (layout.image_anchors, layout.text_anchors)
+            if store.has_collection(c) and store.count(c)
+        ]
+        if not orphans or store.has_collection(f"{layout.meta}.swapping"):
+            return  # an import killed during its swap: the integrity check finishes it
+        hint = (
+            " Restore the meta collection (collections/"
+            f"{layout.meta}.json and its folder on the embedded engine) or import the model "
+            "from an export ('asif-qdrant import --overwrite')."
+        )
+        problem = (
+            f"the fingerprint ('{layout.meta}') is missing but the anchor collections "
+            f"{orphans} exist: k, p and the catalogs are unknown"
+        )
+        raise ModelDamagedError(
+            f"The ASIF model '{self.name}' is damaged: {problem}. Nothing was changed "
+            f"(it was not opened as a new model).{hint}",
+            (problem,),
+        )
 
     def _resolve_encoder(
         self,

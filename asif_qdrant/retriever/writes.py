@@ -8,7 +8,8 @@ modules that decide *what* to write (:mod:`~asif_qdrant.retriever.edits`,
 callers of the store's writing methods (``create_collection``, ``delete_collection``,
 ``upsert``, ``update_vectors``, ``delete``). A test asserts it
 (``tests/unit/retriever/test_writes.py``), so that a check added here sees every byte
-before it is written.
+before it is written. Crash-safe rewrites of whole collections (a staging copy and a
+write-ahead marker) are in :mod:`asif_qdrant.retriever.journal`, built on these.
 
 Example:
     >>> import tempfile, numpy as np
@@ -16,7 +17,6 @@ Example:
     >>> with EdgeStore(tempfile.mkdtemp()) as store:
     ...     create_collection(store, "c", CollectionSpec(dense={"v": 2}))
     ...     upsert(store, "c", [Record(1, {"a": 1}, dense={"v": np.ones(2, np.float32)})])
-    ...     rewrite_collection(store, "c", suffix="compacting")
     ...     store.count("c")
     1
 """
@@ -39,7 +39,6 @@ __all__ = [
     "delete_points",
     "drop_collection",
     "drop_label_caches",
-    "rewrite_collection",
     "update_vectors",
     "upsert",
     "write_fingerprint",
@@ -88,27 +87,3 @@ def drop_label_caches(m: ModelState) -> None:
     for coll in m.store.list_collections():
         if coll.startswith(m.layout.labels_prefix):
             drop_collection(m.store, coll)
-
-
-def rewrite_collection(
-    store: Store, name: str, *, suffix: str, spec: CollectionSpec | None = None
-) -> None:
-    """Rewrite a collection from its live points (under ``spec``, default its own).
-
-    The points go through a temporary copy ``<name>.<suffix>`` first, so an interruption
-    loses nothing. Used to make deleted points leave the disk (Qdrant keeps them in its
-    write-ahead log until it vacuums) and to add named vectors (Qdrant cannot add one to a
-    collection).
-    """
-    if not store.has_collection(name):
-        return
-    old = store.collection_spec(name)
-    records = list(store.scroll(name, with_vectors=True))
-    tmp = f"{name}.{suffix}"[:255]
-    drop_collection(store, tmp)
-    create_collection(store, tmp, old)
-    upsert(store, tmp, records)
-    drop_collection(store, name)
-    create_collection(store, name, spec or old)
-    upsert(store, name, records)
-    drop_collection(store, tmp)

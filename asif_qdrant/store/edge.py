@@ -1,8 +1,11 @@
 """The embedded backend: the real Qdrant engine in-process (``qdrant-edge-py``).
 
 Each collection is one Edge shard in its own folder under ``<path>/collections/<name>/``,
-beside a small ``<name>.json`` that records its vectors. A folder can be opened by one
-process at a time (the engine locks its write-ahead log).
+beside a small ``<name>.json`` that records its vectors. A folder has one owner at a time:
+an open :class:`EdgeStore` holds an exclusive lock on ``<path>/asif-qdrant.lock`` (which
+records its process id) until it closes, so a second opener, in this process or another,
+gets :class:`~asif_qdrant.errors.StoreLockedError` naming the holder. Read-only opens cannot
+share a folder either: the engine locks each collection's write-ahead log even to read it.
 
 Example:
     >>> import numpy as np, tempfile
@@ -16,6 +19,8 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -26,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from asif_qdrant.errors import CollectionNotFoundError, StoreError
+from asif_qdrant.errors import CollectionNotFoundError, StoreError, StoreLockedError
 from asif_qdrant.store import wire
 from asif_qdrant.store.base import (
     DENSE_BATCH,
@@ -47,6 +52,8 @@ from asif_qdrant.types import SparseVector
 __all__ = ["EdgeStore"]
 
 _BATCH = 512
+#: The file an open store locks in its folder (and writes its process id into).
+LOCK_FILE = "asif-qdrant.lock"
 
 
 def _edge() -> Any:
@@ -74,6 +81,7 @@ class EdgeStore(Store):
             (self.path / "collections").mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise StoreError(f"Cannot create the store folder {self.path}: {e}") from e
+        self._lock_fd = _lock_folder(self.path)
         self._shards: dict[str, Any] = {}
         self._closed = False
         # Opening a shard takes its write-ahead-log lock: two threads opening the same
@@ -361,11 +369,49 @@ class EdgeStore(Store):
                 errors.append(f"{name}: {e}")
         self._shards.clear()
         self._closed = True
+        _unlock_folder(self._lock_fd)
         if errors:
             raise StoreError(f"Closing the store at {self.path} failed: {'; '.join(errors)}")
 
+    def __del__(self) -> None:  # an unclosed store dropped: its folder is free again
+        if not getattr(self, "_closed", True):
+            _unlock_folder(self._lock_fd)
+
     def describe(self) -> str:  # noqa: D102
         return f"embedded Qdrant engine (qdrant-edge) at {self.path}"
+
+
+def _lock_folder(path: Path) -> int:
+    """Take the folder's owner lock (non-blocking) and record our pid; returns the fd."""
+    lock = path / LOCK_FILE
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise StoreError(f"Cannot create the lock file {lock}: {e}") from e
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = None
+        with contextlib.suppress(OSError, ValueError):
+            holder = int(os.pread(fd, 32, 0).decode().split()[0])
+        os.close(fd)
+        who = "this process" if holder == os.getpid() else f"process {holder}"
+        raise StoreLockedError(
+            f"The store folder {path} is in use by {who if holder else 'another process'} "
+            f"(it holds {lock}). An embedded store has one owner at a time, for reading too "
+            "(the engine locks each collection's write-ahead log): close the model there "
+            "first, or serve the model with a Qdrant server (--url) for concurrent access.",
+            holder,
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+def _unlock_folder(fd: int) -> None:
+    with contextlib.suppress(OSError):
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
 
 
 def _filter(flt: PayloadFilter | None) -> Any:

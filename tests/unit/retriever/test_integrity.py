@@ -203,7 +203,14 @@ def test_killed_delete_is_completed_on_open(
 
 
 def test_store_without_marker_is_checked_by_ids(built: dict[str, Any]) -> None:
-    """A store broken outside the library (or by an older version): counts disagree."""
+    """A store broken outside the library (or by an older version): counts disagree.
+
+    Ids in one anchor collection only, with no marker to explain them, are damage: the open
+    refuses (ModelDamagedError) and deletes nothing; ``repair --drop-unpaired`` deletes them.
+    """
+    from asif_qdrant.errors import ModelDamagedError
+    from asif_qdrant.retriever.integrity import repair_model
+
     with ASIF(path=built["path"]) as asif:
         store, unit = asif.store, np.ones(DI, np.float32) / DI**0.5
         store.upsert(asif.layout.image_anchors, [Record(50, {}, dense={"image": unit})])
@@ -211,13 +218,21 @@ def test_store_without_marker_is_checked_by_ids(built: dict[str, Any]) -> None:
         for coll, vn, d in ((asif.layout.image_anchors, "image", DI),
                             (asif.layout.text_anchors, "text", DT)):  # fmt: skip
             store.upsert(coll, [Record(60, {}, dense={vn: np.ones(d, np.float32) / d**0.5})])
+    with pytest.raises(ModelDamagedError, match=r"image-only \[5, 50\]"):
+        ASIF(path=built["path"])
+    from asif_qdrant.store import EdgeStore
+
+    with EdgeStore(built["path"]) as store:
+        assert store.count("asif_image_anchors") == N_ANCHORS + 2  # nothing deleted
+        report = repair_model(store, "asif", check_only=True)
+        assert report.damage and not report.applied
+        report = repair_model(store, "asif", drop_unpaired=True)
+    assert report.checked == "ids" and report.interrupted is None
+    assert report.rolled_back == (50,)  # beyond next_anchor_id, one side only
+    assert report.completed_deletes == (5,)  # a known id gone from one side
+    assert report.adopted == (60,)  # in both, unknown to the fingerprint
+    assert not report.recounted
     with ASIF(path=built["path"]) as asif:
-        report = asif.integrity
-        assert report.checked == "ids" and report.interrupted is None
-        assert report.rolled_back == (50,)  # beyond next_anchor_id, one side only
-        assert report.completed_deletes == (5,)  # a known id gone from one side
-        assert report.adopted == (60,)  # in both, unknown to the fingerprint
-        assert not report.recounted
         _check_consistent(asif)
         assert 5 not in asif.anchor_embeddings("image")[0]
 
@@ -295,7 +310,7 @@ def test_check_integrity_method_and_repair_command(tmp_path: Path) -> None:
         found = asif.check_integrity(repair=False)
         assert not found.ok and not found.applied
         assert asif.store.count(asif.layout.image_anchors) == 6  # nothing changed
-        fixed = asif.check_integrity()
+        fixed = asif.check_integrity(drop_unpaired=True)
         assert fixed.applied and fixed.repaired
         image_ids = {r.id for r in asif.store.scroll(asif.layout.image_anchors)}
         text_ids = {r.id for r in asif.store.scroll(asif.layout.text_anchors)}
@@ -303,9 +318,15 @@ def test_check_integrity_method_and_repair_command(tmp_path: Path) -> None:
         assert asif.check_integrity().ok
         # Break it again for the command line.
         asif.store.delete(asif.layout.image_anchors, [4])
-    # (Opening the embedded engine repairs by itself: the command then finds it consistent.)
-    out = CliRunner().invoke(main, ["repair", "--path", str(path), "--json", "-q"])
+    # Half a pair with no marker is damage: reported, refused, deleted only when asked.
+    out = CliRunner().invoke(main, ["repair", "--check-only", "--path", str(path), "--json"])
     assert out.exit_code == 0, out.output
-    assert json.loads(out.stdout)["ok"] is True
+    assert json.loads(out.stdout)["damage"] and "text-only [4]" in out.stdout
+    out = CliRunner().invoke(main, ["repair", "--path", str(path), "-q"])
+    assert out.exit_code != 0 and "--drop-unpaired" in out.output
+    args = ["repair", "--drop-unpaired", "--path", str(path), "--json", "-q"]
+    out = CliRunner().invoke(main, args)
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.stdout)["completed_deletes"] == [4]
     out = CliRunner().invoke(main, ["repair", "--check-only", "--path", str(path), "-q"])
     assert out.exit_code == 0 and "consistent" in out.output
