@@ -31,6 +31,7 @@ __all__ = [
     "ImageDecodeError",
     "InvalidInputError",
     "InvalidParameterError",
+    "InvalidPayloadError",
     "ModelNotFoundError",
     "StoreError",
     "check_int",
@@ -58,6 +59,13 @@ class InvalidInputError(ASIFError, ValueError):
 
 class ImageDecodeError(InvalidInputError):
     """An image input could not be opened or decoded."""
+
+
+class InvalidPayloadError(InvalidInputError):
+    """A payload cannot be stored: not JSON, too deep or large, or it uses a reserved key.
+
+    The message names the row and the rule (``asif_qdrant.retriever.writes.check_payload``).
+    """
 
 
 class AnchorSetError(ASIFError, ValueError):
@@ -235,10 +243,22 @@ Row 0 holds NaN or inf.
         raise InvalidInputError(
             f"'{what}'{given} must contain only finite values. Row {row} holds NaN or inf."
         )
+    if dtype is not None:
+        # Finite in float64 is not finite in float32 (1e39): check the values as stored.
+        with np.errstate(over="ignore"):
+            cast = np.ascontiguousarray(arr, dtype=dtype)
+        if np.issubdtype(cast.dtype, np.floating) and not np.isfinite(cast).all():
+            row = int(np.argwhere(~np.isfinite(cast))[0][0])
+            raise InvalidInputError(
+                f"'{what}'{given} must contain only values that fit in {cast.dtype} "
+                f"(|x| <= {float(np.finfo(cast.dtype).max):.4g}). Row {row} holds a value "
+                "beyond that range."
+            )
+        arr = cast
     if nonzero_rows and arr.size:
         zero = np.flatnonzero(~arr.any(axis=1))
         if zero.size:
             raise InvalidInputError(
                 f"'{what}'{given} row {int(zero[0])} is all zeros: it has no direction."
             )
-    return arr if dtype is None else np.ascontiguousarray(arr, dtype=dtype)
+    return arr

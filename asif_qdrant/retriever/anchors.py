@@ -64,7 +64,7 @@ def list_anchors(m: ModelState, *, limit: int | None = None) -> list[dict[str, A
         return []
     out = []
     for rec in m.store.scroll(m.layout.text_anchors):
-        out.append({"id": rec.id, **rec.payload})
+        out.append({**rec.payload, "id": rec.id})  # the pair's id wins over any payload key
         if limit is not None and len(out) >= limit:
             break
     return out

@@ -98,6 +98,7 @@ def prepare_catalog(
         raise InvalidInputError(
             f"'payloads' must have one entry per item ({n}). Got {len(payloads)}."
         )
+    writes.check_payloads(payloads, reserved=writes.CATALOG_RESERVED_KEYS)
     if ids is not None:
         ids = list(ids)
         if len(ids) != n:
