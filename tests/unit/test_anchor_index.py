@@ -67,6 +67,7 @@ def test_default_paths_meet_the_bar_on_a_second_data_set(method):
     check_quality(method, RECALL_BAR[method], ids, sims, anchors, queries, true_ids, true_sims)
 
 
+@pytest.mark.blas
 def test_exact_index_equals_relative_topk(data):
     """The exact path is the paper's recipe: same anchors and weights as relative_topk."""
     anchors, queries, _, _ = data

@@ -7,6 +7,8 @@ import pytest
 
 from tests.floats import assert_topk_match, dot_rounding, weight_rounding
 
+pytestmark = pytest.mark.blas  # run again under OPENBLAS_CORETYPE=Haswell (scripts/test.sh)
+
 
 def test_a_swap_inside_a_near_tie_passes() -> None:
     assert_topk_match(
