@@ -44,20 +44,22 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import logging
 import os
 import tarfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from asif_qdrant.errors import (
+    ASIFError,
     CollectionNotFoundError,
     InvalidInputError,
     InvalidParameterError,
@@ -494,6 +496,35 @@ def _decode_batch(data: bytes, plan: _Plan, path: Path) -> list[Record]:
 
 
 # -- public functions ----------------------------------------------------------------------------
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _file_errors(fn: _F) -> _F:
+    """Report what a damaged or crafted export file raises deep inside as InvalidInputError.
+
+    A missing key, a value of the wrong type, a number out of range or a tar stream cut in
+    the wrong place (``KeyError``, ``TypeError``, ``OverflowError``,
+    ``tarfile.StreamError``...) means the file is not a sound export; the library's own
+    errors pass through unchanged.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(path: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(path, *args, **kwargs)
+        except ASIFError:
+            raise
+        except (KeyError, TypeError, ValueError, IndexError, OverflowError, EOFError) as e:
+            raise InvalidInputError(
+                f"The export file {path} is damaged or not an asif-qdrant export "
+                f"({type(e).__name__}: {str(e)[:200]})."
+            ) from e
+        except tarfile.TarError as e:
+            raise InvalidInputError(f"The export file {path} is damaged: {e}") from e
+
+    return wrapper  # type: ignore[return-value]
+
+
 def _run(
     source: Any, sink: Any, report: TransferReport, desc: str, show_progress_bar: bool | None
 ) -> TransferReport:
@@ -599,6 +630,7 @@ def export_model(
     return report
 
 
+@_file_errors
 def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The manifest of an export file: format, model name, fingerprint, collections.
 
@@ -610,6 +642,7 @@ def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
     return source.manifest
 
 
+@_file_errors
 def import_model(
     path: str | os.PathLike[str],
     dest: Store,

@@ -37,6 +37,7 @@ from asif_qdrant.errors import (
     InvalidInputError,
     InvalidParameterError,
     check_int,
+    is_blank,
 )
 from asif_qdrant.progress import progress_bar
 from asif_qdrant.relative import l2_normalize
@@ -257,14 +258,14 @@ def _check_index_inputs(
                 f"({len(images_)}). Got {captions!r:.100}."
             )
         for i, c in enumerate(captions):
-            if c is not None and (not isinstance(c, str) or not c.strip()):
+            if c is not None and (not isinstance(c, str) or is_blank(c)):
                 raise InvalidInputError(
                     f"Caption {i} must be a non-empty str or None. Got {c!r:.60}."
                 )
     for i, t in enumerate(texts_):
         if not isinstance(t, str):
             raise InvalidInputError(f"Text {i} must be a str. Got {type(t).__name__} ({t!r:.60}).")
-        if not t.strip():
+        if is_blank(t):
             raise InvalidInputError(
                 f"Text {i} is empty (or only whitespace): there is nothing to index."
             )
@@ -568,7 +569,7 @@ def _job_input(
         return arr, [], digest
     texts = list(texts)
     for i, t in enumerate(texts):
-        if not isinstance(t, str) or not t.strip():
+        if not isinstance(t, str) or is_blank(t):
             raise InvalidInputError(f"Text {i} must be a non-empty str. Got {t!r:.60}.")
     items = [("image", str(x)) for x in images] + [("text", t) for t in texts]
     return None, items, _digest([json.dumps(items).encode()])

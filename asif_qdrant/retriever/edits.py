@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from asif_qdrant.errors import AnchorSetError, InvalidInputError, check_int
+from asif_qdrant.errors import AnchorSetError, InvalidInputError, check_int, is_blank
 from asif_qdrant.relative import l2_normalize
 from asif_qdrant.retriever import writes
 from asif_qdrant.retriever.anchors import sync_anchor_indexes
@@ -79,7 +79,7 @@ def add_anchors(
             raise InvalidInputError(
                 f"Caption {i} must be a str. Got {type(c).__name__} ({c!r:.60})."
             )
-        if not c.strip():
+        if is_blank(c):
             raise InvalidInputError(
                 f"Caption {i} is empty (or only whitespace): an anchor pair needs a caption."
             )
