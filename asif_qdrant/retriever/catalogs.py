@@ -243,6 +243,25 @@ def finish_catalog(m: ModelState, collection: str) -> None:
         writes.write_fingerprint(m)
 
 
+def _without_echo(
+    payloads: Sequence[Mapping[str, Any]] | None, modalities: Sequence[str]
+) -> Sequence[Mapping[str, Any]] | None:
+    """The payloads without a ``modality`` key that repeats the item's own modality.
+
+    A payload read back from a search (a LangChain document's metadata) holds the stored
+    ``modality``; writing it again is harmless. Any other ``modality`` is refused later
+    (``writes.CATALOG_RESERVED_KEYS``).
+    """
+    if payloads is None or len(payloads) != len(modalities):
+        return payloads
+    return [
+        {k: v for k, v in p.items() if k != "modality"}
+        if isinstance(p, Mapping) and p.get("modality") == modality
+        else p
+        for p, modality in zip(payloads, modalities, strict=True)
+    ]
+
+
 def _check_index_inputs(
     images: Sequence[ImageInput] | None,
     texts: Sequence[str] | None,
@@ -301,6 +320,7 @@ def index(
     images_, texts_ = _check_index_inputs(images, texts, captions)
     items: list[tuple[Modality, Any]] = [("image", x) for x in images_]
     items += [("text", t) for t in texts_]
+    payloads = _without_echo(payloads, [modality for modality, _ in items])
     base: list[dict[str, Any]] = []
     for modality, x in items:
         payload: dict[str, Any] = {"modality": modality}
@@ -355,6 +375,7 @@ def index_embeddings(
     m.layout.anchors(modality)  # validates the modality
     emb = m.check_embeddings("embeddings", embeddings, modality)
     cap = check_caption_embeddings(m, caption_embeddings, len(emb), modality)
+    payloads = _without_echo(payloads, [modality] * len(emb))
     ids = prepare_catalog(m, collection, len(emb), payloads, ids)
     if cap is not None and len(emb):
         ensure_catalog(m, collection, captions=True)

@@ -101,6 +101,8 @@ def test_case2_catalog_payload_cannot_hide_an_image_item(tmp_path: Path) -> None
         asif.add_anchor_embeddings(img, txt)
         with pytest.raises(InvalidPayloadError, match=r"payloads\[0\] holds the key 'modality'"):
             asif.index_embeddings("items", img[:1], "image", payloads=[{"modality": "text"}])
+        # The item's own modality, as a search returns it, may be written back.
+        asif.index_embeddings("echo", img[:1], "image", payloads=[{"modality": "image"}])
         (pid,) = asif.index_embeddings("items", img[:1], "image", payloads=[{"kind": "text"}])
         hits = asif.search_embeddings("items", img[:1], "image", item_modality="image")
         assert [h.id for h in hits[0]] == [pid]
