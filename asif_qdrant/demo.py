@@ -7,10 +7,19 @@ held-out images are also classified zero-shot into the stamps' top-level categor
 
 Run it with ``asif-qdrant demo`` (or ``python -m asif_qdrant demo``).
 
+The figures are tie-aware: items scoring within :data:`TIE_TOLERANCE` of a query's target
+(duplicate stamps, captions such as "The letter q." and "The letter Q.") tie with it, and
+the target counts at its expected place among them, as in the evaluation
+(``asif_qdrant_evaluation.metrics``). The engine's order inside such a tie follows float32
+rounding and storage order, so the plain hit position could move R@1 between runs of the
+same code (0.173 / 0.176 once; that flip came from text batches, fixed in the text encoder).
+
 Example:
     >>> from asif_qdrant.demo import recall_at
     >>> recall_at([0, 3, None, 1], 1), recall_at([0, 3, None, 1], 5)
     (0.25, 0.75)
+    >>> recall_at([(0, 2), (1, 1)], 1)  # a two-way tie for first place counts one half
+    0.25
 """
 
 from __future__ import annotations
@@ -36,6 +45,7 @@ __all__ = [
     "CATEGORY_PROMPTS",
     "DEMO_CATALOG",
     "DEMO_MODEL",
+    "TIE_TOLERANCE",
     "DemoResult",
     "recall_at",
     "run_demo",
@@ -71,16 +81,28 @@ CATEGORY_PROMPTS = {
 FREE_QUERIES = ("a red car", "something to eat", "a musical instrument", "a wild cat")
 
 
-def recall_at(ranks: list[int | None], k: int) -> float:
-    """Fraction of queries whose target is ranked below ``k`` (ranks start at 0).
+#: Scores closer than this tie (float32 rounding of the engine's sparse dot products).
+TIE_TOLERANCE = 1e-6
+
+
+def recall_at(ranks: list[int | tuple[int, int] | None], k: int) -> float:
+    """Expected fraction of queries whose target is among the first ``k`` hits.
 
     Args:
-        ranks: The 0-based rank of each query's target, None when it was not retrieved.
+        ranks: Per query, the 0-based rank of its target, or ``(greater, tied)``: how many
+            hits score above it and how many tie with it (itself included; the target lands
+            at random among them), or None when it was not retrieved.
         k: The cut-off.
     """
     if not ranks:
         return float("nan")
-    return sum(1 for r in ranks if r is not None and r < k) / len(ranks)
+    total = 0.0
+    for r in ranks:
+        if r is None:
+            continue
+        greater, tied = (r, 1) if isinstance(r, int) else r
+        total += min(max((k - greater) / tied, 0.0), 1.0)
+    return total / len(ranks)
 
 
 @dataclass
@@ -287,15 +309,21 @@ def _text_to_image(
     results = asif.search_batch(
         DEMO_CATALOG, [h.caption for h in held_out], limit=n, item_modality="image"
     )
-    ranks: list[int | None] = []
+    ranks: list[int | tuple[int, int] | None] = []
     mean_ranks = []
     for target, hits in zip(item_ids, results, strict=True):
         ids = [h.id for h in hits]
-        rank = ids.index(target) if target in ids else None
-        ranks.append(rank)
-        # A target sharing no anchor with its query scores 0 and is not returned: it ties
-        # with the other unreturned items, so it counts at their mean (1-based) rank.
-        mean_ranks.append(rank + 1 if rank is not None else (len(ids) + 1 + n) / 2)
+        if target not in ids:
+            # A target sharing no anchor with its query scores 0 and is not returned: it
+            # ties with the other unreturned items, so it counts at their mean (1-based) rank.
+            ranks.append(None)
+            mean_ranks.append((len(ids) + 1 + n) / 2)
+            continue
+        score = hits[ids.index(target)].score
+        greater = sum(h.score > score + TIE_TOLERANCE for h in hits)
+        tied = sum(abs(h.score - score) <= TIE_TOLERANCE for h in hits)
+        ranks.append((greater, tied))
+        mean_ranks.append(greater + (tied + 1) / 2)
     recall = {f"R@{c}": recall_at(ranks, c) for c in (1, 5, 10)}
     chance = {f"R@{c}": min(c, n) / n for c in (1, 5, 10)}
     return recall, chance, float(np.mean(mean_ranks))

@@ -17,6 +17,8 @@ Example:
 from __future__ import annotations
 
 import math
+import re
+import unicodedata
 from numbers import Integral, Real
 from typing import Any
 
@@ -31,6 +33,7 @@ __all__ = [
     "ImageDecodeError",
     "InvalidInputError",
     "InvalidParameterError",
+    "InvalidPayloadError",
     "ModelDamagedError",
     "ModelNotFoundError",
     "StoreError",
@@ -39,11 +42,53 @@ __all__ = [
     "check_matrix",
     "check_one_of",
     "check_real",
+    "is_blank",
+    "redact_credentials",
 ]
 
 
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s@'\"]*@")
+_SECRET_PARAM = re.compile(
+    r"(?i)([?&;](?:api[-_]?key|apikey|key|token|password|secret)=)[^&\s'\"]*"
+)
+
+
+def redact_credentials(text: str) -> str:
+    """``text`` with the credentials of every URL in it replaced by ``***``.
+
+    The one redaction helper: a user name and password (``http://user:pass@host``) and
+    secret query parameters (``?api-key=...``). Every :class:`ASIFError` message goes
+    through it, and so do the store's messages and reprs.
+
+    Example:
+        >>> redact_credentials("cannot reach http://me:s3cr/et@db:6333/x?api-key=k3y&a=1")
+        'cannot reach http://***@db:6333/x?api-key=***&a=1'
+    """
+    text = _URL_USERINFO.sub(r"\1***@", text)
+    return _SECRET_PARAM.sub(r"\1***", text)
+
+
+def is_blank(text: str) -> bool:
+    r"""Whether ``text`` shows nothing: only whitespace, zero-width and control characters.
+
+    ``str.strip`` keeps a zero-width space (U+200B), which an encoder still turns into a
+    confident embedding; such a query or caption says nothing and is refused.
+
+    Example:
+        >>> is_blank(" \u200b\t\ufeff"), is_blank("a\u200b")
+        (True, False)
+    """
+    return all(ch.isspace() or unicodedata.category(ch) in ("Cc", "Cf", "Zs") for ch in text)
+
+
 class ASIFError(Exception):
-    """Base class of every error raised by asif-qdrant."""
+    """Base class of every error raised by asif-qdrant.
+
+    Its message never shows the credentials of a URL (:func:`redact_credentials`).
+    """
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*(redact_credentials(a) if isinstance(a, str) else a for a in args))
 
 
 class InvalidParameterError(ASIFError, ValueError, TypeError):
@@ -60,6 +105,13 @@ class InvalidInputError(ASIFError, ValueError):
 
 class ImageDecodeError(InvalidInputError):
     """An image input could not be opened or decoded."""
+
+
+class InvalidPayloadError(InvalidInputError):
+    """A payload cannot be stored: not JSON, too deep or large, or it uses a reserved key.
+
+    The message names the row and the rule (``asif_qdrant.retriever.writes.check_payload``).
+    """
 
 
 class AnchorSetError(ASIFError, ValueError):
@@ -264,10 +316,22 @@ Row 0 holds NaN or inf.
         raise InvalidInputError(
             f"'{what}'{given} must contain only finite values. Row {row} holds NaN or inf."
         )
+    if dtype is not None:
+        # Finite in float64 is not finite in float32 (1e39): check the values as stored.
+        with np.errstate(over="ignore"):
+            cast = np.ascontiguousarray(arr, dtype=dtype)
+        if np.issubdtype(cast.dtype, np.floating) and not np.isfinite(cast).all():
+            row = int(np.argwhere(~np.isfinite(cast))[0][0])
+            raise InvalidInputError(
+                f"'{what}'{given} must contain only values that fit in {cast.dtype} "
+                f"(|x| <= {float(np.finfo(cast.dtype).max):.4g}). Row {row} holds a value "
+                "beyond that range."
+            )
+        arr = cast
     if nonzero_rows and arr.size:
         zero = np.flatnonzero(~arr.any(axis=1))
         if zero.size:
             raise InvalidInputError(
                 f"'{what}'{given} row {int(zero[0])} is all zeros: it has no direction."
             )
-    return arr if dtype is None else np.ascontiguousarray(arr, dtype=dtype)
+    return arr

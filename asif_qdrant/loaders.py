@@ -48,6 +48,7 @@ __all__ = [
     "DEFAULT_IMAGE_EXTENSIONS",
     "TUXPAINT_STAMPS_DIR",
     "Pair",
+    "inside_root",
     "load_csv",
     "load_folder",
     "load_jsonl",
@@ -146,18 +147,52 @@ def _walk_files(root: Path, *, recursive: bool) -> Iterator[Path]:
                 yield path
 
 
+def inside_root(path: Path, root: Path, where: str) -> Path:
+    """``path`` resolved (symlinks followed), refused unless it stays inside ``root``.
+
+    The one rule of every loader: no file is read from outside the loader's root folder,
+    whether a table names it (``..``, an absolute path) or a symlink leads there.
+
+    Args:
+        path: The file (absolute, or relative to ``root``).
+        root: The resolved root folder.
+        where: Names the file in the message (a table row and its image path).
+
+    Raises:
+        InvalidInputError: If the resolved path is outside ``root``.
+
+    Example:
+        >>> inside_root(Path("/etc/passwd"), Path("/tmp"), "row 2: the image path")
+        Traceback (most recent call last):
+        ...
+        asif_qdrant.errors.InvalidInputError: row 2: the image path resolves to /etc/passwd, \
+outside the root folder /tmp; refusing to read it. Pass root=... to allow another folder.
+    """
+    resolved = (path if path.is_absolute() else root / path).resolve()
+    if not resolved.is_relative_to(root):
+        raise InvalidInputError(
+            f"{where} resolves to {resolved}, outside the root folder "
+            f"{root}; refusing to read it. Pass root=... to allow another folder."
+        )
+    return resolved
+
+
 def _captioned_images(
     root: Path, exts: tuple[str, ...], *, recursive: bool, skip_translations: bool = False
 ) -> Iterator[tuple[Path, Path, str | None]]:
     """``(image, path relative to root, caption)`` per image file ending in one of ``exts``.
 
     The caption is that of the same-name ``.txt`` file (``""`` when it is empty), or None
-    when there is no such file.
+    when there is no such file. A symlinked image or caption file that leads outside
+    ``root`` is refused (:func:`inside_root`).
     """
     for path in _walk_files(root, recursive=recursive):
         if path.suffix.lower() not in exts:
             continue
         txt = path.with_suffix(".txt")
+        inside_root(path, root, f"In {root}, the image {path.relative_to(root)}")
+        if txt.is_file():
+            inside_root(txt, root, f"In {root}, the caption file {txt.relative_to(root)}")
         try:
             caption = (
                 _read_caption(txt, skip_translations=skip_translations) if txt.is_file() else None
@@ -311,13 +346,7 @@ def _make_pair(
             f"Got {raw_caption!r} instead."
         )
     raw = raw_image.strip()
-    given = Path(raw).expanduser()
-    resolved = (given if given.is_absolute() else root / given).resolve()
-    if not resolved.is_relative_to(root):
-        raise InvalidInputError(
-            f"{where}: the image path {raw!r} resolves to {resolved}, outside the root folder "
-            f"{root}; refusing to read it. Pass root=... to allow another folder."
-        )
+    resolved = inside_root(Path(raw).expanduser(), root, f"{where}: the image path {raw!r}")
     if not resolved.is_file():
         raise InvalidInputError(f"{where}: the image file {raw!r} does not exist ({resolved}).")
     metadata = dict(extra)

@@ -75,11 +75,16 @@ def relative_weights(similarities: np.ndarray, p: float = 8.0) -> np.ndarray:
     Example:
         >>> [round(float(w), 4) for w in relative_weights(np.array([0.5, 0.5, -0.2]), p=2.0)]
         [0.7071, 0.7071, 0.0]
+        >>> relative_weights(np.array([0.1, 0.09]), p=400.0)[0]  # no underflow to zero
+        np.float32(1.0)
     """
     p = check_real("p", "relative_weights", p, greater_than=0)
-    s = np.asarray(similarities, dtype=np.float64)
-    # float64: s**8 of small similarities would underflow float32 before normalisation.
-    w = np.power(np.clip(s, 0.0, None), p)
+    s = np.clip(np.asarray(similarities, dtype=np.float64), 0.0, None)
+    # float64, and each row scaled by its largest similarity first (the normalisation
+    # cancels the scale): s**p of small similarities would underflow, float32 at p=8 and
+    # even float64 at large p (0.1**400), leaving a row of zeros that matches nothing.
+    top = s.max(axis=-1, keepdims=True) if s.shape[-1] else np.ones((*s.shape[:-1], 1))
+    w = np.power(s / np.where(top > 0, top, 1.0), p)
     norms = np.linalg.norm(w, axis=-1, keepdims=True)
     return (w / np.where(norms > 0, norms, 1.0)).astype(np.float32)
 

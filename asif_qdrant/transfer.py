@@ -48,6 +48,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import io
 import json
@@ -56,14 +57,15 @@ import os
 import tarfile
 import time
 import zipfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from asif_qdrant.errors import (
+    ASIFError,
     CollectionNotFoundError,
     InvalidInputError,
     InvalidParameterError,
@@ -609,6 +611,35 @@ def _decode_batch(data: bytes, plan: _Plan, path: Path) -> list[Record]:
 
 
 # -- public functions ----------------------------------------------------------------------------
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _file_errors(fn: _F) -> _F:
+    """Report what a damaged or crafted export file raises deep inside as InvalidInputError.
+
+    A missing key, a value of the wrong type, a number out of range or a tar stream cut in
+    the wrong place (``KeyError``, ``TypeError``, ``OverflowError``,
+    ``tarfile.StreamError``...) means the file is not a sound export; the library's own
+    errors pass through unchanged.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(path: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(path, *args, **kwargs)
+        except ASIFError:
+            raise
+        except (KeyError, TypeError, ValueError, IndexError, OverflowError, EOFError) as e:
+            raise InvalidInputError(
+                f"The export file {path} is damaged or not an asif-qdrant export "
+                f"({type(e).__name__}: {str(e)[:200]})."
+            ) from e
+        except tarfile.TarError as e:
+            raise InvalidInputError(f"The export file {path} is damaged: {e}") from e
+
+    return wrapper  # type: ignore[return-value]
+
+
 def _run(
     source: Any, sink: Any, report: TransferReport, desc: str, show_progress_bar: bool | None
 ) -> TransferReport:
@@ -720,6 +751,7 @@ def export_model(
     return report
 
 
+@_file_errors
 def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The manifest of an export file: format, model name, fingerprint, collections.
 
@@ -731,6 +763,7 @@ def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
     return source.manifest
 
 
+@_file_errors
 def import_model(
     path: str | os.PathLike[str],
     dest: Store,

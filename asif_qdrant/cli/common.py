@@ -39,7 +39,12 @@ from typing import Any, TypeVar
 import click
 
 from asif_qdrant import ASIF
-from asif_qdrant.errors import ASIFError, ModelNotFoundError
+from asif_qdrant.errors import (
+    ASIFError,
+    InvalidParameterError,
+    ModelNotFoundError,
+    redact_credentials,
+)
 from asif_qdrant.model import DEFAULT_TEMPLATE_STRATEGY, TEMPLATE_STRATEGIES, default_path
 from asif_qdrant.retriever.layout import model_names
 
@@ -542,7 +547,15 @@ class ModelOptions(StoreOptions):
         if url:
             from qdrant_client import QdrantClient
 
-            client = QdrantClient(url=url, api_key=api_key())
+            from asif_qdrant.store.remote import public_url
+
+            try:
+                client = QdrantClient(url=url, api_key=api_key())
+            except Exception as e:  # qdrant-client's own parse errors repeat the whole URL
+                raise InvalidParameterError(
+                    "--url must be a Qdrant server URL such as http://localhost:6333. Got "
+                    f"{public_url(url)!r} ({redact_credentials(str(e))[:200]})."
+                ) from None
             if not create:
                 from asif_qdrant.store import ClientStore
 

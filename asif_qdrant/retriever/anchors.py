@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from asif_qdrant.anchor_index import METHODS, choose_method, make_index, relative_search
-from asif_qdrant.errors import InvalidInputError, InvalidParameterError
+from asif_qdrant.errors import InvalidInputError, InvalidParameterError, is_blank
 from asif_qdrant.relative import l2_normalize, relative_from_topk, sparse_rows
 from asif_qdrant.retriever.state import ModelState
 from asif_qdrant.store.base import PointId
@@ -64,7 +64,7 @@ def list_anchors(m: ModelState, *, limit: int | None = None) -> list[dict[str, A
         return []
     out = []
     for rec in m.store.scroll(m.layout.text_anchors):
-        out.append({"id": rec.id, **rec.payload})
+        out.append({**rec.payload, "id": rec.id})  # the pair's id wins over any payload key
         if limit is not None and len(out) >= limit:
             break
     return out
@@ -228,7 +228,7 @@ def check_texts(texts: Sequence[str], owner: str = "embed_texts") -> list[str]:
         raise InvalidInputError(f"{owner} takes a list of texts. Got one str: wrap it in a list.")
     texts = list(texts)
     for i, t in enumerate(texts):
-        if isinstance(t, str) and not t.strip():
+        if isinstance(t, str) and is_blank(t):
             raise InvalidInputError(
                 f"Text {i} is empty (or only whitespace): an empty query matches nothing."
             )

@@ -37,6 +37,7 @@ from asif_qdrant.errors import (
     InvalidInputError,
     InvalidParameterError,
     check_int,
+    is_blank,
 )
 from asif_qdrant.progress import progress_bar
 from asif_qdrant.relative import l2_normalize
@@ -99,6 +100,7 @@ def prepare_catalog(
         raise InvalidInputError(
             f"'payloads' must have one entry per item ({n}). Got {len(payloads)}."
         )
+    writes.check_payloads(payloads, reserved=writes.CATALOG_RESERVED_KEYS)
     if ids is not None:
         ids = list(ids)
         if len(ids) != n:
@@ -248,6 +250,25 @@ def finish_catalog(m: ModelState, collection: str) -> None:
         writes.write_fingerprint(m)
 
 
+def _without_echo(
+    payloads: Sequence[Mapping[str, Any]] | None, modalities: Sequence[str]
+) -> Sequence[Mapping[str, Any]] | None:
+    """The payloads without a ``modality`` key that repeats the item's own modality.
+
+    A payload read back from a search (a LangChain document's metadata) holds the stored
+    ``modality``; writing it again is harmless. Any other ``modality`` is refused later
+    (``writes.CATALOG_RESERVED_KEYS``).
+    """
+    if payloads is None or len(payloads) != len(modalities):
+        return payloads
+    return [
+        {k: v for k, v in p.items() if k != "modality"}
+        if isinstance(p, Mapping) and p.get("modality") == modality
+        else p
+        for p, modality in zip(payloads, modalities, strict=True)
+    ]
+
+
 def _check_index_inputs(
     images: Sequence[ImageInput] | None,
     texts: Sequence[str] | None,
@@ -263,14 +284,14 @@ def _check_index_inputs(
                 f"({len(images_)}). Got {captions!r:.100}."
             )
         for i, c in enumerate(captions):
-            if c is not None and (not isinstance(c, str) or not c.strip()):
+            if c is not None and (not isinstance(c, str) or is_blank(c)):
                 raise InvalidInputError(
                     f"Caption {i} must be a non-empty str or None. Got {c!r:.60}."
                 )
     for i, t in enumerate(texts_):
         if not isinstance(t, str):
             raise InvalidInputError(f"Text {i} must be a str. Got {type(t).__name__} ({t!r:.60}).")
-        if not t.strip():
+        if is_blank(t):
             raise InvalidInputError(
                 f"Text {i} is empty (or only whitespace): there is nothing to index."
             )
@@ -306,6 +327,7 @@ def index(
     images_, texts_ = _check_index_inputs(images, texts, captions)
     items: list[tuple[Modality, Any]] = [("image", x) for x in images_]
     items += [("text", t) for t in texts_]
+    payloads = _without_echo(payloads, [modality for modality, _ in items])
     base: list[dict[str, Any]] = []
     for modality, x in items:
         payload: dict[str, Any] = {"modality": modality}
@@ -360,6 +382,7 @@ def index_embeddings(
     m.layout.anchors(modality)  # validates the modality
     emb = m.check_embeddings("embeddings", embeddings, modality)
     cap = check_caption_embeddings(m, caption_embeddings, len(emb), modality)
+    payloads = _without_echo(payloads, [modality] * len(emb))
     ids = prepare_catalog(m, collection, len(emb), payloads, ids)
     if cap is not None and len(emb):
         ensure_catalog(m, collection, captions=True)
@@ -574,7 +597,7 @@ def _job_input(
         return arr, [], digest
     texts = list(texts)
     for i, t in enumerate(texts):
-        if not isinstance(t, str) or not t.strip():
+        if not isinstance(t, str) or is_blank(t):
             raise InvalidInputError(f"Text {i} must be a non-empty str. Got {t!r:.60}.")
     items = [("image", str(x)) for x in images] + [("text", t) for t in texts]
     return None, items, _digest([json.dumps(items).encode()])

@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from asif_qdrant.errors import AnchorSetError, InvalidInputError, check_int
+from asif_qdrant.errors import AnchorSetError, InvalidInputError, check_int, is_blank
 from asif_qdrant.relative import l2_normalize
 from asif_qdrant.retriever import journal, writes
 from asif_qdrant.retriever.anchors import sync_anchor_indexes
@@ -73,12 +73,13 @@ def add_anchors(
     """Embed raw image-caption pairs and add them as anchors (see ``ASIF.add_anchors``)."""
     images, captions = list(images), list(captions)
     check_pairs(len(images), len(captions), payloads)
+    payloads = writes.check_payloads(payloads, reserved=writes.ANCHOR_RESERVED_KEYS)
     for i, c in enumerate(captions):
         if not isinstance(c, str):
             raise InvalidInputError(
                 f"Caption {i} must be a str. Got {type(c).__name__} ({c!r:.60})."
             )
-        if not c.strip():
+        if is_blank(c):
             raise InvalidInputError(
                 f"Caption {i} is empty (or only whitespace): an anchor pair needs a caption."
             )
@@ -109,6 +110,7 @@ def add_anchor_embeddings(
     img = m.check_embeddings("image_embeddings", image_embeddings, "image")
     txt = m.check_embeddings("text_embeddings", text_embeddings, "text")
     check_pairs(len(img), len(txt), payloads)
+    payloads = writes.check_payloads(payloads, reserved=writes.ANCHOR_RESERVED_KEYS)
     fp = m.fingerprint
     n = len(img)
     if n == 0:
@@ -124,17 +126,20 @@ def add_anchor_embeddings(
         coll, vn = m.layout.anchors(modality)
         if not m.store.has_collection(coll):
             writes.create_collection(m.store, coll, CollectionSpec(dense={vn: dim}))
-    pl = [dict(x) for x in payloads] if payloads is not None else [{} for _ in range(n)]
+    pl = payloads if payloads is not None else [{} for _ in range(n)]
     img, txt = l2_normalize(img), l2_normalize(txt)
+    batches = []
+    for modality, unit in (("image", img), ("text", txt)):
+        coll, vn = m.layout.anchors(modality)
+        records = [Record(i, pl[j], dense={vn: unit[j]}) for j, i in enumerate(ids)]
+        writes.check_records(coll, records)  # both batches, before the first byte: all or none
+        batches.append((coll, records))
     # Write-ahead marker: a kill before finish_edit's first fingerprint write (which clears
     # it) is completed or rolled back on the next open (asif_qdrant.retriever.integrity).
     fp.pending_edit = {"operation": "add", "ids": [ids[0], ids[-1] + 1]}
     writes.write_fingerprint(m)
-    for modality, unit in (("image", img), ("text", txt)):
-        coll, vn = m.layout.anchors(modality)
-        writes.upsert(
-            m.store, coll, [Record(i, pl[j], dense={vn: unit[j]}) for j, i in enumerate(ids)]
-        )
+    for coll, records in batches:
+        writes.upsert(m.store, coll, records)
     fp.next_anchor_id = ids[-1] + 1
     fp.pending_edit = None
     finish_edit(m, "add", n, t0, new_units={"image": img, "text": txt})

@@ -43,7 +43,13 @@ from typing import Any, Literal
 
 import numpy as np
 
-from asif_qdrant.errors import InvalidInputError, InvalidParameterError, check_int, check_real
+from asif_qdrant.errors import (
+    InvalidInputError,
+    InvalidParameterError,
+    check_int,
+    check_real,
+    is_blank,
+)
 from asif_qdrant.fusion import rrf_scores
 from asif_qdrant.relative import l2_normalize
 from asif_qdrant.retriever import writes
@@ -263,7 +269,7 @@ def label_collection(
         ]
     else:
         for i, t in enumerate(texts):
-            if not t.strip():
+            if is_blank(t):
                 raise InvalidInputError(f"Prompt {i} is empty (or only whitespace).")
         n_t = len(templates)
         if strategy == "mean-embedding":

@@ -68,16 +68,26 @@ def filter_conditions(flt: PayloadFilter | None) -> list[tuple[str, Any, bool]]:
     """
     out: list[tuple[str, Any, bool]] = []
     for key, value in (flt or {}).items():
-        if isinstance(value, (list, tuple, set)):
-            out.append((key, list(value), True))
-        elif isinstance(value, (str, int, bool)):
-            out.append((key, value, False))
-        else:
+        if not isinstance(key, str) or not key:
             raise InvalidParameterError(
-                "A filter value must be a str, int, bool or a list of them. "
-                f"Got {value!r} for key {key!r} instead."
+                f"A filter key must be a non-empty str (a payload key). Got {key!r:.60} instead."
             )
+        many = isinstance(value, (list, tuple, set))
+        for v in list(value) if many else [value]:
+            if not _filter_value(v):
+                raise InvalidParameterError(
+                    "A filter value must be a str, int (64-bit), bool or a list of them. "
+                    f"Got {v!r:.60} for key {key!r} instead."
+                )
+        out.append((key, list(value) if many else value, many))
     return out
+
+
+def _filter_value(value: Any) -> bool:
+    """A value Qdrant's exact match takes: str, bool, or an int that fits in 64 bits."""
+    if isinstance(value, (str, bool)):
+        return True
+    return isinstance(value, int) and -(2**63) <= value < 2**63
 
 
 def check_collection_name(name: str) -> str:

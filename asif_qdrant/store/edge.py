@@ -49,11 +49,25 @@ from asif_qdrant.store.base import (
 )
 from asif_qdrant.types import SparseVector
 
-__all__ = ["EdgeStore"]
+__all__ = ["EdgeStore", "engine_failure"]
 
 _BATCH = 512
 #: The file an open store locks in its folder (and writes its process id into).
 LOCK_FILE = "asif-qdrant.lock"
+
+
+def engine_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` is a failure of the engine to report as a StoreError.
+
+    Every ``Exception``, and the engine's Rust panics: pyo3 raises them as
+    ``pyo3_runtime.PanicException``, a ``BaseException`` that ``except Exception`` misses (a
+    truncated vector file panics on read). Interrupts and exits are not failures.
+
+    Example:
+        >>> engine_failure(ValueError("x")), engine_failure(KeyboardInterrupt())
+        (True, False)
+    """
+    return isinstance(exc, Exception) or type(exc).__name__ == "PanicException"
 
 
 def _edge() -> Any:
@@ -115,7 +129,9 @@ class EdgeStore(Store):
             )
         try:
             shard = _edge().EdgeShard.load(str(self._dir(name)))
-        except Exception as e:
+        except BaseException as e:
+            if not engine_failure(e):
+                raise
             hint = ""
             if "WAL" in str(e) or "WouldBlock" in str(e):
                 hint = (
@@ -131,7 +147,9 @@ class EdgeStore(Store):
         shard = self._shard(name)
         try:
             return fn(shard, *args)
-        except Exception as e:
+        except BaseException as e:
+            if not engine_failure(e):
+                raise
             raise StoreError(f"Qdrant Edge failed to {what} in collection '{name}': {e}") from e
 
     def _update(self, name: str, what: str, op: Any) -> None:
@@ -165,7 +183,9 @@ class EdgeStore(Store):
         )
         try:
             shard = qe.EdgeShard.create(str(folder), config)
-        except Exception as e:
+        except BaseException as e:
+            if not engine_failure(e):
+                raise
             raise StoreError(f"Qdrant Edge failed to create collection '{name}': {e}") from e
         self._shards[name] = shard
         tmp = self._spec_file(name).with_suffix(".json.tmp")

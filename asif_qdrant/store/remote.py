@@ -203,11 +203,11 @@ def public_url(url: str) -> str:
     """The URL without user name, password or query (they may hold credentials)."""
     try:
         parts = urlsplit(url)
-    except ValueError:
+        host = parts.hostname or ""
+        if parts.port:
+            host = f"{host}:{parts.port}"
+    except ValueError:  # a bad port ("host:abc"), or brackets out of place
         return "<unparsable url>"
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 

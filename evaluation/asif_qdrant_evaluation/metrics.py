@@ -41,8 +41,15 @@ from asif_qdrant.errors import InvalidInputError, check_int
 
 #: Scores closer than this count as tied in the evaluation's tables (float32 resolution).
 SCORE_TOLERANCE = 1e-6
+#: How far the same score may move between two implementations (float32 Qdrant or BLAS,
+#: float64 numpy): half the tie tolerance, above ``gamma_8 = 8 u`` (u = 2**-24), the worst-case
+#: rounding of a float32 dot product of 8 unit terms, and well above the typical one of more.
+#: A query with an item whose gap to its target lies within this of ``SCORE_TOLERANCE`` has
+#: rank counts that rounding may change (:func:`tolerance_edge`).
+SCORE_ROUNDING = SCORE_TOLERANCE / 2
 
 __all__ = [
+    "SCORE_ROUNDING",
     "SCORE_TOLERANCE",
     "accuracy",
     "accuracy_from_counts",
@@ -58,6 +65,7 @@ __all__ = [
     "recall_at_k",
     "recall_from_counts",
     "recalls",
+    "tolerance_edge",
 ]
 
 
@@ -116,6 +124,29 @@ def rank_counts(
     greater = (s > target_scores + tolerance).sum(axis=1)
     tied = (np.abs(s - target_scores) <= tolerance).sum(axis=1)
     return greater.astype(np.int64), tied.astype(np.int64)
+
+
+def tolerance_edge(
+    scores: np.ndarray,
+    targets: Sequence[int] | np.ndarray,
+    *,
+    tolerance: float = SCORE_TOLERANCE,
+    rounding: float = SCORE_ROUNDING,
+) -> np.ndarray:
+    """Per query: whether rounding alone may change its :func:`rank_counts`.
+
+    True when some item's score gap to the target lies within ``rounding`` of ``tolerance``
+    (tied on one machine, above or below on another): a near-tie at the edge of the tie band.
+
+    Example:
+        >>> tolerance_edge(np.array([[0.5, 0.5000011, 0.1], [0.5, 0.6, 0.1]]), [0, 0]).tolist()
+        [True, False]
+    """
+    s, t = _check(scores, targets)
+    gap = np.abs(s - s[np.arange(len(t)), t][:, None])
+    edge = np.abs(gap - tolerance) <= rounding
+    edge[np.arange(len(t)), t] = False
+    return edge.any(axis=1)
 
 
 def _counts(

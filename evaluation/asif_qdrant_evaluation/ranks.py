@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from asif_qdrant_evaluation.metrics import (
+    SCORE_ROUNDING,
     SCORE_TOLERANCE,
     accuracy_from_counts,
     average_precision,
@@ -28,6 +29,7 @@ from asif_qdrant_evaluation.metrics import (
     precision_at_k,
     rank_counts,
     recall_from_counts,
+    tolerance_edge,
 )
 
 __all__ = [
@@ -44,11 +46,27 @@ __all__ = [
 RECALL_KS = (1, 5, 10)
 
 
-def _agreement(differs: np.ndarray | None, a: dict[Any, float], b: dict[Any, float]) -> dict:
-    """Queries compared, how many differ, and the largest difference of a figure (NaN skipped)."""
+def _agreement(
+    differs: np.ndarray | None,
+    a: dict[Any, float],
+    b: dict[Any, float],
+    near_ties: np.ndarray | None = None,
+) -> dict:
+    """Queries compared, how many differ, and the largest difference of a figure (NaN skipped).
+
+    A query whose ranks differ only where rounding may move a score across the tie tolerance
+    (``near_ties``, :func:`~asif_qdrant_evaluation.metrics.tolerance_edge` on either side)
+    is counted in ``near_ties``, not in ``differing``.
+    """
     n = 0 if differs is None else len(differs)
     diff = max(abs(a[k] - b[k]) for k in a if a[k] == a[k])
-    return {"queries": n, "differing": int(differs.sum()) if n else 0, "max_diff": float(diff)}
+    excused = np.zeros(n, bool) if near_ties is None or not n else differs & near_ties
+    return {
+        "queries": n,
+        "differing": int((differs & ~excused).sum()) if n else 0,
+        "near_ties": int(excused.sum()),
+        "max_diff": float(diff),
+    }
 
 
 class Ranks:
@@ -57,6 +75,7 @@ class Ranks:
     def __init__(self) -> None:
         self.greater: list[np.ndarray] = []
         self.tied: list[np.ndarray] = []
+        self.edge: list[np.ndarray] = []
         self.catalog_sizes: list[int] = []
 
     def add(self, scores: np.ndarray, targets: Sequence[int] | np.ndarray) -> None:
@@ -64,6 +83,7 @@ class Ranks:
         g, t = rank_counts(scores, targets, tolerance=SCORE_TOLERANCE)
         self.greater.append(g)
         self.tied.append(t)
+        self.edge.append(tolerance_edge(scores, targets))
         self.catalog_sizes += [scores.shape[1]] * len(g)
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
@@ -99,7 +119,8 @@ class Ranks:
         a, b = self.retrieval(), other.retrieval()
         a["accuracy"], b["accuracy"] = self.accuracy(), other.accuracy()
         del a["mean_rank"]
-        return _agreement((g1 != g2) | (t1 != t2), a, b)
+        edge = np.concatenate(self.edge) | np.concatenate(other.edge)
+        return _agreement((g1 != g2) | (t1 != t2), a, b, edge)
 
 
 @dataclass
@@ -164,9 +185,15 @@ def identity_note(same: dict[str, Any]) -> str:
     detail = {k: v for k, v in same.items() if isinstance(v, dict)}
     bad = [k for k, v in same.items() if not (v["differing"] == 0 if isinstance(v, dict) else v)]
     if not bad:
+        ties = sum(v.get("near_ties", 0) for v in detail.values())
         return (
             f"library path vs its numpy version ({pairs}): every per-query rank is identical, "
             f"so every figure is identical ({len(same)} comparisons)."
+            if not ties
+            else f"library path vs its numpy version ({pairs}): every per-query rank is "
+            f"identical ({len(same)} comparisons) but for {ties} queries with a near-tie at "
+            f"the tie tolerance (a score gap within {SCORE_ROUNDING:g} of {SCORE_TOLERANCE:g}, "
+            "which float32 rounding may count as tied or not)."
         )
     if len(detail) != len(same):
         return f"library vs numpy: DIFFERENT ranks in {', '.join(bad)}."

@@ -442,3 +442,33 @@ def test_load_folder_names_the_images_without_a_caption(
     (tmp_path / "cat.txt").write_bytes(b"\xff\xfe\xfa bad")
     with pytest.raises(InvalidInputError, match=r"The caption of the image .*cat\.png: .*UTF-8"):
         load_folder(tmp_path)
+
+
+@pytest.mark.parametrize("linked", ["caption", "image"])
+def test_load_folder_refuses_a_symlink_out_of_its_root(tmp_path: Path, linked: str) -> None:
+    """One rule for every loader (issue #19): a symlinked file may not lead out of the root."""
+    root, outside = tmp_path / "anchors", tmp_path / "secret"
+    root.mkdir()
+    outside.mkdir()
+    Image.new("RGB", (4, 4)).save(root / "cat.png")
+    (root / "cat.txt").write_text("A cat.\n")
+    Image.new("RGB", (4, 4)).save(outside / "x.png")
+    (outside / "x.txt").write_text("root:x:0:0:root:/root:/bin/bash\n")
+    if linked == "caption":
+        Image.new("RGB", (4, 4)).save(root / "dog.png")
+        os.symlink(outside / "x.txt", root / "dog.txt")
+    else:
+        os.symlink(outside / "x.png", root / "dog.png")
+        (root / "dog.txt").write_text("A dog.\n")
+    with pytest.raises(InvalidInputError, match=rf"the {linked}.*dog.*outside the root"):
+        load_folder(root)
+    # A symlink that stays inside the root is fine.
+    (root / f"dog.{'txt' if linked == 'caption' else 'png'}").unlink()
+    os.symlink(
+        root / f"cat.{'txt' if linked == 'caption' else 'png'}",
+        root / ("dog.txt" if linked == "caption" else "dog.png"),
+    )
+    if linked == "caption":
+        assert [p.caption for p in load_folder(root)] == ["A cat.", "A cat."]
+    else:
+        assert [p.caption for p in load_folder(root)] == ["A cat.", "A dog."]

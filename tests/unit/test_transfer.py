@@ -20,6 +20,7 @@ from qdrant_client import QdrantClient
 from asif_qdrant import ASIF
 from asif_qdrant.cli import main
 from asif_qdrant.errors import (
+    ASIFError,
     CollectionNotFoundError,
     InvalidInputError,
     InvalidParameterError,
@@ -35,7 +36,7 @@ from asif_qdrant.transfer import (
     read_manifest,
 )
 from tests.conftest import ColorImageEncoder
-from tests.helpers import color_asif, colors, swatch
+from tests.helpers import color_asif, colors, precomputed_asif, swatch
 
 COLORS = colors(8)
 UUIDS = [f"00000000-0000-4000-8000-{i:012d}" for i in range(4)]
@@ -292,3 +293,34 @@ def test_cli_export_import_migrate(original, tmp_path: Path) -> None:
     assert res.exit_code == 2 and "Give exactly one of --to-path or --to-url" in res.output
     res = runner.invoke(main, ["export", "--path", str(tmp_path / "nope"), "--out", "x.tar"])
     assert res.exit_code == 2 and "no embedded store" in res.output
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda m: m.pop("fingerprint"),  # KeyError deep inside
+        lambda m: m.update(collections=[{"role": "meta"}]),  # KeyError in the plans
+        lambda m: m["collections"][0].update(count="many"),  # TypeError
+        lambda m: m["collections"][0]["spec"].update(dense={"image": 10**30}),  # OverflowError
+    ],
+)
+def test_a_crafted_manifest_is_an_invalid_input_error(damage, tmp_path: Path) -> None:
+    """Raw KeyError / TypeError from a crafted export become InvalidInputError (#19)."""
+    rng = np.random.default_rng(0)
+    with precomputed_asif(path=str(tmp_path / "src"), k=2, p=8.0) as asif:
+        asif.add_anchor_embeddings(rng.normal(size=(3, 4)), rng.normal(size=(3, 3)))
+        export_model(asif.store, "asif", tmp_path / "good.tar", show_progress_bar=False)
+    path = tmp_path / "crafted.tar"
+    with tarfile.open(tmp_path / "good.tar") as good, tarfile.open(path, "w") as tar:
+        for member in good.getmembers():
+            data = good.extractfile(member).read()
+            if member.name == "manifest.json":
+                manifest = json.loads(data)
+                damage(manifest)
+                data = json.dumps(manifest).encode()
+            member.size = len(data)
+            tar.addfile(member, io.BytesIO(data))
+    dest = EdgeStore(tmp_path / "d")
+    with pytest.raises(ASIFError, match=r"crafted\.tar|asif"):
+        import_model(path, dest, show_progress_bar=False)
+    dest.close()

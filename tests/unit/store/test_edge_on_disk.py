@@ -6,7 +6,9 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
+from asif_qdrant.errors import StoreError
 from asif_qdrant.store import CollectionSpec, EdgeStore, Record
 from asif_qdrant.types import SparseVector
 
@@ -64,3 +66,17 @@ def test_on_disk_store_answers_like_the_ram_store_and_after_reopening(tmp_path: 
         assert [[h[0] if isinstance(h, tuple) else h.id for h in row] for row in a] == [
             [h[0] if isinstance(h, tuple) else h.id for h in row] for row in b
         ]
+
+
+def test_an_engine_panic_is_a_store_error(tmp_path: Path) -> None:
+    """A damaged file makes the engine panic (pyo3's PanicException, a BaseException that
+    ``except Exception`` misses): the store boundary reports it as a StoreError (#19)."""
+    with EdgeStore(tmp_path) as store:
+        store.create_collection("c", CollectionSpec(dense={"v": 4}))
+        store.upsert("c", [Record(i, {}, dense={"v": np.ones(4, np.float32)}) for i in range(9)])
+    (status,) = tmp_path.glob("collections/c/segments/*/vector_storage-v/vectors/status.dat")
+    status.write_bytes(b"")
+    with EdgeStore(tmp_path) as store, pytest.raises(StoreError, match="Cannot open") as e:
+        store.count("c")
+    assert type(e.value.__cause__).__name__ == "PanicException"
+    assert not isinstance(e.value.__cause__, Exception)
