@@ -47,22 +47,15 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import hashlib
-import io
-import json
 import logging
 import os
 import tarfile
 import time
-import zipfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
-
-import numpy as np
 
 from asif_qdrant.errors import (
     ASIFError,
@@ -78,8 +71,14 @@ from asif_qdrant.retriever.fingerprint import Fingerprint
 from asif_qdrant.retriever.journal import copy_points, crashpoint, import_staging, swap_marker
 from asif_qdrant.retriever.layout import MODEL_ROLES, Layout, model_names
 from asif_qdrant.store.base import CollectionSpec, Record, Store, check_collection_name
-from asif_qdrant.types import SparseVector
-from asif_qdrant.version import __version__
+from asif_qdrant.transfer.archive import (
+    EXPORT_FORMAT,
+    EXPORT_VERSION,
+    FileSink,
+    FileSource,
+    Plan,
+    manifest,
+)
 
 __all__ = [
     "EXPORT_FORMAT",
@@ -93,32 +92,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-#: The ``format`` field of an export's manifest.
-EXPORT_FORMAT = "asif-qdrant-export"
-#: Version of the export layout; readers refuse newer ones.
-EXPORT_VERSION = 1
-
-
-@dataclass(frozen=True)
-class _Plan:
-    """One collection to move."""
-
-    name: str
-    role: str  # "catalog", "image_anchors", "text_anchors" or "meta"
-    spec: CollectionSpec
-    count: int
-
-    def dest(self, model: str) -> str:
-        return self.name if self.role == "catalog" else Layout(model).role(self.role)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "role": self.role,
-            "spec": self.spec.as_dict(),
-            "count": self.count,
-        }
 
 
 @dataclass
@@ -217,13 +190,13 @@ class _StoreSource:
         self.store, self.name, self.batch_size = store, name, batch_size
         fp = _fingerprint(store, name)
         plans = [
-            _Plan(coll, role, store.collection_spec(coll), store.count(coll))
+            Plan(coll, role, store.collection_spec(coll), store.count(coll))
             for role, coll in model_collections(store, name)
         ]
-        self.manifest = _manifest(name, fp, plans)
+        self.manifest = manifest(name, fp, plans)
         self.plans = plans
 
-    def batches(self, plan: _Plan) -> Iterator[list[Record]]:
+    def batches(self, plan: Plan) -> Iterator[list[Record]]:
         batch: list[Record] = []
         seen = 0
         for rec in self.store.scroll(plan.name, with_vectors=True, batch_size=self.batch_size):
@@ -242,136 +215,6 @@ class _StoreSource:
             )
 
 
-def _manifest(name: str, fp: Fingerprint, plans: Sequence[_Plan]) -> dict[str, Any]:
-    return {
-        "format": EXPORT_FORMAT,
-        "version": EXPORT_VERSION,
-        "library": f"asif-qdrant {__version__}",
-        "model": name,
-        "fingerprint": fp.as_payload(),
-        "collections": [p.as_dict() for p in plans],
-    }
-
-
-class _FileSource:
-    """Reads a model from an export file, member by member (a tar stream)."""
-
-    def __init__(self, path: Path, max_member_bytes: int = 256 * 2**20) -> None:
-        self.path = path
-        self.max_member_bytes = max_member_bytes
-        self.digests: dict[str, str] = {}
-        try:
-            self._tar = tarfile.open(str(path), mode="r|*")  # noqa: SIM115 - closed by close()
-        except (OSError, tarfile.TarError) as e:
-            raise InvalidInputError(f"Cannot read the export file {path}: {e}") from e
-        self._pending: tarfile.TarInfo | None = None
-        first = self._next()
-        if first is None or first.name != "manifest.json":
-            self.close()
-            raise InvalidInputError(
-                f"{path} is not an asif-qdrant export: its first member is "
-                f"{first.name if first else 'missing'!r}, not 'manifest.json'."
-            )
-        self.manifest = _check_manifest(json.loads(self._read(first)), path)
-        self.plans = [
-            _Plan(c["name"], c["role"], CollectionSpec.from_dict(c["spec"]), int(c["count"]))
-            for c in self.manifest["collections"]
-        ]
-
-    def _next(self) -> tarfile.TarInfo | None:
-        if self._pending is not None:
-            member, self._pending = self._pending, None
-            return member
-        try:
-            return self._tar.next()
-        except (OSError, EOFError, tarfile.TarError) as e:
-            raise InvalidInputError(f"The export file {self.path} is damaged: {e}") from e
-
-    def _read(self, member: tarfile.TarInfo) -> bytes:
-        if member.size > self.max_member_bytes:
-            raise InvalidInputError(
-                f"The export file {self.path} has a part {member.name!r} of {member.size} bytes "
-                f"unpacked; at most {self.max_member_bytes} are read into memory "
-                "(max_member_bytes). Nothing was written."
-            )
-        f = self._tar.extractfile(member)
-        if f is None:
-            raise InvalidInputError(f"{self.path}: member {member.name!r} is not a file.")
-        try:
-            data = f.read()
-        except (OSError, EOFError, tarfile.TarError) as e:
-            raise InvalidInputError(f"The export file {self.path} is damaged: {e}") from e
-        _check_unpacked(data, member.name, self.max_member_bytes, self.path)
-        self.digests[member.name] = hashlib.sha256(data).hexdigest()
-        return data
-
-    def batches(self, plan: _Plan) -> Iterator[list[Record]]:
-        index = self.plans.index(plan)
-        prefix = f"data/{index:03d}-"
-        seen = 0
-        while True:
-            member = self._next()
-            if member is None or not member.name.startswith(prefix):
-                self._pending = member
-                break
-            batch = _decode_batch(self._read(member), plan, self.path)
-            seen += len(batch)
-            yield batch
-        if seen != plan.count:
-            raise InvalidInputError(
-                f"The export file {self.path} is truncated or damaged: it holds {seen} of the "
-                f"{plan.count} points of '{plan.name}'. Nothing was replaced."
-            )
-
-    def finish(self) -> dict[str, int]:
-        member = self._next()
-        if member is None or member.name != "end.json":
-            raise InvalidInputError(
-                f"The export file {self.path} is truncated or damaged: expected 'end.json', "
-                f"found {member.name if member else 'the end of the file'!r}."
-            )
-        end = json.loads(self._read(member))
-        for part, digest in end.get("sha256", {}).items():
-            if self.digests.get(part) != digest:
-                raise InvalidInputError(
-                    f"The export file {self.path} is damaged: the checksum of {part!r} "
-                    "differs from the one recorded at export. Nothing was written."
-                )
-        return dict(end["counts"])
-
-    def close(self) -> None:
-        self._tar.close()
-
-
-def _check_unpacked(data: bytes, name: str, limit: int, path: Path) -> None:
-    """A batch (``.npz``, a zip) must not unpack beyond ``limit`` bytes either."""
-    if not name.endswith(".npz"):
-        return
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as z:
-            size = sum(i.file_size for i in z.infolist())
-    except (zipfile.BadZipFile, OSError, ValueError) as e:
-        raise InvalidInputError(f"A batch {name!r} in {path} is damaged: {e}") from e
-    if size > limit:
-        raise InvalidInputError(
-            f"The export file {path} has a batch {name!r} that unpacks to {size} bytes; at "
-            f"most {limit} are read into memory (max_member_bytes). Nothing was written."
-        )
-
-
-def _check_manifest(data: Any, path: Path) -> dict[str, Any]:
-    if not isinstance(data, dict) or data.get("format") != EXPORT_FORMAT:
-        raise InvalidInputError(f"{path} is not an asif-qdrant export (no '{EXPORT_FORMAT}').")
-    version = data.get("version")
-    if not isinstance(version, int) or version > EXPORT_VERSION:
-        raise InvalidInputError(
-            f"{path} has export version {version!r}; this asif-qdrant reads versions up to "
-            f"{EXPORT_VERSION}. Upgrade asif-qdrant to import it."
-        )
-    Fingerprint.from_payload(data["fingerprint"])
-    return data
-
-
 # -- sinks ---------------------------------------------------------------------------------------
 class _StoreSink:
     """Writes a model into a store under ``dest_model``: staged first, then swapped in.
@@ -386,11 +229,11 @@ class _StoreSink:
     def __init__(self, store: Store, dest_model: str, overwrite: bool) -> None:
         self.store, self.dest_model, self.overwrite = store, dest_model, overwrite
         self.counts: dict[str, int] = {}
-        self.plans: list[_Plan] = []
+        self.plans: list[Plan] = []
         per_call = getattr(store, "batch_size", 256) * getattr(store, "parallel", 1)
         self.chunk = max(256, int(per_call))
 
-    def begin(self, plans: Sequence[_Plan]) -> None:
+    def begin(self, plans: Sequence[Plan]) -> None:
         self.plans = list(plans)
         targets = [p.dest(self.dest_model) for p in plans]
         _check_catalog_names(self.store, self.dest_model, plans)
@@ -404,7 +247,7 @@ class _StoreSink:
         for plan in plans:
             writes.drop_collection(self.store, self._staging(plan))
 
-    def write(self, plan: _Plan, batches: Iterator[list[Record]], bar: Any) -> None:
+    def write(self, plan: Plan, batches: Iterator[list[Record]], bar: Any) -> None:
         dest = self._staging(plan)
         writes.create_collection(self.store, dest, plan.spec)
         buffer: list[Record] = []
@@ -458,14 +301,14 @@ class _StoreSink:
         for plan in self.plans:
             writes.drop_collection(self.store, self._staging(plan))
 
-    def _staging(self, plan: _Plan) -> str:
+    def _staging(self, plan: Plan) -> str:
         return import_staging(plan.dest(self.dest_model), self.dest_model)
 
     def end(self) -> None:
         pass
 
 
-def _check_catalog_names(store: Store, dest_model: str, plans: Sequence[_Plan]) -> None:
+def _check_catalog_names(store: Store, dest_model: str, plans: Sequence[Plan]) -> None:
     """A file's catalog names must not name a model's own collections (anchors, meta, labels).
 
     A crafted catalog named ``prod_image_anchors`` would otherwise overwrite the anchors of
@@ -485,129 +328,6 @@ def _check_catalog_names(store: Store, dest_model: str, plans: Sequence[_Plan]) 
                 + (f"a collection of the model '{owner}'" if owner else "a model's own name")
                 + f" in {store.describe()}: refused (it would overwrite it). Nothing was written."
             )
-
-
-class _FileSink:
-    """Writes a model into an export file (written beside it, then renamed into place)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.partial = path.with_name(path.name + ".partial")
-        gz = path.name.endswith((".gz", ".tgz"))
-        try:
-            self._tar = tarfile.open(str(self.partial), mode="w|gz" if gz else "w|")  # noqa: SIM115
-        except OSError as e:
-            raise InvalidParameterError(
-                f"The 'out' parameter of export_model must be a writable file path. Got "
-                f"{str(path)!r} instead ({e})."
-            ) from e
-        self.counts: dict[str, int] = {}
-        self.digests: dict[str, str] = {}
-        self._plans: list[_Plan] = []
-
-    def _add(self, name: str, data: bytes) -> None:
-        self.digests[name] = hashlib.sha256(data).hexdigest()
-        info = tarfile.TarInfo(name)
-        info.size = len(data)
-        info.mtime = int(time.time())
-        self._tar.addfile(info, io.BytesIO(data))
-
-    def begin_manifest(self, manifest: Mapping[str, Any], plans: Sequence[_Plan]) -> None:
-        self._plans = list(plans)
-        self._add("manifest.json", json.dumps(manifest, indent=1).encode())
-
-    def write(self, plan: _Plan, batches: Iterator[list[Record]], bar: Any) -> None:
-        index = self._plans.index(plan)
-        written = 0
-        for n, batch in enumerate(batches):
-            self._add(f"data/{index:03d}-{plan.name}/{n:06d}.npz", _encode_batch(batch, plan))
-            written += len(batch)
-            bar.update(len(batch))
-        self.counts[plan.name] = written
-
-    def end(self) -> None:
-        end = {"counts": self.counts, "sha256": self.digests}
-        self._add("end.json", json.dumps(end).encode())
-        self._tar.close()
-        os.replace(self.partial, self.path)
-
-    def abort(self) -> None:
-        with contextlib.suppress(Exception):  # already failing: the partial file goes anyway
-            self._tar.close()
-        self.partial.unlink(missing_ok=True)
-
-
-# -- batch encoding ------------------------------------------------------------------------------
-def _encode_batch(records: Sequence[Record], plan: _Plan) -> bytes:
-    """One batch as an ``.npz``: ids and payloads as JSON, vectors as exact float32 arrays."""
-    n = len(records)
-    dense_names, sparse_names = sorted(plan.spec.dense), sorted(plan.spec.sparse)
-    meta = {
-        "ids": [r.id for r in records],
-        "payloads": [r.payload for r in records],
-        "dense": dense_names,
-        "sparse": sparse_names,
-    }
-    arrays: dict[str, np.ndarray] = {
-        "json": np.frombuffer(json.dumps(meta, ensure_ascii=False).encode(), dtype=np.uint8)
-    }
-    for j, vn in enumerate(dense_names):
-        dim = plan.spec.dense[vn]
-        mat = np.zeros((n, dim), np.float32)
-        mask = np.zeros(n, bool)
-        for i, r in enumerate(records):
-            v = r.dense.get(vn)
-            if v is not None:
-                v = np.asarray(v, dtype=np.float32).reshape(-1)
-                if v.size != dim:
-                    raise StoreError(
-                        f"Point {r.id!r} of '{plan.name}' has a '{vn}' vector of dim {v.size}; "
-                        f"the collection's is {dim}."
-                    )
-                mat[i], mask[i] = v, True
-        arrays[f"dense_{j}"], arrays[f"dense_{j}_mask"] = mat, mask
-    for j, vn in enumerate(sparse_names):
-        vecs = [r.sparse.get(vn) for r in records]
-        lengths = np.array([0 if v is None else len(v) for v in vecs], dtype=np.int64)
-        present = [v for v in vecs if v is not None]
-        arrays[f"sparse_{j}_indptr"] = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-        arrays[f"sparse_{j}_indices"] = (
-            np.concatenate([v.indices for v in present]) if present else np.zeros(0, np.uint64)
-        ).astype(np.uint64)
-        arrays[f"sparse_{j}_values"] = (
-            np.concatenate([v.values for v in present]) if present else np.zeros(0, np.float32)
-        ).astype(np.float32)
-        arrays[f"sparse_{j}_mask"] = np.array([v is not None for v in vecs], dtype=bool)
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)  # type: ignore[arg-type]
-    return buf.getvalue()
-
-
-def _decode_batch(data: bytes, plan: _Plan, path: Path) -> list[Record]:
-    try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as z:
-            meta = json.loads(z["json"].tobytes().decode())
-            arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError, KeyError) as e:
-        raise InvalidInputError(f"A batch of '{plan.name}' in {path} is damaged: {e}") from e
-    records = [
-        Record(id=pid, payload=dict(payload))
-        for pid, payload in zip(meta["ids"], meta["payloads"], strict=True)
-    ]
-    for j, vn in enumerate(meta["dense"]):
-        mat, mask = arrays[f"dense_{j}"], arrays[f"dense_{j}_mask"]
-        for i, rec in enumerate(records):
-            if mask[i]:
-                rec.dense[vn] = mat[i]
-    for j, vn in enumerate(meta["sparse"]):
-        indptr = arrays[f"sparse_{j}_indptr"]
-        indices, values = arrays[f"sparse_{j}_indices"], arrays[f"sparse_{j}_values"]
-        mask = arrays[f"sparse_{j}_mask"]
-        for i, rec in enumerate(records):
-            if mask[i]:
-                lo, hi = int(indptr[i]), int(indptr[i + 1])
-                rec.sparse[vn] = SparseVector(indices=indices[lo:hi], values=values[lo:hi])
-    return records
 
 
 # -- public functions ----------------------------------------------------------------------------
@@ -738,7 +458,7 @@ def export_model(
     batch_size = _check_common(name, batch_size, "export_model")
     path = Path(out).expanduser()
     source = _StoreSource(src, name, batch_size)
-    sink = _FileSink(path)
+    sink = FileSink(path)
     try:
         sink.begin_manifest(source.manifest, source.plans)
         report = TransferReport(model=name, dest_model=name)
@@ -758,7 +478,7 @@ def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
     Raises:
         InvalidInputError: If the file is not an asif-qdrant export.
     """
-    source = _FileSource(Path(path).expanduser())
+    source = FileSource(Path(path).expanduser())
     source.close()
     return source.manifest
 
@@ -798,7 +518,7 @@ def import_model(
             False.
     """
     p = Path(path).expanduser()
-    source = _FileSource(p, max_member_bytes)
+    source = FileSource(p, max_member_bytes)
     sink: _StoreSink | None = None
     try:
         model = str(source.manifest["model"])
