@@ -41,7 +41,8 @@ class Model:
     raw: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
     def add(self, img: np.ndarray, txt: np.ndarray) -> list[int]:
-        ids = self.asif.add_anchor_embeddings(img, txt)
+        # "add": the duplicate steps add exact copies on purpose (ties), not skipped.
+        ids = self.asif.add_anchor_embeddings(img, txt, on_duplicate="add")
         for i, a, b in zip(ids, img, txt, strict=True):
             self.raw[i] = (a, b)
         return ids
