@@ -450,7 +450,9 @@ def index_embeddings(
     user_ids = prepare_catalog(m, collection, len(emb), payloads, ids)
     if cap is not None and len(emb):
         ensure_catalog(m, collection, captions=True)
-    base = [{"modality": modality, **dict(p)} for p in (payloads or [{}] * len(emb))]
+    base = [
+        {"modality": modality, **keys.portable_payload(p)} for p in (payloads or [{}] * len(emb))
+    ]
     item_keys = embedding_keys(emb, base, modality)
     base = [{**b, keys.KEY_FIELD: k} for b, k in zip(base, item_keys, strict=True)]
     todo, result = plan_items(m, collection, item_keys, user_ids, on_duplicate)

@@ -127,7 +127,7 @@ def add_anchor_embeddings(
     img = m.check_embeddings("image_embeddings", image_embeddings, "image")
     txt = m.check_embeddings("text_embeddings", text_embeddings, "text")
     check_pairs(len(img), len(txt), payloads)
-    pl = [dict(x) for x in payloads] if payloads is not None else [{} for _ in range(len(img))]
+    pl = [keys.portable_payload(x) for x in payloads or [{}] * len(img)]
     pair_keys = []
     for j, p in enumerate(pl):
         if isinstance(p.get("image"), str) and isinstance(p.get("caption"), str):

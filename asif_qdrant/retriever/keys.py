@@ -57,6 +57,7 @@ __all__ = [
     "image_ref",
     "image_status",
     "payload_key",
+    "portable_payload",
     "stored_image",
     "text_key",
 ]
@@ -252,6 +253,14 @@ def image_ref(x: Any) -> dict[str, str]:
     path = Path(x).expanduser().resolve()
     digest = file_sha256(path)
     return {"image": str(path), **({IMAGE_HASH_FIELD: digest} if digest else {})}
+
+
+def portable_payload(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """A payload whose ``image`` path (a str) is stored resolved, with its file's hash."""
+    out = dict(payload)
+    if isinstance(out.get("image"), str) and out["image"]:
+        out.update(image_ref(out["image"]))
+    return out
 
 
 def image_status(payload: Mapping[str, Any]) -> tuple[str | None, str]:
