@@ -39,7 +39,7 @@ from asif_qdrant.errors import (
 )
 from asif_qdrant.progress import progress_bar
 from asif_qdrant.relative import l2_normalize
-from asif_qdrant.retriever import keys, writes
+from asif_qdrant.retriever import ingest, keys, writes
 from asif_qdrant.retriever.anchors import relative
 from asif_qdrant.retriever.crossgap import (
     caption_records,
@@ -64,13 +64,9 @@ from asif_qdrant.types import ImageInput, Modality
 
 __all__ = [
     "IndexJob",
-    "allocate_ids",
-    "embedding_keys",
     "ensure_catalog",
     "index",
     "index_embeddings",
-    "note_explicit_ids",
-    "plan_items",
     "prepare_catalog",
     "reindex",
     "resumable_index",
@@ -107,90 +103,6 @@ def prepare_catalog(
         m.require_anchors("before indexing")
         ensure_catalog(m, collection)
     return out
-
-
-def allocate_ids(m: ModelState, collection: str, count: int) -> list[int]:
-    """``count`` fresh default ids: past the catalog's next id and every stored int id.
-
-    The fingerprint records the new next id only once the items are written
-    (:func:`finish_catalog`): a failed call leaves it as it was.
-    """
-    pending = m.pending_next_id.get(collection)
-    start = int(m.fingerprint.catalogs.get(collection, {}).get("next_id", 0))
-    start = max(start, pending or 0)
-    taken = (
-        count > 0
-        and m.store.has_collection(collection)
-        and m.store.retrieve(collection, list(range(start, start + count)))
-    )
-    if taken:
-        # Explicit int ids above the next id (a catalog from before they were tracked).
-        stored = [r.id for r in m.store.scroll(collection) if isinstance(r.id, int)]
-        start = max(start, max(stored, default=-1) + 1)
-    m.pending_next_id[collection] = start + count
-    return list(range(start, start + count))
-
-
-def note_explicit_ids(m: ModelState, collection: str, ids: Sequence[PointId]) -> None:
-    """Move the catalog's next default id past explicit int ids, so they never collide."""
-    ints = [i for i in ids if isinstance(i, int)]
-    pending = m.pending_next_id.get(collection)
-    if ints or collection not in m.pending_next_id:
-        m.pending_next_id[collection] = max([pending or 0, *(i + 1 for i in ints)])
-
-
-def plan_items(
-    m: ModelState,
-    collection: str,
-    item_keys: Sequence[str],
-    ids: list[PointId] | None,
-    on_duplicate: str,
-) -> tuple[list[int], IngestResult]:
-    """Which items to write, and every item's id: ``(positions to write, result)``.
-
-    With the user's ids an item is present when its id is stored; without, when its key is
-    (payload ``asif_key``). ``"skip"`` leaves present items alone, ``"replace"`` writes them
-    again under their stored id, ``"add"`` writes them as new items (with the user's ids:
-    under their id, as ``"replace"``).
-    """
-    n = len(item_keys)
-    have = m.store.has_collection(collection) and n > 0
-    if ids is not None:
-        stored = {r.id for r in m.store.retrieve(collection, ids)} if have else set()
-        todo = [j for j in range(n) if on_duplicate != "skip" or ids[j] not in stored]
-        note_explicit_ids(m, collection, [ids[j] for j in todo])
-        replaced = sum(ids[j] in stored for j in todo)
-        return todo, IngestResult(
-            ids, added=len(todo) - replaced, already_present=n - len(todo), replaced=replaced
-        )
-    found: dict[str, PointId] = {}
-    if have and on_duplicate != "add":
-        for rec in m.store.find_by_payload(collection, keys.KEY_FIELD, item_keys):
-            found.setdefault(str(rec.payload[keys.KEY_FIELD]), rec.id)
-    out: list[PointId | None] = [None] * n
-    todo, same_as, first = [], {}, {}
-    for j, key in enumerate(item_keys):
-        if on_duplicate != "add" and key in first:
-            same_as[j] = first[key]
-            continue
-        first[key] = j
-        if key in found:
-            out[j] = found[key]
-            if on_duplicate == "skip":
-                continue
-        todo.append(j)
-    new = iter(allocate_ids(m, collection, sum(out[j] is None for j in todo)))
-    for j in todo:
-        out[j] = next(new) if out[j] is None else out[j]
-    for j, earlier in same_as.items():
-        out[j] = out[earlier]
-    replaced = sum(item_keys[j] in found for j in todo) if on_duplicate == "replace" else 0
-    return todo, IngestResult(
-        out,  # type: ignore[arg-type]
-        added=len(todo) - replaced,
-        already_present=n - len(todo),
-        replaced=replaced,
-    )
 
 
 def ensure_catalog(m: ModelState, collection: str, *, captions: bool = False) -> None:
@@ -396,7 +308,7 @@ def index(
     if payloads is not None:
         base = [{**b, **dict(extra)} for b, extra in zip(base, payloads, strict=True)]
     base = [{**b, keys.KEY_FIELD: k} for b, k in zip(base, item_keys, strict=True)]
-    todo, result = plan_items(m, collection, item_keys, user_ids, on_duplicate)
+    todo, result = ingest.plan_items(m, collection, item_keys, user_ids, on_duplicate)
     show = m.progress(show_progress_bar)
     with progress_bar(
         total=len(todo), desc=f"Indexing {collection}", unit="item", show=show
@@ -421,16 +333,6 @@ def index(
     return result
 
 
-def embedding_keys(
-    arr: np.ndarray, payloads: Sequence[Mapping[str, Any]], modality: str
-) -> list[str]:
-    """Keys of precomputed items: their payload's ``image`` / ``text``, else their numbers."""
-    out = []
-    for row, payload in zip(arr, payloads, strict=True):
-        out.append(keys.payload_key(payload, modality) or keys.embedding_key(row))
-    return out
-
-
 def index_embeddings(
     m: ModelState,
     collection: str,
@@ -453,9 +355,9 @@ def index_embeddings(
     base = [
         {"modality": modality, **keys.portable_payload(p)} for p in (payloads or [{}] * len(emb))
     ]
-    item_keys = embedding_keys(emb, base, modality)
+    item_keys = ingest.embedding_keys(emb, base, modality)
     base = [{**b, keys.KEY_FIELD: k} for b, k in zip(base, item_keys, strict=True)]
-    todo, result = plan_items(m, collection, item_keys, user_ids, on_duplicate)
+    todo, result = ingest.plan_items(m, collection, item_keys, user_ids, on_duplicate)
     show = m.progress(show_progress_bar)
     with progress_bar(
         total=len(todo), desc=f"Indexing {collection}", unit="item", show=show
@@ -620,7 +522,9 @@ def resumable_index(
                 have = {r.id for r in m.store.retrieve(collection, [start + r for r in rows])}
                 todo = [r for r in rows if start + r not in have]
             skipped += len(rows) - len(todo)
-            todo = _not_present(m, collection, arr, items, modality, todo, ids, on_duplicate)
+            todo = ingest.job_rows_to_write(
+                m, collection, arr, items, modality, todo, ids, on_duplicate
+            )
             _write_job_rows(m, collection, arr, items, modality, todo, [ids[r] for r in todo])
             new += len(todo)
             logger.info(
@@ -635,49 +539,6 @@ def resumable_index(
     info["job"] = {"start": start, "n": n, "input": digest, "done": True}
     writes.write_fingerprint(m)
     return IndexJob(collection, n, start, new, skipped, resumed, ids, present)
-
-
-def _row_keys(
-    arr: np.ndarray | None, items: list[tuple[str, Any]], modality: Any, rows: Sequence[int]
-) -> list[str]:
-    """The content keys of a job's rows (as :func:`index` / :func:`index_embeddings`)."""
-    if arr is not None:
-        return [keys.embedding_key(arr[r]) for r in rows]
-    return [
-        keys.text_key(items[r][1]) if items[r][0] == "text" else keys.image_key(items[r][1])
-        for r in rows
-    ]
-
-
-def _not_present(
-    m: ModelState,
-    collection: str,
-    arr: np.ndarray | None,
-    items: list[tuple[str, Any]],
-    modality: Any,
-    rows: list[int],
-    ids: list[PointId],
-    on_duplicate: str,
-) -> list[int]:
-    """The rows to write: those whose content is not stored yet (or all, by ``on_duplicate``).
-
-    A row already present gets its stored id in ``ids`` (and, with ``"replace"``, is written
-    again under it).
-    """
-    if not rows or on_duplicate == "add" or not m.store.has_collection(collection):
-        return rows
-    row_keys = _row_keys(arr, items, modality, rows)
-    found: dict[str, PointId] = {}
-    for rec in m.store.find_by_payload(collection, keys.KEY_FIELD, row_keys):
-        found.setdefault(str(rec.payload[keys.KEY_FIELD]), rec.id)
-    out = []
-    for r, key in zip(rows, row_keys, strict=True):
-        if key in found and found[key] != ids[r]:
-            ids[r] = found[key]
-            if on_duplicate == "skip":
-                continue
-        out.append(r)
-    return out
 
 
 def _write_job_rows(
