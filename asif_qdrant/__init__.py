@@ -29,6 +29,7 @@ from asif_qdrant.relative import relative_topk, relative_weights
 from asif_qdrant.retriever.catalogs import IndexJob
 from asif_qdrant.retriever.explain import AuditReport, Explanation, LabelExplanation
 from asif_qdrant.retriever.integrity import IntegrityReport
+from asif_qdrant.retriever.keys import IngestResult
 from asif_qdrant.retriever.recompute import EditReport
 from asif_qdrant.types import Hit, SearchOptions, SparseVector
 from asif_qdrant.version import __version__
@@ -47,6 +48,7 @@ __all__ = [
     "Hit",
     "ImageDecodeError",
     "IndexJob",
+    "IngestResult",
     "IntegrityReport",
     "InvalidInputError",
     "InvalidParameterError",

@@ -24,6 +24,7 @@ from asif_qdrant.locking import ReadWriteLock, locked
 from asif_qdrant.relative import l2_normalize
 from asif_qdrant.retriever import anchors, catalogs, crossgap, edits, explain, search, zeroshot
 from asif_qdrant.retriever.integrity import IntegrityReport, check_integrity
+from asif_qdrant.retriever.keys import IngestResult, OnDuplicate
 from asif_qdrant.retriever.layout import Layout
 from asif_qdrant.retriever.state import DEFAULT_K, DEFAULT_P, ModelState, check_store_args, connect
 from asif_qdrant.retriever.zeroshot import (
@@ -252,19 +253,28 @@ class ASIF:
         *,
         payloads: Sequence[Mapping[str, Any]] | None = None,
         source: str | None = None,
-    ) -> list[int]:
+        on_duplicate: OnDuplicate = "skip",
+    ) -> IngestResult:
         """Embed raw image-caption pairs and add them as anchors.
+
+        A pair's key is the sha256 of its image's bytes and its caption (stored as payload
+        ``asif_key``); an image path is stored resolved and absolute, with its file's hash.
 
         Args:
             images: The anchor images (paths, bytes, PIL images, arrays).
             captions: One caption per image.
             payloads: Extra payload per pair (stored in both anchor collections).
             source: Stored as the ``source`` payload of every pair.
+            on_duplicate: A pair whose key is already stored: ``"skip"`` it (default),
+                ``"replace"`` it (the old pair is deleted, the new one added), or ``"add"``
+                it again.
 
         Returns:
-            The new anchor ids (the point ids in both anchor collections).
+            The anchor id of every pair, in input order (a skipped pair: its stored id), with
+            the counts ``added``, ``already_present`` and ``replaced``.
         """
-        return edits.add_anchors(self._state, images, captions, payloads=payloads, source=source)
+        args = (payloads, source, on_duplicate)
+        return edits.add_anchors(self._state, images, captions, *args)
 
     @locked("write")
     def add_anchor_embeddings(
@@ -273,7 +283,8 @@ class ASIF:
         text_embeddings: np.ndarray,
         *,
         payloads: Sequence[Mapping[str, Any]] | None = None,
-    ) -> list[int]:
+        on_duplicate: OnDuplicate = "skip",
+    ) -> IngestResult:
         """Add anchor pairs from precomputed embeddings.
 
         Every catalog is brought up to date in the same call: exactly the items a new anchor
@@ -283,13 +294,16 @@ class ASIF:
             image_embeddings: ``(n, d_image)`` embeddings of the anchor images.
             text_embeddings: ``(n, d_text)`` embeddings of their captions.
             payloads: Payload per pair (for example ``{"caption": ...}``).
+            on_duplicate: As in :meth:`add_anchors`. A pair's key is that of its payload's
+                ``image`` file and ``caption`` when both are given, else the sha256 of its two
+                float32 rows.
 
         Returns:
-            The new anchor ids. Ids are never reused, also after deletions.
+            The anchor ids, as in :meth:`add_anchors`. Ids are never reused, also after
+            deletions.
         """
-        return edits.add_anchor_embeddings(
-            self._state, image_embeddings, text_embeddings, payloads=payloads
-        )
+        args = (payloads, on_duplicate)
+        return edits.add_anchor_embeddings(self._state, image_embeddings, text_embeddings, *args)
 
     @locked("write")
     def delete_anchors(self, ids: Iterable[int], *, purge: bool = False) -> int:
@@ -374,7 +388,8 @@ class ASIF:
         ids: Sequence[PointId] | None = None,
         show_progress_bar: bool | None = None,
         captions: Sequence[str | None] | None = None,
-    ) -> list[PointId]:
+        on_duplicate: OnDuplicate = "skip",
+    ) -> IngestResult:
         """Store catalog items (images, then texts) with their ASIF sparse vectors.
 
         Each payload also records the item's ``modality`` and its ``image`` path or ``text``;
@@ -385,15 +400,21 @@ class ASIF:
             images: Catalog images.
             texts: Catalog texts.
             payloads: One payload per item.
-            ids: One point id per item (int or UUID string); default: consecutive ints.
+            ids: One point id per item (an int in 0..2**64-1 or a UUID, any spelling:
+                stored lower-case with dashes; bool refused); items are upserted by them.
+                Default: consecutive ints past every id stored, so never one of yours.
             show_progress_bar: Override the model's setting.
             captions: One caption (or None) per image: stored as the image item's caption
                 vectors (payload ``caption``), searched with ``search(..., target="caption")``.
+            on_duplicate: An item already stored (the same id; without ids, the same content
+                key: the sha256 of the image bytes or text, payload ``asif_key``): ``"skip"``
+                it (default), ``"replace"`` it, or ``"add"`` it again as a new item.
 
         Returns:
-            The items' point ids.
+            The items' point ids in input order (a skipped item: its stored id), with the
+            counts ``added``, ``already_present`` and ``replaced``.
         """
-        args = (images, texts, payloads, ids, show_progress_bar, captions)
+        args = (images, texts, payloads, ids, show_progress_bar, captions, on_duplicate)
         return catalogs.index(self._state, collection, *args)
 
     @locked("write")
@@ -407,14 +428,17 @@ class ASIF:
         ids: Sequence[PointId] | None = None,
         show_progress_bar: bool | None = None,
         caption_embeddings: np.ndarray | None = None,
-    ) -> list[PointId]:
+        on_duplicate: OnDuplicate = "skip",
+    ) -> IngestResult:
         """Store catalog items from precomputed embeddings of one modality.
 
         ``embeddings`` are ``(n, dim)`` embeddings of ``modality`` from this model's encoder;
         ``caption_embeddings`` (image items only) ``(n, d_text)`` embeddings of their
-        captions (a row of NaN: no caption). The rest is as in :meth:`index`.
+        captions (a row of NaN: no caption). An item's key is its payload's ``image`` file
+        or ``text`` when given, else the sha256 of its float32 row. The rest is as in
+        :meth:`index`.
         """
-        args = (payloads, ids, show_progress_bar, caption_embeddings)
+        args = (payloads, ids, show_progress_bar, caption_embeddings, on_duplicate)
         return catalogs.index_embeddings(self._state, collection, embeddings, modality, *args)
 
     @locked("write")
@@ -430,6 +454,7 @@ class ASIF:
         chunk_size: int = 1000,
         on_commit: Callable[[int, int, int], None] | None = None,
         show_progress_bar: bool | None = None,
+        on_duplicate: OnDuplicate = "skip",
     ) -> IndexJob:
         """Index an input in chunks that each commit for good, so a killed run can resume.
 
@@ -437,11 +462,15 @@ class ASIF:
         ``modality`` (as :meth:`index_embeddings`). Ids are deterministic (item ``row`` gets
         ``start + row``); ``resume=True`` with the same input skips the items already
         stored. After each chunk of ``chunk_size`` items is committed, ``on_commit(first_row,
-        end_row, total)`` is called. The guarantees, and an example, are those of
+        end_row, total)`` is called. Items already in the catalog (same content key, as in
+        :meth:`index`) are left alone by ``on_duplicate="skip"`` and counted in
+        ``already_present``. The guarantees, and an example, are those of
         :func:`asif_qdrant.retriever.catalogs.resumable_index`.
         """
         args = (images, texts, embeddings, modality, resume, chunk_size, on_commit)
-        return catalogs.resumable_index(self._state, collection, *args, show_progress_bar)
+        return catalogs.resumable_index(
+            self._state, collection, *args, show_progress_bar, on_duplicate
+        )
 
     # -- search ----------------------------------------------------------------------------------
     @locked("read")

@@ -26,7 +26,14 @@ USERS = [
     PACKAGE,
     *(ROOT / d for d in ("tests", "benchmarks", "evaluation", "integrations", "examples")),
 ]
-WRITES = {"create_collection", "delete_collection", "upsert", "update_vectors", "delete"}
+WRITES = {
+    "create_collection",
+    "create_payload_index",
+    "delete_collection",
+    "upsert",
+    "update_vectors",
+    "delete",
+}
 
 
 def _sources(*roots: Path) -> Iterator[tuple[Path, ast.Module]]:

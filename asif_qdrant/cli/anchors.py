@@ -29,6 +29,7 @@ from asif_qdrant.cli.common import (
     file_option,
     folder_option,
     model_options,
+    on_duplicate_option,
 )
 
 __all__ = [
@@ -89,6 +90,7 @@ def _recomputed(touched: int, total: int, seconds: float) -> str:
     default=None,
     help="Also fit CSA with this many canonical dimensions (enables --method csa/hybrid).",
 )
+@on_duplicate_option("A pair (same image bytes and caption)")
 @model_options
 def anchors_add(
     folder: Path | None,
@@ -100,9 +102,14 @@ def anchors_add(
     image_encoder: str | None,
     text_encoder: str | None,
     csa_dim: int | None,
+    on_duplicate: str,
     model: ModelOptions,
 ) -> None:
-    """Embed image-caption pairs and add them as anchors."""
+    """Embed image-caption pairs and add them as anchors.
+
+    A pair already in the model (the same image bytes and caption) is skipped and counted
+    ("12 added, 30 already present"); --on-duplicate replace or add changes that.
+    """
     pairs = load_pairs(folder, csv_file, jsonl, tuxpaint)
     with model.open(
         create=True,
@@ -117,18 +124,18 @@ def anchors_add(
             [x.caption for x in pairs],
             payloads=[x.metadata for x in pairs],
             source=pairs[0].source if pairs else None,
+            on_duplicate=on_duplicate,  # type: ignore[arg-type]
         )
-        edit = asif.last_edit if ids else None
+        edit = asif.last_edit if ids.added or ids.replaced else None
         data = {
-            "added": len(ids),
-            "ids": ids,
+            **ids.as_dict(),
             "anchor_count": asif.anchor_count,
             "anchor_version": asif.fingerprint.anchor_version,
             "edit": edit.as_dict() if edit else None,
         }
         model.emit(
             data,
-            f"added {len(ids)} anchor pairs; the model '{model.name}' now has "
+            f"anchor pairs: {ids.summary()}; the model '{model.name}' now has "
             f"{asif.anchor_count} (version {asif.fingerprint.anchor_version})"
             + (
                 f"\n{_recomputed(edit.items_touched, edit.items_total, edit.seconds)}"

@@ -23,6 +23,7 @@ from asif_qdrant.cli.common import (
     labels_option,
     method_option,
     model_options,
+    on_duplicate_option,
     query_options,
     split_labels,
     template_options,
@@ -57,6 +58,7 @@ _MODALITIES = ("image", "text")
     show_default=True,
     help="Items per committed chunk (each is logged at -v: 'committed rows a..b of n').",
 )
+@on_duplicate_option("An item (same image bytes or text)")
 @model_options
 def index(
     collection: str,
@@ -67,9 +69,14 @@ def index(
     modality: str | None,
     resume: bool,
     chunk_size: int,
+    on_duplicate: str,
     model: ModelOptions,
 ) -> None:
     """Index catalog images and/or texts (or precomputed embeddings) into COLLECTION.
+
+    An item already in the catalog (the same image bytes or text; for --embeddings the same
+    numbers) is skipped and counted ("12 added, 30 already present"); --on-duplicate replace
+    or add changes that. Image paths are stored resolved and absolute.
 
     Items are written in chunks that each commit for good, with deterministic ids (the
     input's row order after the catalog's next free id): after a crash or kill -9, run the
@@ -128,11 +135,16 @@ def index(
             modality=modality,  # type: ignore[arg-type]
             resume=resume,
             chunk_size=chunk_size,
+            on_duplicate=on_duplicate,  # type: ignore[arg-type]
         )
+        counts = f"{job.new} added"
+        if job.already_present:
+            counts += f", {job.already_present} already present"
+        if job.resumed:
+            counts += f", {job.skipped} already stored by the interrupted run"
         model.emit(
-            {"indexed": job.total, **job.as_dict()},
-            f"indexed {job.total} items into '{collection}'"
-            + (f" ({job.skipped} already stored, {job.new} written)" if job.resumed else ""),
+            {"indexed": job.total, "added": job.new, **job.as_dict()},
+            f"indexed {job.total} items into '{collection}': {counts}",
         )
 
 

@@ -115,6 +115,16 @@ def choice_option(*param_decls: str, choices: Sequence[str], **attrs: Any) -> Ca
     return click.option(*param_decls, type=click.Choice(list(choices)), **attrs)
 
 
+def on_duplicate_option(what: str) -> Callable[[F], F]:
+    """``--on-duplicate skip|replace|add``: what adding ``what`` already stored does."""
+    return choice_option(
+        "--on-duplicate",
+        choices=("skip", "replace", "add"),
+        default="skip",
+        help=f"{what} already stored (same content): skip it, replace it, or add it again.",
+    )
+
+
 def stack(*decorators: Callable[[Any], Any]) -> Callable[[F], F]:
     """One decorator applying ``decorators`` as if written one above the other, top first.
 

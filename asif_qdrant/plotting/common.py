@@ -9,6 +9,7 @@ this module stays light and works without it.
 
 from __future__ import annotations
 
+import logging
 import os
 import textwrap
 from collections.abc import Callable, Sequence
@@ -36,16 +37,20 @@ __all__ = [
     "Box",
     "ImageLike",
     "check_png_args",
+    "draw_moved_placeholder",
     "figure",
     "fit_choice",
     "fit_text",
     "fitted_text",
     "import_matplotlib",
+    "moved_image",
     "save_png",
     "shorten",
     "square_thumbnail",
     "to_rgb",
 ]
+
+logger = logging.getLogger("asif_qdrant.plotting")
 
 #: How to install what drawing needs (matplotlib), named by the error raised without it.
 PLOT_EXTRA = "pip install 'asif-qdrant[plot]'"
@@ -327,3 +332,43 @@ def save_png(fig: Any, out: Path, metadata: dict[str, str] | None = None) -> Pat
     extra = {"metadata": metadata} if metadata else {}
     fig.savefig(out, format="png", dpi=DPI, facecolor="white", **extra)
     return out
+
+
+def moved_image(image: Any) -> str | None:
+    """The resolved path of an image reference whose file is gone (moved or deleted), else None.
+
+    A relative path (a model that stored one) resolves against the working folder. Each
+    missing file is logged as a warning naming it.
+
+    Example:
+        >>> moved_image("/nowhere/x.png"), moved_image(None)
+        ('/nowhere/x.png', None)
+    """
+    if not isinstance(image, (str, os.PathLike)):
+        return None
+    path = Path(image).expanduser().resolve()
+    if path.is_file():
+        return None
+    logger.warning("image moved: %s (no file there; drawn as a placeholder)", path)
+    return str(path)
+
+
+def draw_moved_placeholder(ax: Any, path: str, pixels: int) -> None:
+    """Fill ``ax`` with a grey square saying ``image moved: <path>``."""
+    import numpy as np
+
+    ax.imshow(np.full((pixels, pixels, 3), 236, np.uint8), interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    width_px = ax.get_position().width * ax.figure.get_figwidth() * DPI * 0.9
+    artist = ax.text(
+        0.5,
+        0.5,
+        "",
+        ha="center",
+        va="center",
+        fontsize=CAPTION_PT,
+        color=WRONG_COLOR,
+        transform=ax.transAxes,
+    )
+    fit_text(artist, f"image moved: {path}", 22, 6, width_px)

@@ -23,10 +23,12 @@ from .common import (
     WRONG_COLOR,
     Box,
     check_png_args,
+    draw_moved_placeholder,
     figure,
     fit_choice,
     fitted_text,
     import_matplotlib,
+    moved_image,
     save_png,
     square_thumbnail,
 )
@@ -242,7 +244,11 @@ def _draw_hit(fig: Any, rect: list[float], layout: _SheetLayout, c: int, hit: _H
     image, caption, score, correct = hit
     size = layout.size
     ax = fig.add_axes(rect)
-    ax.imshow(square_thumbnail(image, layout.pixels), interpolation="antialiased")
+    moved = moved_image(image)
+    if moved is not None:
+        draw_moved_placeholder(ax, moved, layout.pixels)
+    else:
+        ax.imshow(square_thumbnail(image, layout.pixels), interpolation="antialiased")
     ax.set_xticks([])
     ax.set_yticks([])
     if correct is None:

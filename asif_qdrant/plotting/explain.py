@@ -21,11 +21,13 @@ from .common import (
     THUMB_PIXELS_PER_INCH,
     Box,
     check_png_args,
+    draw_moved_placeholder,
     figure,
     fit_choice,
     fit_text,
     fitted_text,
     import_matplotlib,
+    moved_image,
     save_png,
     shorten,
     to_rgb,
@@ -426,6 +428,10 @@ def _draw_panel(ax: Any, image: Any, text: str, pixels: int) -> None:
     """An image thumbnail, or (no image) the text in a framed box."""
     ax.set_xticks([])
     ax.set_yticks([])
+    moved = moved_image(image)
+    if moved is not None:
+        draw_moved_placeholder(ax, moved, pixels)
+        return
     thumb = None
     if image is not None:
         try:

@@ -7,10 +7,12 @@ modules above it in this list, enforced by the import contracts in ``pyproject.t
 =================  ==========================================================================
 ``layout``         the one place that names collections and vectors, and catalog specs
 ``fingerprint``    what a model was built with (encoders, k, p, anchor set version)
+``keys``           content keys of what is ingested, canonical point ids, image references
 ``state``          one open model: store, layout, fingerprint, settings, encoders, caches
 ``writes``         the one door for writes: every call that changes the store passes here
 ``pairs``          a few anchor pairs saved to a file (what an audit deleted) and read back
 ``anchors``        reading anchors; relative vectors (in-memory index or engine search)
+``ingest``         what is already stored: keys looked up, ``on_duplicate``, default ids
 ``crossgap``       CSA vectors, caption vectors, query inversion (beyond plain ASIF)
 ``edits``          adding / deleting anchor pairs and keeping every catalog exact
 ``catalogs``       indexing items into catalogs, re-indexing, resumable index jobs

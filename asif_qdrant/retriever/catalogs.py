@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -41,7 +40,7 @@ from asif_qdrant.errors import (
 )
 from asif_qdrant.progress import progress_bar
 from asif_qdrant.relative import l2_normalize
-from asif_qdrant.retriever import writes
+from asif_qdrant.retriever import ingest, keys, writes
 from asif_qdrant.retriever.anchors import relative
 from asif_qdrant.retriever.crossgap import (
     caption_records,
@@ -51,6 +50,7 @@ from asif_qdrant.retriever.crossgap import (
     refresh_extra_vectors,
 )
 from asif_qdrant.retriever.journal import crashpoint
+from asif_qdrant.retriever.keys import IngestResult
 from asif_qdrant.retriever.layout import (
     CAPTION_SPARSE,
     CSA_VECTOR,
@@ -87,9 +87,9 @@ def prepare_catalog(
     collection: str,
     n: int,
     payloads: Sequence[Mapping[str, Any]] | None,
-    ids: Sequence[PointId] | None,
-) -> list[PointId]:
-    """Validate a catalog write, create the collection, and hand out ids."""
+    ids: Sequence[Any] | None,
+) -> list[PointId] | None:
+    """Validate a catalog write and create the collection; the user's ids, canonical."""
     collection = check_collection_name(collection)
     if m.layout.is_model_collection(collection):
         raise InvalidParameterError(
@@ -101,25 +101,11 @@ def prepare_catalog(
             f"'payloads' must have one entry per item ({n}). Got {len(payloads)}."
         )
     writes.check_payloads(payloads, reserved=writes.CATALOG_RESERVED_KEYS)
-    if ids is not None:
-        ids = list(ids)
-        if len(ids) != n:
-            raise InvalidInputError(f"'ids' must have one entry per item ({n}). Got {len(ids)}.")
-        if len(set(ids)) != n:
-            raise InvalidInputError("'ids' must be distinct. Got duplicates.")
+    out = None if ids is None else keys.canonical_ids(ids, n)
     if n:
         m.require_anchors("before indexing")
-    if n == 0:
-        return []
-    ensure_catalog(m, collection)
-    # The fingerprint records the catalog (and the ids handed out) only once the items are
-    # written (finish_catalog): a failed call leaves it as it was.
-    m.pending_next_id[collection] = None
-    if ids is None:
-        start = int(m.fingerprint.catalogs.get(collection, {}).get("next_id", 0))
-        ids = list(range(start, start + n))
-        m.pending_next_id[collection] = start + n
-    return list(ids)
+        ensure_catalog(m, collection)
+    return out
 
 
 def ensure_catalog(m: ModelState, collection: str, *, captions: bool = False) -> None:
@@ -144,6 +130,7 @@ def ensure_catalog(m: ModelState, collection: str, *, captions: bool = False) ->
         fp.catalogs[collection] = {"next_id": 0, "anchor_version": fp.anchor_version}
         writes.write_fingerprint(m)
     writes.create_collection(m.store, collection, catalog_spec(fp))
+    writes.create_payload_index(m.store, collection, keys.KEY_FIELD)
     m.kth_ready[collection] = True
 
 
@@ -322,21 +309,26 @@ def index(
     ids: Sequence[PointId] | None,
     show_progress_bar: bool | None,
     captions: Sequence[str | None] | None,
-) -> list[PointId]:
+    on_duplicate: str = "skip",
+) -> IngestResult:
     """Store catalog items (images, then texts) with their vectors (see ``ASIF.index``)."""
+    on_duplicate = keys.check_on_duplicate("ASIF.index", on_duplicate)
     images_, texts_ = _check_index_inputs(images, texts, captions)
     items: list[tuple[Modality, Any]] = [("image", x) for x in images_]
     items += [("text", t) for t in texts_]
     payloads = _without_echo(payloads, [modality for modality, _ in items])
     base: list[dict[str, Any]] = []
+    item_keys = []
     for modality, x in items:
         payload: dict[str, Any] = {"modality": modality}
         if modality == "text":
             payload["text"] = x
-        elif isinstance(x, (str, os.PathLike)):
-            payload["image"] = str(x)
+            item_keys.append(keys.text_key(x))
+        else:
+            payload.update(keys.image_ref(x))
+            item_keys.append(keys.image_key(x))
         base.append(payload)
-    ids = prepare_catalog(m, collection, len(items), payloads, ids)
+    user_ids = prepare_catalog(m, collection, len(items), payloads, ids)
     if captions is not None:
         ensure_catalog(m, collection, captions=True)
         for j, c in enumerate(captions):
@@ -344,12 +336,14 @@ def index(
                 base[j]["caption"] = c
     if payloads is not None:
         base = [{**b, **dict(extra)} for b, extra in zip(base, payloads, strict=True)]
+    base = [{**b, keys.KEY_FIELD: k} for b, k in zip(base, item_keys, strict=True)]
+    todo, result = ingest.plan_items(m, collection, item_keys, user_ids, on_duplicate)
     show = m.progress(show_progress_bar)
     with progress_bar(
-        total=len(items), desc=f"Indexing {collection}", unit="item", show=show
+        total=len(todo), desc=f"Indexing {collection}", unit="item", show=show
     ) as bar:
-        for start in range(0, len(items), CHUNK):
-            chunk = range(start, min(start + CHUNK, len(items)))
+        for start in range(0, len(todo), CHUNK):
+            chunk = todo[start : start + CHUNK]
             for modality in ("image", "text"):
                 pos = [j for j in chunk if items[j][0] == modality]
                 if pos:
@@ -360,12 +354,12 @@ def index(
                         modality,
                         emb,
                         [base[j] for j in pos],
-                        [ids[j] for j in pos],
+                        [result[j] for j in pos],
                         captions=_encode_captions(m, captions, pos, modality),
                     )
             bar.update(len(chunk))
     finish_catalog(m, collection)
-    return ids
+    return result
 
 
 def index_embeddings(
@@ -377,32 +371,41 @@ def index_embeddings(
     ids: Sequence[PointId] | None,
     show_progress_bar: bool | None,
     caption_embeddings: Any,
-) -> list[PointId]:
+    on_duplicate: str = "skip",
+) -> IngestResult:
     """Store catalog items from embeddings of one modality (see ``ASIF.index_embeddings``)."""
+    on_duplicate = keys.check_on_duplicate("ASIF.index_embeddings", on_duplicate)
     m.layout.anchors(modality)  # validates the modality
     emb = m.check_embeddings("embeddings", embeddings, modality)
     cap = check_caption_embeddings(m, caption_embeddings, len(emb), modality)
     payloads = _without_echo(payloads, [modality] * len(emb))
-    ids = prepare_catalog(m, collection, len(emb), payloads, ids)
+    user_ids = prepare_catalog(m, collection, len(emb), payloads, ids)
     if cap is not None and len(emb):
         ensure_catalog(m, collection, captions=True)
-    base = [{"modality": modality, **dict(p)} for p in (payloads or [{}] * len(emb))]
+    base = [
+        {"modality": modality, **keys.portable_payload(p)} for p in (payloads or [{}] * len(emb))
+    ]
+    item_keys = ingest.embedding_keys(emb, base, modality)
+    base = [{**b, keys.KEY_FIELD: k} for b, k in zip(base, item_keys, strict=True)]
+    todo, result = ingest.plan_items(m, collection, item_keys, user_ids, on_duplicate)
     show = m.progress(show_progress_bar)
-    with progress_bar(total=len(emb), desc=f"Indexing {collection}", unit="item", show=show) as bar:
-        for start in range(0, len(emb), CHUNK):
-            end = start + CHUNK
+    with progress_bar(
+        total=len(todo), desc=f"Indexing {collection}", unit="item", show=show
+    ) as bar:
+        for start in range(0, len(todo), CHUNK):
+            rows = todo[start : start + CHUNK]
             write_items(
                 m,
                 collection,
                 modality,
-                emb[start:end],
-                base[start:end],
-                ids[start:end],
-                captions=None if cap is None else cap[start:end],
+                emb[rows],
+                [base[j] for j in rows],
+                [result[j] for j in rows],
+                captions=None if cap is None else cap[rows],
             )
-            bar.update(len(emb[start:end]))
+            bar.update(len(rows))
     finish_catalog(m, collection)
-    return ids
+    return result
 
 
 # -- re-indexing ---------------------------------------------------------------------------------
@@ -453,7 +456,9 @@ class IndexJob:
         new: Items written by this call.
         skipped: Items found already stored (written by the interrupted run) and skipped.
         resumed: Whether this call resumed an interrupted job (else it started one).
-        ids: The items' ids, in input order.
+        ids: The items' ids, in input order (an item already present: its stored id).
+        already_present: Items whose content was already in the catalog under another id
+            (indexed by an earlier call), left alone (``on_duplicate="skip"``).
 
     Example:
         >>> import tempfile, numpy as np
@@ -478,6 +483,7 @@ class IndexJob:
     skipped: int
     resumed: bool
     ids: list[PointId] = field(repr=False, default_factory=list)
+    already_present: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """Plain-Python form (for ``--json``)."""
@@ -502,6 +508,7 @@ def resumable_index(
     chunk_size: int,
     on_commit: Callable[[int, int, int], None] | None,
     show_progress_bar: bool | None,
+    on_duplicate: str = "skip",
 ) -> IndexJob:
     """Index an input in chunks that each commit for good, so a killed run can be resumed.
 
@@ -516,13 +523,17 @@ def resumable_index(
     at most the items of one unacknowledged chunk written.
 
     ``resume=True`` with the same input skips the items already stored and writes the rest:
-    no item twice, no id changed (with no job for this input it starts one). The caller
-    holds the model's write lock.
+    no item twice, no id changed (with no job for this input it starts one). An item whose
+    content key is already stored under another id (an earlier call indexed it) is left
+    alone and counted in ``already_present`` (``on_duplicate="skip"``); ``"replace"`` writes
+    it again under its stored id, ``"add"`` under its job id. The caller holds the model's
+    write lock.
 
     Raises:
         InvalidParameterError: ``resume=True`` while the collection's interrupted job was
             started with another input (resuming would index other items under its ids).
     """
+    on_duplicate = keys.check_on_duplicate("ASIF.resumable_index", on_duplicate)
     chunk_size = check_int("chunk_size", "resumable_index", chunk_size, minimum=1)
     arr, items, digest = _job_input(m, images, texts, embeddings, modality)
     n = len(arr) if arr is not None else len(items)
@@ -530,6 +541,7 @@ def resumable_index(
     if n:
         m.require_anchors("before indexing")
     start, resumed = _start_job(m, collection, n, digest, resume)
+    ids: list[PointId] = [start + r for r in range(n)]
     new = skipped = 0
     show = m.progress(show_progress_bar)
     with progress_bar(total=n, desc=f"Indexing {collection}", unit="item", show=show) as bar:
@@ -539,32 +551,12 @@ def resumable_index(
             if resumed and m.store.has_collection(collection):
                 have = {r.id for r in m.store.retrieve(collection, [start + r for r in rows])}
                 todo = [r for r in rows if start + r not in have]
-            if arr is not None and todo:
-                index_embeddings(
-                    m,
-                    collection,
-                    arr[todo],
-                    modality,  # type: ignore[arg-type]
-                    payloads=[{"row": r} for r in todo],
-                    ids=[start + r for r in todo],
-                    show_progress_bar=False,
-                    caption_embeddings=None,
-                )
-            elif todo:
-                ims = [r for r in todo if items[r][0] == "image"]
-                txs = [r for r in todo if items[r][0] == "text"]
-                index(
-                    m,
-                    collection,
-                    images=[items[r][1] for r in ims],
-                    texts=[items[r][1] for r in txs],
-                    payloads=[{"row": r} for r in ims + txs],
-                    ids=[start + r for r in ims + txs],
-                    show_progress_bar=False,
-                    captions=None,
-                )
-            new += len(todo)
             skipped += len(rows) - len(todo)
+            todo = ingest.job_rows_to_write(
+                m, collection, arr, items, modality, todo, ids, on_duplicate
+            )
+            _write_job_rows(m, collection, arr, items, modality, todo, [ids[r] for r in todo])
+            new += len(todo)
             logger.info(
                 "committed rows %d..%d of %d into '%s' (ids %d..%d)",
                 *(rows[0], rows[-1], n, collection, start + rows[0], start + rows[-1]),
@@ -572,10 +564,52 @@ def resumable_index(
             if on_commit is not None:
                 on_commit(rows[0], rows[-1] + 1, n)
             bar.update(len(rows))
+    present = n - new - skipped
     info = m.fingerprint.catalogs.setdefault(collection, {"next_id": start + n})
     info["job"] = {"start": start, "n": n, "input": digest, "done": True}
     writes.write_fingerprint(m)
-    return IndexJob(collection, n, start, new, skipped, resumed, [start + r for r in range(n)])
+    return IndexJob(collection, n, start, new, skipped, resumed, ids, present)
+
+
+def _write_job_rows(
+    m: ModelState,
+    collection: str,
+    arr: np.ndarray | None,
+    items: list[tuple[str, Any]],
+    modality: Any,
+    todo: list[int],
+    ids: list[PointId],
+) -> None:
+    """Write some rows of a job under the given ids."""
+    if not todo:
+        return
+    if arr is not None:
+        index_embeddings(
+            m,
+            collection,
+            arr[todo],
+            modality,
+            payloads=[{"row": r} for r in todo],
+            ids=ids,
+            show_progress_bar=False,
+            caption_embeddings=None,
+            on_duplicate="replace",
+        )
+        return
+    by_id = dict(zip(todo, ids, strict=True))
+    ims = [r for r in todo if items[r][0] == "image"]
+    txs = [r for r in todo if items[r][0] == "text"]
+    index(
+        m,
+        collection,
+        images=[items[r][1] for r in ims],
+        texts=[items[r][1] for r in txs],
+        payloads=[{"row": r} for r in ims + txs],
+        ids=[by_id[r] for r in ims + txs],
+        show_progress_bar=False,
+        captions=None,
+        on_duplicate="replace",
+    )
 
 
 def _job_input(

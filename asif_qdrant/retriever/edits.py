@@ -21,29 +21,34 @@ Example:
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 
 from asif_qdrant.errors import AnchorSetError, InvalidInputError, check_int, is_blank
 from asif_qdrant.relative import l2_normalize
-from asif_qdrant.retriever import journal, writes
+from asif_qdrant.retriever import journal, keys, writes
 from asif_qdrant.retriever.anchors import sync_anchor_indexes
 from asif_qdrant.retriever.crossgap import after_edit
+from asif_qdrant.retriever.keys import IngestResult
 from asif_qdrant.retriever.recompute import EditReport, update_catalogs
 from asif_qdrant.retriever.state import ModelState
 from asif_qdrant.store.base import CollectionSpec, Record
 from asif_qdrant.types import ImageInput
 
 __all__ = [
+    "AnchorPlan",
     "add_anchor_embeddings",
     "add_anchors",
+    "apply_anchor_plan",
     "check_pairs",
     "delete_anchors",
     "finish_edit",
+    "plan_anchor_adds",
+    "write_anchor_pairs",
 ]
 
 
@@ -66,11 +71,12 @@ def add_anchors(
     m: ModelState,
     images: Sequence[ImageInput],
     captions: Sequence[str],
-    *,
     payloads: Sequence[Mapping[str, Any]] | None = None,
     source: str | None = None,
-) -> list[int]:
+    on_duplicate: str = "skip",
+) -> IngestResult:
     """Embed raw image-caption pairs and add them as anchors (see ``ASIF.add_anchors``)."""
+    on_duplicate = keys.check_on_duplicate("ASIF.add_anchors", on_duplicate)
     images, captions = list(images), list(captions)
     check_pairs(len(images), len(captions), payloads)
     payloads = writes.check_payloads(payloads, reserved=writes.ANCHOR_RESERVED_KEYS)
@@ -83,34 +89,134 @@ def add_anchors(
             raise InvalidInputError(
                 f"Caption {i} is empty (or only whitespace): an anchor pair needs a caption."
             )
-    img = m.encode(images, "image")
-    txt = m.encode(captions, "text")
+    pair_keys = [
+        keys.anchor_key(keys.image_key(x), c) for x, c in zip(images, captions, strict=True)
+    ]
+    plan = plan_anchor_adds(m, pair_keys, on_duplicate)
+    todo = plan.todo
     base = [
         {
-            "caption": c,
-            **({"image": str(x)} if isinstance(x, (str, os.PathLike)) else {}),
+            "caption": captions[j],
+            **keys.image_ref(images[j]),
             **({"source": source} if source is not None else {}),
         }
-        for x, c in zip(images, captions, strict=True)
+        for j in todo
     ]
     if payloads is not None:
-        base = [{**dict(extra), **b} for b, extra in zip(base, payloads, strict=True)]
-    return add_anchor_embeddings(m, img, txt, payloads=base)
+        base = [{**dict(payloads[j]), **b} for b, j in zip(base, todo, strict=True)]
+    if todo:
+        img = m.encode([images[j] for j in todo], "image")
+        txt = m.encode([captions[j] for j in todo], "text")
+    else:
+        img = txt = np.zeros((0, 1), np.float32)
+    return apply_anchor_plan(m, plan, img, txt, base, pair_keys)
 
 
 def add_anchor_embeddings(
     m: ModelState,
     image_embeddings: Any,
     text_embeddings: Any,
-    *,
     payloads: Sequence[Mapping[str, Any]] | None = None,
-) -> list[int]:
-    """Add anchor pairs from precomputed embeddings (see ``ASIF.add_anchor_embeddings``)."""
-    t0 = time.perf_counter()
+    on_duplicate: str = "skip",
+) -> IngestResult:
+    """Add anchor pairs from precomputed embeddings (see ``ASIF.add_anchor_embeddings``).
+
+    A pair's key is that of its payload's ``image`` file and ``caption`` when both are
+    given, else the sha256 of its two float32 rows (:mod:`asif_qdrant.retriever.keys`).
+    """
+    on_duplicate = keys.check_on_duplicate("ASIF.add_anchor_embeddings", on_duplicate)
     img = m.check_embeddings("image_embeddings", image_embeddings, "image")
     txt = m.check_embeddings("text_embeddings", text_embeddings, "text")
     check_pairs(len(img), len(txt), payloads)
     payloads = writes.check_payloads(payloads, reserved=writes.ANCHOR_RESERVED_KEYS)
+    pl = [keys.portable_payload(x) for x in payloads or [{}] * len(img)]
+    pair_keys = []
+    for j, p in enumerate(pl):
+        if isinstance(p.get("image"), str) and isinstance(p.get("caption"), str):
+            pair_keys.append(keys.anchor_key(keys.image_key(p["image"]), p["caption"]))
+        else:
+            pair_keys.append(keys.embedding_key(img[j], txt[j]))
+    plan = plan_anchor_adds(m, pair_keys, on_duplicate)
+    return apply_anchor_plan(
+        m, plan, img[plan.todo], txt[plan.todo], [pl[j] for j in plan.todo], pair_keys
+    )
+
+
+@dataclass
+class AnchorPlan:
+    """Which of a batch of anchor pairs to write, and which are already stored.
+
+    Attributes:
+        todo: Positions in the batch to write (as new pairs).
+        present: Position -> id of the stored pair with the same key (not written again).
+        replace: Ids of stored pairs to delete first (``on_duplicate="replace"``).
+        same_as: Position -> earlier position in the batch with the same key.
+    """
+
+    todo: list[int]
+    present: dict[int, int] = field(default_factory=dict)
+    replace: list[int] = field(default_factory=list)
+    same_as: dict[int, int] = field(default_factory=dict)
+
+
+def plan_anchor_adds(m: ModelState, pair_keys: Sequence[str], on_duplicate: str) -> AnchorPlan:
+    """Look the batch's keys up among the stored pairs and decide what ``on_duplicate`` asks."""
+    if on_duplicate == "add":
+        return AnchorPlan(list(range(len(pair_keys))))
+    stored: dict[str, int] = {}
+    if m.store.has_collection(m.layout.text_anchors):
+        for rec in m.store.find_by_payload(m.layout.text_anchors, keys.KEY_FIELD, pair_keys):
+            stored.setdefault(str(rec.payload[keys.KEY_FIELD]), int(rec.id))
+    plan = AnchorPlan([])
+    first: dict[str, int] = {}
+    for j, key in enumerate(pair_keys):
+        if key in first:
+            plan.same_as[j] = first[key]
+            continue
+        first[key] = j
+        if key in stored and on_duplicate == "skip":
+            plan.present[j] = stored[key]
+            continue
+        if key in stored:
+            plan.replace.append(stored[key])
+        plan.todo.append(j)
+    return plan
+
+
+def apply_anchor_plan(
+    m: ModelState,
+    plan: AnchorPlan,
+    img: np.ndarray,
+    txt: np.ndarray,
+    payloads: list[dict[str, Any]],
+    pair_keys: Sequence[str],
+) -> IngestResult:
+    """Write the planned pairs (deleting those they replace first); the report by position."""
+    if plan.replace:
+        delete_anchors(m, plan.replace)
+    pl = [{**p, keys.KEY_FIELD: pair_keys[j]} for p, j in zip(payloads, plan.todo, strict=True)]
+    new = write_anchor_pairs(m, img, txt, pl)
+    ids: dict[int, int] = {**plan.present, **dict(zip(plan.todo, new, strict=True))}
+    for j, earlier in plan.same_as.items():
+        ids[j] = ids[earlier]
+    n = len(pair_keys)
+    return IngestResult(
+        [ids[j] for j in range(n)],
+        added=len(new) - len(plan.replace),
+        already_present=len(plan.present) + len(plan.same_as),
+        replaced=len(plan.replace),
+    )
+
+
+def write_anchor_pairs(
+    m: ModelState,
+    image_embeddings: np.ndarray,
+    text_embeddings: np.ndarray,
+    payloads: Sequence[Mapping[str, Any]],
+) -> list[int]:
+    """Write new anchor pairs (checked embeddings) and bring every catalog up to date."""
+    t0 = time.perf_counter()
+    img, txt = image_embeddings, text_embeddings
     fp = m.fingerprint
     n = len(img)
     if n == 0:
@@ -126,7 +232,8 @@ def add_anchor_embeddings(
         coll, vn = m.layout.anchors(modality)
         if not m.store.has_collection(coll):
             writes.create_collection(m.store, coll, CollectionSpec(dense={vn: dim}))
-    pl = payloads if payloads is not None else [{} for _ in range(n)]
+            writes.create_payload_index(m.store, coll, keys.KEY_FIELD)
+    pl = [dict(x) for x in payloads]
     img, txt = l2_normalize(img), l2_normalize(txt)
     batches = []
     for modality, unit in (("image", img), ("text", txt)):

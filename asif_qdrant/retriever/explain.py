@@ -34,6 +34,7 @@ import numpy as np
 
 from asif_qdrant.errors import CollectionNotFoundError, InvalidInputError, InvalidParameterError
 from asif_qdrant.retriever.anchors import anchor_payloads, embed_images, query_vectors
+from asif_qdrant.retriever.keys import stored_image
 from asif_qdrant.retriever.layout import SPARSE
 from asif_qdrant.retriever.state import ModelState
 from asif_qdrant.retriever.zeroshot import (
@@ -410,7 +411,7 @@ def explain_vectors(
             AnchorContribution(
                 id=aid,
                 caption=_opt_str(payload.get("caption")),
-                image=_opt_str(payload.get("image")),
+                image=stored_image(payload, f"anchor {aid}"),
                 query_weight=float(qv[ia[j]]),
                 item_weight=float(iv[ib[j]]),
                 contribution=float(contrib[j]),
@@ -496,7 +497,7 @@ def explain_match(
         rec = recs[0]
         ivec = rec.sparse.get(SPARSE, SparseVector(np.zeros(0), np.zeros(0)))
         itext = _item_text(rec.payload)
-        iimage = rec.payload.get("image")
+        iimage = stored_image(rec.payload, f"item {rec.id!r} of '{collection}'")
         meta: dict[str, Any] = {"item_id": rec.id, "collection": collection}
     else:
         (ivec,) = query_vectors(m, [item])

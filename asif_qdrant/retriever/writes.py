@@ -5,8 +5,8 @@ modules that decide *what* to write (:mod:`~asif_qdrant.retriever.edits`,
 :mod:`~asif_qdrant.retriever.catalogs`, :mod:`~asif_qdrant.retriever.crossgap`,
 :mod:`~asif_qdrant.retriever.zeroshot`, :mod:`~asif_qdrant.retriever.integrity`,
 :mod:`asif_qdrant.transfer`) hand their records to the functions below, which are the only
-callers of the store's writing methods (``create_collection``, ``delete_collection``,
-``upsert``, ``update_vectors``, ``delete``). A test asserts it
+callers of the store's writing methods (``create_collection``, ``create_payload_index``,
+``delete_collection``, ``upsert``, ``update_vectors``, ``delete``). A test asserts it
 (``tests/unit/retriever/test_writes.py``), so that a check added here sees every byte
 before it is written. Crash-safe rewrites of whole collections (a staging copy and a
 write-ahead marker) are in :mod:`asif_qdrant.retriever.journal`, built on these.
@@ -53,6 +53,7 @@ __all__ = [
     "check_payloads",
     "check_records",
     "create_collection",
+    "create_payload_index",
     "delete_points",
     "drop_collection",
     "drop_label_caches",
@@ -184,6 +185,11 @@ def check_records(collection: str, records: Sequence[Record]) -> None:
 def create_collection(store: Store, name: str, spec: CollectionSpec) -> None:
     """Create a collection."""
     store.create_collection(name, spec)
+
+
+def create_payload_index(store: Store, name: str, key: str) -> None:
+    """Index a keyword payload field of a collection (where the backend supports it)."""
+    store.create_payload_index(name, key)
 
 
 def drop_collection(store: Store, name: str) -> None:

@@ -324,6 +324,20 @@ class Store(ABC):
     def count(self, name: str) -> int:
         """Exact number of points."""
 
+    def find_by_payload(self, name: str, key: str, values: Sequence[Any]) -> list[Record]:
+        """The points (no vectors) whose payload ``key`` equals one of ``values``.
+
+        This default reads every point; a backend with payload filters overrides it.
+        """
+        wanted = set(values)
+        if not wanted:
+            return []
+        return [r for r in self.scroll(name) if r.payload.get(key) in wanted]
+
+    def create_payload_index(self, name: str, key: str) -> None:
+        """Index the keyword payload field ``key`` (a no-op where the backend has none)."""
+        return None
+
     # -- queries -------------------------------------------------------------------------
     def query_dense(
         self, name: str, vector_name: str, queries: np.ndarray, limit: int

@@ -572,6 +572,40 @@ class ClientStore(Store):
 
         yield from wire.scroll_records(page)
 
+    def find_by_payload(  # noqa: D102
+        self, name: str, key: str, values: Sequence[Any]
+    ) -> list[Record]:
+        values = list(dict.fromkeys(values))
+        out: list[Record] = []
+        for batch in wire.chunks(values, self.batch_size):
+            condition = qdrant_filter({key: list(batch)})
+
+            def page(offset: PointId | None, flt: Any = condition) -> Any:
+                return self._read(
+                    name,
+                    "scroll",
+                    self.client.scroll,
+                    scroll_filter=flt,
+                    limit=256,
+                    offset=offset,
+                    with_payload=True,
+                    with_vectors=False,
+                )
+
+            out.extend(wire.scroll_records(page))
+        return out
+
+    def create_payload_index(self, name: str, key: str) -> None:  # noqa: D102
+        if self.transport == "local":
+            return  # local mode has no payload indexes (it scans)
+        self._write(
+            name,
+            "create a payload index",
+            self.client.create_payload_index,
+            field_name=key,
+            field_schema="keyword",
+        )
+
     def count(self, name: str) -> int:  # noqa: D102
         res = self._call(
             name,

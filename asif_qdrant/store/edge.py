@@ -250,6 +250,31 @@ class EdgeStore(Store):
 
         yield from wire.scroll_records(page)
 
+    def find_by_payload(  # noqa: D102
+        self, name: str, key: str, values: Sequence[Any]
+    ) -> list[Record]:
+        values = list(dict.fromkeys(values))
+        if not values:
+            return []
+        qe = _edge()
+        out: list[Record] = []
+        for batch in wire.chunks(values, _BATCH):
+            flt = _filter({key: list(batch)})
+
+            def page(offset: PointId | None, flt: Any = flt) -> Any:
+                req = qe.ScrollRequest(
+                    offset=offset, limit=256, filter=flt, with_payload=True, with_vector=False
+                )
+                return self._call(name, "scroll", lambda s, r: s.scroll(r), req)
+
+            out.extend(wire.scroll_records(page))
+        return out
+
+    def create_payload_index(self, name: str, key: str) -> None:  # noqa: D102
+        qe = _edge()
+        op = qe.UpdateOperation.create_field_index(key, qe.PayloadSchemaType.Keyword)
+        self._update(name, "create a payload index", op)
+
     def count(self, name: str) -> int:  # noqa: D102
         req = _edge().CountRequest(exact=True)
         return int(self._call(name, "count points", lambda s, r: s.count(r), req))

@@ -768,7 +768,8 @@ class _AsifFitted(FittedMethod):
             show_progress_bar=False,
             **extra,
         )
-        self.ids = self.asif.add_anchor_embeddings(anchors.image, anchors.text)
+        # "add": the lab measures the given anchor set as it is, exact duplicates included.
+        self.ids = self.asif.add_anchor_embeddings(anchors.image, anchors.text, on_duplicate="add")
         self._collections = 0
 
     def _image_encoder(self) -> Any:
@@ -914,7 +915,7 @@ class _AsifFitted(FittedMethod):
         )
 
     def add_anchors(self, image: np.ndarray, text: np.ndarray) -> Any:
-        ids = self.asif.add_anchor_embeddings(image, text)
+        ids = self.asif.add_anchor_embeddings(image, text, on_duplicate="add")
         self.anchors = self.anchors.concat(AnchorSet(image, text))
         return ids
 

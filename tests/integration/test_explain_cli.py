@@ -185,9 +185,11 @@ def test_edit_commands_report_items_and_seconds(stamps: dict, tmp_path: Path) ->
     run("index", "cat", "--image-folder", str(stamps["catalog"]), "--path", path)
     n = len(stamps["captions"])
     runner = CliRunner()
-    added = runner.invoke(
-        main, ["anchors", "add", "--folder", str(stamps["anchors"]), "--path", path, "-q"]
-    )
+    again = ["anchors", "add", "--folder", str(stamps["anchors"]), "--path", path, "-q"]
+    skipped = runner.invoke(main, again)  # the same pairs: already present, no edit
+    assert skipped.exit_code == 0 and "0 added" in skipped.output, skipped.output
+    assert "catalog items in" not in skipped.output
+    added = runner.invoke(main, [*again, "--on-duplicate", "add"])  # an edit on purpose
     assert added.exit_code == 0, added.output
     assert f"of {n} catalog items in" in added.output
     deleted = runner.invoke(main, ["anchors", "delete", "0", "1", "--path", path, "-q"])

@@ -31,6 +31,7 @@ from typing import Any, Literal
 import numpy as np
 from asif_qdrant import ASIF, Hit
 from asif_qdrant.errors import InvalidInputError, check_int, check_real
+from asif_qdrant.retriever.keys import IMAGE_HASH_FIELD, KEY_FIELD
 from asif_qdrant.types import SparseVector
 from langchain_core.callbacks import (
     AsyncCallbackManagerForRetrieverRun,
@@ -143,8 +144,10 @@ class ASIFRetriever(BaseRetriever):
             content = str(payload.get("text", ""))
         else:
             content = str(payload.get("image", ""))
+        # The library's own bookkeeping (content key, image hash) is not the user's metadata.
+        hidden = (KEY_FIELD, IMAGE_HASH_FIELD)
         metadata = {
-            **payload,
+            **{k: v for k, v in payload.items() if k not in hidden},
             "id": hit.id,
             "score": float(hit.score),
             "collection_name": self.collection_name,

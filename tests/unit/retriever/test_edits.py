@@ -41,7 +41,8 @@ class Model:
     raw: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
     def add(self, img: np.ndarray, txt: np.ndarray) -> list[int]:
-        ids = self.asif.add_anchor_embeddings(img, txt)
+        # "add": the duplicate steps add exact copies on purpose (ties), not skipped.
+        ids = self.asif.add_anchor_embeddings(img, txt, on_duplicate="add")
         for i, a, b in zip(ids, img, txt, strict=True):
             self.raw[i] = (a, b)
         return ids
@@ -255,14 +256,15 @@ def test_ties_are_affected_and_broken_by_the_lower_id(tmp_path: Path) -> None:
         assert -before.dense["image_kth"][-1] == pytest.approx(0.8, abs=1e-6)
 
         # A copy of anchor 1 (the k-th): an exact tie, the lower id (1) stays.
-        (dup_kth,) = asif.add_anchor_embeddings(img[1:2], np.eye(4)[1:2])
+        # (on_duplicate="add": exact copies are the point here, not skipped as already present)
+        (dup_kth,) = asif.add_anchor_embeddings(img[1:2], np.eye(4)[1:2], on_duplicate="add")
         assert asif.last_edit.items_touched == 1
         (after,) = asif.store.retrieve(CATALOG, [0], with_vectors=True)
         assert sorted(after.sparse["asif"].to_dict_weights()) == [0, 1]
         np.testing.assert_allclose(after.sparse["asif"].values, before.sparse["asif"].values)
 
         # A copy of anchor 0 (the best): it enters, anchor 1 leaves.
-        (dup_top,) = asif.add_anchor_embeddings(img[0:1], np.eye(4)[0:1])
+        (dup_top,) = asif.add_anchor_embeddings(img[0:1], np.eye(4)[0:1], on_duplicate="add")
         assert asif.last_edit.items_touched == 1
         (after,) = asif.store.retrieve(CATALOG, [0], with_vectors=True)
         weights = after.sparse["asif"].to_dict_weights()

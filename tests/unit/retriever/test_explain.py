@@ -55,7 +55,9 @@ def test_contributions_sum_to_the_search_score(store: Store) -> None:
                 assert a.query_weight == pytest.approx(qw[a.id], abs=1e-7)
                 assert a.item_weight == pytest.approx(iw[a.id], abs=1e-7)
                 assert a.contribution == pytest.approx(a.query_weight * a.item_weight)
-                assert a.caption == f"caption {a.id}" and a.image == f"img/{a.id}.png"
+                # image paths are stored resolved (issue 15): relative to the working folder
+                assert a.caption == f"caption {a.id}"
+                assert a.image == str(Path(f"img/{a.id}.png").resolve())
             contributions = [a.contribution for a in why.anchors]
             assert contributions == sorted(contributions, reverse=True)
             checked += 1

@@ -138,3 +138,15 @@ def test_closed_store_refuses_work(store: Store) -> None:
     store.close()
     with pytest.raises(StoreError, match="closed"):
         store.count("c")
+
+
+def test_find_by_payload_with_a_keyword_index(store: Store) -> None:
+    store.create_collection("c", SPEC)
+    store.create_payload_index("c", "key")  # a no-op where the backend has none
+    dense = {"image": unit([1, 0, 0, 0])}
+    store.upsert("c", [Record(i, {"key": f"k{i % 3}"}, dense=dense) for i in range(7)])
+    found = store.find_by_payload("c", "key", ["k1", "k2", "k9"])
+    assert sorted(r.id for r in found) == [1, 2, 4, 5]
+    assert store.find_by_payload("c", "key", []) == []
+    (rec,) = store.find_by_payload("c", "key", ["k0", "k0"])[:1]
+    assert rec.payload == {"key": "k0"} and rec.dense == {}
