@@ -97,6 +97,8 @@ class ModelState:
         pending_next_id: Per catalog being written: the next id once the write succeeds.
         last_edit: What the last anchor edit did (an ``EditReport``), else None.
         integrity: What the open-time integrity check found (an ``IntegrityReport``).
+        calibration_cache: Per modality ``(anchor version, "no match" reference)``
+            (:mod:`asif_qdrant.retriever.calibration`).
     """
 
     def __init__(
@@ -124,6 +126,7 @@ class ModelState:
         self.pending_next_id: dict[str, int | None] = {}
         self.last_edit: Any = None
         self.integrity: Any = None
+        self.calibration_cache: dict[str, tuple[int, Any]] = {}
 
     # -- settings ------------------------------------------------------------------------
     @property
