@@ -188,7 +188,7 @@ UNRELATED_QUERIES = [
     "9f8e7d6c5b4a3",
     "an invoice for a compiler license",
     "segmentation fault in the kernel scheduler",
-    "quarterly tax return amendment form",
+    "the court adjourned until further notice",
 ]
 
 
