@@ -383,11 +383,15 @@ def _adjust(ctx: EvalContext, recipes: Sequence[Recipe], strategy: str) -> dict[
 
 
 #: The candidate defaults: (name, centred, k and p chosen label-free from the anchors).
-CANDIDATES: tuple[tuple[str, bool, bool], ...] = (
-    ("today (k=800, p=8)", False, False),
-    ("centred", True, False),
-    ("auto k, p", False, True),
-    ("centred + auto k, p", True, True),
+#: ``rule``: "paper" (k=800, p=8), "auto" (chosen with no label) or a fixed ``(k, p)``.
+CANDIDATES: tuple[tuple[str, bool, Any], ...] = (
+    ("today (k=800, p=8)", False, "paper"),
+    ("centred", True, "paper"),
+    ("auto k, p", False, "auto"),
+    ("centred + auto k, p", True, "auto"),
+    ("k=200, p=6", False, (200, 6.0)),
+    ("k=400, p=4", False, (400, 4.0)),
+    ("centred, k=200, p=6", True, (200, 6.0)),
 )
 #: The zero-shot rows and retrieval figures compared (library default strategy).
 ZERO_SHOT = ("tux mean-embedding", "fashion mean-embedding")
@@ -419,8 +423,10 @@ def run_levers(ctx: EvalContext) -> TaskResult:
             grids[(names, centred)] = _tasks(ctx, names, centred)
             chosen[(names, centred)] = select_kp(sub.image, sub.text, centred, seed=cfg.seed)
 
-    def kp(names: tuple[str, ...], centred: bool, auto: bool) -> tuple[int, float]:
-        return chosen[(names, centred)][0] if auto else (TODAY.k, TODAY.p)
+    def kp(names: tuple[str, ...], centred: bool, rule: Any) -> tuple[int, float]:
+        if rule == "auto":
+            return chosen[(names, centred)][0]
+        return (TODAY.k, TODAY.p) if rule == "paper" else rule
 
     figures: dict[str, Any] = {"candidates": {}, "selected": {}, "grids": {}}
     # -- defaults: before vs after ------------------------------------------------------
@@ -523,11 +529,14 @@ def _finish(ctx, variants, grids, chosen, figures, t_defaults, t_centre, t_kp, a
     cfg = ctx.config
     means = {c[0]: t_defaults.rows[-2][2 + i] for i, c in enumerate(CANDIDATES)}
     best_name = max(means, key=lambda n: means[n])
-    _, centred, auto = next(c for c in CANDIDATES if c[0] == best_name)
+    _, centred, rule = next(c for c in CANDIDATES if c[0] == best_name)
     # -- prompts -------------------------------------------------------------------------
     rows: list[list[Any]] = []
     for names in variants:
-        k, p = chosen[(names, centred)][0] if auto else (TODAY.k, TODAY.p)
+        if rule == "auto":
+            k, p = chosen[(names, centred)][0]
+        else:
+            k, p = (TODAY.k, TODAY.p) if rule == "paper" else rule
         for tpl in ("default", "generic", "domain"):
             g = _tasks(ctx, names, centred, tpl, [(k, p)])[(k, p)]
             for which in ("tux", "fashion"):
