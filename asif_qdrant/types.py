@@ -172,7 +172,7 @@ class SearchOptions:
         min_confidence: Refuse (return no hit for) a text or image query whose best cosine
             to the anchors of its modality is below this share of the anchors' own
             (leave-one-out) best cosines: a calibrated "no match" in [0, 1]
-            (:mod:`asif_qdrant.retriever.calibration`; 0.05 is the measured level in
+            (:mod:`asif_qdrant.retriever.calibration`; 0.03 is the measured level in
             docs/levers/RESULTS.md). Needs the query itself, not a sparse vector.
 
     Example:
@@ -235,7 +235,7 @@ method='csa', query_via='native', target='caption'.
             if not 0.0 <= conf <= 1.0:
                 raise InvalidParameterError(
                     f"The 'min_confidence' parameter of {owner} must be a share in [0, 1] "
-                    "(0.05 refuses queries less like the anchors than 95% of the anchors "
+                    "(0.03 refuses queries less like the anchors than 97% of the anchors "
                     f"are to each other). Got {conf} instead."
                 )
             set_(self, "min_confidence", conf)

@@ -10,7 +10,9 @@ held-out ones). A query's **confidence** is the share of the reference at or bel
 best cosine: 0.3 means the query is as close to the anchors as the 30% least typical anchors
 are to each other. ``SearchOptions(min_confidence=...)`` refuses (returns no hit for) a query
 below it; ``docs/levers/RESULTS.md`` measures the refusal of unrelated queries against the
-keeping of real captions for each level (command there).
+keeping of real captions for each level (command there): at ``min_confidence=0.03``, 90% of 50
+unrelated queries (gibberish, other domains) are refused and 97% of held-out Tux Paint captions
+kept with the 4,085-pair pool (94.8% / 96.9% with the 674 Tux Paint pairs alone).
 
 The reference is computed on first use and kept for the anchor version: an anchor edit
 recomputes it (nothing is stored in the model).

@@ -199,11 +199,11 @@ def test_min_confidence_refuses_gibberish_and_keeps_captions(
         build(asif, stamps)
         captions = [h.caption for h in stamps.held_out]
         plain = asif.search_batch("stamps", UNRELATED_QUERIES, limit=5)
-        floored = asif.search_batch("stamps", UNRELATED_QUERIES + captions, min_confidence=0.05)
+        floored = asif.search_batch("stamps", UNRELATED_QUERIES + captions, min_confidence=0.03)
         conf = asif.confidence(UNRELATED_QUERIES + captions)
     assert all(len(h) > 0 for h in plain)  # without the floor: hits for nonsense
     assert floored[: len(UNRELATED_QUERIES)] == [[]] * len(UNRELATED_QUERIES)
     kept = np.mean([len(h) > 0 for h in floored[len(UNRELATED_QUERIES) :]])
-    # Measured here: 0.975 of the 120 held-out captions kept with only 120 anchors.
+    # Measured here: 0.98 of the 120 held-out captions kept with only 120 anchors.
     assert kept >= 0.9, kept
-    assert ((conf >= 0.05) == np.array([len(h) > 0 for h in floored])).all()
+    assert ((conf >= 0.03) == np.array([len(h) > 0 for h in floored])).all()
