@@ -21,7 +21,7 @@ Example:
     >>> a = np.array([[1.0, 0.0], [0.8, 0.6]])
     >>> mu = anchor_mean(a)
     >>> centre(a, mu).round(3).tolist()
-    [[0.707, -0.707], [-0.707, 0.707]]
+    [[0.316, -0.949], [-0.316, 0.949]]
 """
 
 from __future__ import annotations
