@@ -23,6 +23,7 @@ from asif_qdrant.errors import check_int, check_real
 from asif_qdrant.locking import ReadWriteLock, locked
 from asif_qdrant.relative import l2_normalize
 from asif_qdrant.retriever import anchors, catalogs, crossgap, edits, explain, search, zeroshot
+from asif_qdrant.retriever.calibration import confidence_of_embeddings, query_confidence
 from asif_qdrant.retriever.integrity import IntegrityReport, check_integrity
 from asif_qdrant.retriever.keys import IngestResult, OnDuplicate
 from asif_qdrant.retriever.layout import Layout
@@ -538,6 +539,21 @@ class ASIF:
         opts = search.search_options(m, collection, options, fields)
         unit = l2_normalize(m.check_embeddings("embeddings", embeddings, modality))
         return search.search_embeddings(m, collection, list(unit), [modality] * len(unit), opts)
+
+    @locked("read")
+    def confidence(self, queries: Sequence[str | ImageInput]) -> np.ndarray:
+        """How much each query looks like the anchors: a calibrated "no match" score in [0, 1].
+
+        The share of the anchors' own (leave-one-out) best cosines at or below the query's
+        best cosine to the anchors of its modality; ``search(..., min_confidence=c)`` refuses
+        queries below ``c`` (see :mod:`asif_qdrant.retriever.calibration`).
+        """
+        return query_confidence(self._state, queries)
+
+    @locked("read")
+    def confidence_of_embeddings(self, embeddings: np.ndarray, modality: Modality) -> np.ndarray:
+        """:meth:`confidence` of precomputed ``(n, dim)`` query embeddings of ``modality``."""
+        return confidence_of_embeddings(self._state, embeddings, modality)
 
     # -- zero-shot classification ----------------------------------------------------------------
     @locked("cache")

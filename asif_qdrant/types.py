@@ -143,6 +143,7 @@ class SearchFields(TypedDict, total=False):
     target: Target
     fusion: Fusion
     prefetch_limit: int | None
+    min_confidence: float | None
 
 
 @dataclass(frozen=True)
@@ -168,6 +169,11 @@ class SearchOptions:
         fusion: ``"rrf"`` (reciprocal rank fusion, k=2) or ``"dbsf"``, for "hybrid".
         prefetch_limit: Candidates per prefetch for "hybrid" (``None``:
             ``max(2 * limit, 50)``, see :attr:`candidates`).
+        min_confidence: Refuse (return no hit for) a text or image query whose best cosine
+            to the anchors of its modality is below this share of the anchors' own
+            (leave-one-out) best cosines: a calibrated "no match" in [0, 1]
+            (:mod:`asif_qdrant.retriever.calibration`; 0.03 is the measured level in
+            docs/levers/RESULTS.md). Needs the query itself, not a sparse vector.
 
     Example:
         >>> opts = SearchOptions(limit=5, item_modality="image")
@@ -193,6 +199,7 @@ method='csa', query_via='native', target='caption'.
     target: Target = "item"
     fusion: Fusion = "rrf"
     prefetch_limit: int | None = None
+    min_confidence: float | None = None
 
     def __post_init__(self) -> None:
         owner = "ASIF.search"
@@ -223,6 +230,15 @@ method='csa', query_via='native', target='caption'.
         if self.prefetch_limit is not None:
             pl = check_int("prefetch_limit", owner, self.prefetch_limit, minimum=1)
             set_(self, "prefetch_limit", pl)
+        if self.min_confidence is not None:
+            conf = check_real("min_confidence", owner, self.min_confidence)
+            if not 0.0 <= conf <= 1.0:
+                raise InvalidParameterError(
+                    f"The 'min_confidence' parameter of {owner} must be a share in [0, 1] "
+                    "(0.03 refuses queries less like the anchors than 97% of the anchors "
+                    f"are to each other). Got {conf} instead."
+                )
+            set_(self, "min_confidence", conf)
 
     @classmethod
     def merge(cls, options: SearchOptions | None = None, **fields: Any) -> SearchOptions:

@@ -1,6 +1,7 @@
 """``asif-qdrant anchors``: add, list, delete and audit the anchor pairs (image + caption).
 
-* ``anchors add --folder DIR`` (or ``--csv``, ``--jsonl``, ``--tuxpaint``): embed the pairs and
+* ``anchors add --folder DIR`` (or ``--csv``, ``--jsonl``, ``--tuxpaint``, ``--pool
+  tuxpaint,openclipart,emoji``: the offline pools of :mod:`asif_qdrant.pools`): embed the pairs and
   add them (a new model is created with ``--k``, ``--p``, the encoders and ``--csa-dim``).
 * ``anchors list`` / ``anchors delete ID...``.
 * ``anchors audit --folder DIR``: on a labeled set (``DIR/<label>/...`` or a CSV), the anchors
@@ -50,7 +51,11 @@ def anchors() -> None:
 
 
 def load_pairs(
-    folder: Path | None, csv_file: Path | None, jsonl: Path | None, tuxpaint: bool
+    folder: Path | None,
+    csv_file: Path | None,
+    jsonl: Path | None,
+    tuxpaint: bool,
+    pool: str | None = None,
 ) -> list[Any]:
     """The anchor pairs (:class:`~asif_qdrant.loaders.Pair`) of exactly one source.
 
@@ -59,9 +64,21 @@ def load_pairs(
     """
     from asif_qdrant import loaders
 
-    chosen = [x for x in (folder, csv_file, jsonl) if x is not None] + ([True] if tuxpaint else [])
+    chosen = [x for x in (folder, csv_file, jsonl, pool) if x is not None] + (
+        [True] if tuxpaint else []
+    )
     if len(chosen) != 1:
-        raise click.UsageError("Give exactly one of --folder, --csv, --jsonl or --tuxpaint.")
+        raise click.UsageError(
+            "Give exactly one of --folder, --csv, --jsonl, --tuxpaint or --pool."
+        )
+    if pool is not None:
+        from asif_qdrant import pools
+        from asif_qdrant.errors import InvalidInputError
+
+        try:
+            return pools.load_pool(pool)
+        except InvalidInputError as e:  # an unknown pool, or one not installed
+            raise click.UsageError(f"--pool: {e}") from e
     if folder is not None:
         return loaders.load_folder(folder)
     if csv_file is not None:
@@ -80,6 +97,13 @@ def _recomputed(touched: int, total: int, seconds: float) -> str:
 @file_option("--csv", "csv_file", help="CSV with 'image' and 'caption' columns.")
 @file_option("--jsonl", help="JSON Lines with 'image' and 'caption' keys.")
 @click.option("--tuxpaint", is_flag=True, help="The Tux Paint stamps (Debian package).")
+@click.option(
+    "--pool",
+    default=None,
+    metavar="NAMES",
+    help="Ready-made offline pools, comma-separated: tuxpaint,openclipart,emoji (all three: "
+    "the evaluation's 4,085 pairs; sources and licences in asif_qdrant.pools).",
+)
 @click.option("--k", type=int, default=None, help="Anchors per relative vector [new model: 800].")
 @click.option("--p", type=float, default=None, help="Exponent of the weights [new model: 8].")
 @click.option("--image-encoder", default=None, help="timm model name [default: offline Lite0].")
@@ -97,6 +121,7 @@ def anchors_add(
     csv_file: Path | None,
     jsonl: Path | None,
     tuxpaint: bool,
+    pool: str | None,
     k: int | None,
     p: float | None,
     image_encoder: str | None,
@@ -110,7 +135,7 @@ def anchors_add(
     A pair already in the model (the same image bytes and caption) is skipped and counted
     ("12 added, 30 already present"); --on-duplicate replace or add changes that.
     """
-    pairs = load_pairs(folder, csv_file, jsonl, tuxpaint)
+    pairs = load_pairs(folder, csv_file, jsonl, tuxpaint, pool)
     with model.open(
         create=True,
         k=k,

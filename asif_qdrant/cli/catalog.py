@@ -171,6 +171,14 @@ def index(
     default="item",
     help="'caption': compare with the catalog items' caption vectors (indexed with captions).",
 )
+@click.option(
+    "--min-confidence",
+    type=click.FloatRange(0.0, 1.0),
+    default=None,
+    help="Calibrated 'no match': refuse a query less like the anchors than this share of the "
+    "anchors are to each other (0.03: 90% of unrelated queries refused, 97% of captions "
+    "kept, docs/levers/RESULTS.md).",
+)
 @model_options
 def search(
     collection: str,
@@ -181,6 +189,7 @@ def search(
     method: str,
     query_via: str,
     target: str,
+    min_confidence: float | None,
     model: ModelOptions,
 ) -> None:
     """Search COLLECTION with a text QUERY (or --image)."""
@@ -194,15 +203,17 @@ def search(
             method=method,  # type: ignore[arg-type]
             query_via=query_via,  # type: ignore[arg-type]
             target=target,  # type: ignore[arg-type]
+            min_confidence=min_confidence,
         )
         rows = [{"id": h.id, "score": h.score, "payload": h.payload} for h in hits]
-        text = (
-            "\n".join(
-                f"{h.score:8.4f}  {h.id!s:>6}  "
-                f"{h.payload.get('caption') or h.payload.get('text') or h.payload.get('image', '')}"
-                for h in hits
-            )
-            or "no match (no catalog item shares an anchor with the query)"
+        text = "\n".join(
+            f"{h.score:8.4f}  {h.id!s:>6}  "
+            f"{h.payload.get('caption') or h.payload.get('text') or h.payload.get('image', '')}"
+            for h in hits
+        ) or (
+            "no match (no catalog item shares an anchor with the query)"
+            if min_confidence is None
+            else f"no match (confidence below {min_confidence:g}, or no shared anchor)"
         )
         model.emit({"query": str(q), "hits": rows}, text)
 

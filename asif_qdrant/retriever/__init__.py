@@ -16,6 +16,7 @@ modules above it in this list, enforced by the import contracts in ``pyproject.t
 ``crossgap``       CSA vectors, caption vectors, query inversion (beyond plain ASIF)
 ``edits``          adding / deleting anchor pairs and keeping every catalog exact
 ``catalogs``       indexing items into catalogs, re-indexing, resumable index jobs
+``calibration``    the calibrated "no match": a query's confidence against the anchors
 ``search``         catalog search: sparse, CSA or hybrid, with floors
 ``zeroshot``       zero-shot classification and its cached label prompts
 ``explain``        the anchor pairs behind a score, a label, or wrong predictions

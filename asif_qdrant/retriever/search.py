@@ -35,6 +35,7 @@ import numpy as np
 
 from asif_qdrant.errors import CollectionNotFoundError, InvalidInputError, InvalidParameterError
 from asif_qdrant.retriever.anchors import encode_queries, query_vectors, relative
+from asif_qdrant.retriever.calibration import confidence
 from asif_qdrant.retriever.catalogs import warn_if_stale
 from asif_qdrant.retriever.crossgap import csa_model, invert_queries
 from asif_qdrant.retriever.layout import CAPTION_SPARSE, CSA_VECTOR, SPARSE
@@ -89,13 +90,13 @@ def search_batch(
 ) -> list[list[Hit]]:
     """Search with raw queries: texts (str), images, or sparse vectors."""
     queries = list(queries)
-    if opts.method == "asif" and opts.query_via == "native":
+    if opts.method == "asif" and opts.query_via == "native" and opts.min_confidence is None:
         return _run(m, collection, query_vectors(m, queries), None, opts)
     if any(isinstance(q, SparseVector) for q in queries):
         raise InvalidInputError(
-            "A SparseVector query works with method='asif' and query_via='native' only: "
-            "the other options need the query itself (a text or an image), or use "
-            "search_embeddings() with its embedding."
+            "A SparseVector query works with method='asif', query_via='native' and no "
+            "min_confidence only: the other options need the query itself (a text or an "
+            "image), or use search_embeddings() with its embedding."
         )
     mods: list[Modality] = ["text" if isinstance(q, str) else "image" for q in queries]
     units: list[np.ndarray] = [np.zeros(0, np.float32)] * len(queries)
@@ -120,12 +121,16 @@ def search_embeddings(
     n = len(units)
     sparse: list[SparseVector | None] = [None] * n
     dense: list[np.ndarray | None] = [None] * n
+    refused: set[int] = set()
     need_sparse = opts.method != "csa" or opts.min_shared_anchors is not None
     for modality in ("image", "text"):
         rows = [i for i in range(n) if mods[i] == modality]
         if not rows:
             continue
         u = np.stack([units[i] for i in rows]).astype(np.float32)
+        if opts.min_confidence is not None:
+            conf = confidence(m, u, modality)
+            refused.update(i for i, c in zip(rows, conf, strict=True) if c < opts.min_confidence)
         if need_sparse:
             vecs, _ = relative(m, u, modality)
             if opts.query_via == "invert":
@@ -138,7 +143,8 @@ def search_embeddings(
             assert model is not None
             for i, row in zip(rows, model.query_vectors(u, modality), strict=True):
                 dense[i] = row
-    return _run(m, collection, sparse, dense, opts)  # type: ignore[arg-type]
+    out = _run(m, collection, sparse, dense, opts)  # type: ignore[arg-type]
+    return [[] if i in refused else hits for i, hits in enumerate(out)]
 
 
 def _run(

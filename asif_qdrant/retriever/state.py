@@ -106,6 +106,8 @@ class ModelState:
         load_notice: Called as ``load_notice(modality, name)`` just before an encoder is
             loaded by name (the command line prints one line; None: nothing).
         load_seconds: Per modality, the seconds its encoder took to load (import included).
+        calibration_cache: Per modality ``(anchor version, "no match" reference)``
+            (:mod:`asif_qdrant.retriever.calibration`).
     """
 
     def __init__(
@@ -135,6 +137,7 @@ class ModelState:
         self.integrity: Any = None
         self.load_notice: Callable[[Modality, str], None] | None = None
         self.load_seconds: dict[str, float] = {}
+        self.calibration_cache: dict[str, tuple[int, Any]] = {}
 
     # -- settings ------------------------------------------------------------------------
     @property

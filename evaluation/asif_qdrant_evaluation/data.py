@@ -29,12 +29,8 @@ Example:
 from __future__ import annotations
 
 import gzip
-import html
-import json
 import os
 import re
-import warnings
-import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -267,15 +263,9 @@ def load_tuxpaint(assets: Assets, *, limit: int | None = None) -> PairSet:
     Returns:
         The pairs; categories are the 16 top-level folders.
     """
-    from asif_qdrant.loaders import load_tuxpaint_stamps
+    from asif_qdrant.pools import load_tuxpaint as load
 
-    seen: set[str] = set()
-    pairs = []
-    for p in load_tuxpaint_stamps(assets.tuxpaint_dir):
-        if p.caption in seen:
-            continue
-        seen.add(p.caption)
-        pairs.append(p)
+    pairs = load(assets.tuxpaint_dir)
     pairs = [pairs[i] for i in even_subset(len(pairs), limit)]
     return PairSet(
         "tuxpaint",
@@ -315,220 +305,49 @@ def stamp_object(image: str | os.PathLike[str], category: str) -> str | None:
 
 
 # -------------------------------------------------------------------------------------------
-# openclipart
+# openclipart and emoji: the library's pool loaders (asif_qdrant.pools), as PairSets
 # -------------------------------------------------------------------------------------------
 
-_TITLE = re.compile(rb"<dc:title>(.*?)</dc:title>", re.S)
-_SUBJECT = re.compile(rb"<dc:subject>(.*?)</dc:subject>", re.S)
-_LI = re.compile(rb"<rdf:li>(.*?)</rdf:li>", re.S)
-_JUNK_TITLE = re.compile(
-    r"clipart by|collection|theme|iconset|icon set|hash\(|submission|sibmission|untitled|"
-    r"^\W*$|^[\d\s_.-]+$",
-    re.I,
-)
-_HEX = re.compile(r"^(0x)?[0-9a-f]{6,}$")
-_GENERIC_KEYWORDS = frozenset(
-    {
-        "hash",
-        "sign",
-        "signs and symbols",
-        "icon",
-        "icons",
-        "computer",
-        "theme",
-        "special",
-        "signs_and_symbols",
-        "action",
-        "application",
-        "clip",
-        "art",
-        "clipart",
-        "image",
-        "media",
-        "png",
-        "svg",
-        "public",
-        "domain",
-        "externalsource",
-        "unsorted",
-    }
-)
-#: A title used by more files than this is a collection name, not a caption.
-OPENCLIPART_MAX_TITLE_USES = 3
 
-
-def _clean(text: str) -> str:
-    text = html.unescape(text).replace("_", " ")
-    return " ".join(text.split()).strip(" -")
-
-
-def _openclipart_records(svg_root: Path) -> list[tuple[str, str, list[str], str]]:
-    """``(relative svg path, title, keywords, category)`` of every SVG, sorted by path."""
-    out = []
-    for dirpath, dirnames, filenames in os.walk(svg_root):
-        dirnames.sort()
-        for name in sorted(filenames):
-            if not name.endswith(".svg"):
-                continue
-            path = Path(dirpath, name)
-            try:
-                raw = path.read_bytes()
-            except OSError:
-                continue
-            m = _TITLE.search(raw)
-            title = _clean(m.group(1).decode("utf-8", "replace")) if m else ""
-            subj = _SUBJECT.search(raw)
-            keywords = []
-            if subj:
-                for li in _LI.findall(subj.group(1)):
-                    kw = _clean(li.decode("utf-8", "replace")).lower()
-                    if kw and len(kw) > 2 and kw not in _GENERIC_KEYWORDS and not _HEX.match(kw):
-                        keywords.append(kw)
-            rel = path.relative_to(svg_root)
-            out.append(
-                (rel.as_posix(), title, keywords, rel.parts[0] if len(rel.parts) > 1 else "")
-            )
-    return out
-
-
-def _decodable(path: Path) -> bool:
-    """Whether PIL will decode the image: a readable header, within the decompression guard."""
-    from PIL import Image
-
+def _pair_set(name: str, load: Any) -> PairSet:
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                w, h = im.size
-    except Exception:
-        return False
-    limit = Image.MAX_IMAGE_PIXELS
-    return limit is None or w * h <= limit
+        pairs = load()
+    except InvalidInputError as e:
+        raise MissingDataError(str(e)) from e
+    return PairSet(
+        name,
+        [p.image for p in pairs],
+        [p.caption for p in pairs],
+        [str(p.metadata.get("category", "")) for p in pairs],
+    )
 
 
 def load_openclipart(assets: Assets, *, limit: int | None = None) -> PairSet:
-    """Openclipart images captioned by their RDF title (and up to 4 keywords).
+    """Openclipart images captioned by their RDF title (:func:`asif_qdrant.pools.load_openclipart`).
 
     Args:
         assets: Where ``openclipart-svg`` and ``openclipart-png`` are installed.
-        limit: Keep this many, spread evenly over the sorted paths (so every folder is
-            represented).
-
-    Returns:
-        The pairs, one per distinct (case-insensitive) title; the image is the PNG at the same
-        relative path as the SVG; categories are the top-level folders.
+        limit: Keep this many, spread evenly over the sorted paths (None: all).
 
     Raises:
-        InvalidInputError: If the packages are not installed.
+        MissingDataError: If the packages are not installed.
     """
-    svg_root, png_root = assets.openclipart_dir / "svg", assets.openclipart_dir / "png"
-    if not svg_root.is_dir() or not png_root.is_dir():
-        raise MissingDataError(
-            f"openclipart is not installed ({svg_root}, {png_root}): apt-get install "
-            "openclipart-svg openclipart-png."
-        )
-    records = _openclipart_records(svg_root)
-    uses = Counter(r[1].lower() for r in records)
-    seen: set[str] = set()
-    images, captions, cats = [], [], []
-    for rel, title, keywords, cat in records:
-        key = title.lower()
-        if not title or _JUNK_TITLE.search(title) or uses[key] > OPENCLIPART_MAX_TITLE_USES:
-            continue
-        if key in seen:
-            continue
-        png = png_root / (rel[: -len(".svg")] + ".png")
-        if not png.is_file() or not _decodable(png):
-            continue
-        seen.add(key)
-        extra = [k for k in dict.fromkeys(keywords) if k not in key][:4]
-        caption = title[0].upper() + title[1:]
-        if extra:
-            caption += f" ({', '.join(extra)})"
-        images.append(str(png))
-        captions.append(caption)
-        cats.append(cat)
-    keep = even_subset(len(images), limit)
-    return PairSet(
-        "openclipart",
-        [images[i] for i in keep],
-        [captions[i] for i in keep],
-        [cats[i] for i in keep],
-    )
+    from asif_qdrant.pools import load_openclipart as load
 
-
-# -------------------------------------------------------------------------------------------
-# emoji
-# -------------------------------------------------------------------------------------------
-
-
-def _cldr_annotations(paths: Sequence[Path]) -> dict[str, tuple[str, list[str]]]:
-    """``{emoji: (name, keywords)}`` from CLDR annotation files (later files fill gaps)."""
-    out: dict[str, tuple[str, list[str]]] = {}
-    for path in paths:
-        if not path.is_file():
-            continue
-        root = ET.parse(path).getroot()
-        names: dict[str, str] = {}
-        keywords: dict[str, list[str]] = {}
-        for node in root.iter("annotation"):
-            cp, text = node.get("cp"), (node.text or "").strip()
-            if not cp or not text:
-                continue
-            if node.get("type") == "tts":
-                names[cp] = text
-            else:
-                keywords[cp] = [k.strip() for k in text.split("|") if k.strip()]
-        for cp in set(names) | set(keywords):
-            if cp not in out:
-                out[cp] = (names.get(cp, ""), keywords.get(cp, []))
-    return out
+    return _pair_set("openclipart", lambda: load(assets.openclipart_dir, limit=limit))
 
 
 def load_emoji(assets: Assets, *, limit: int | None = None) -> PairSet:
-    """Google's emoji images captioned with their CLDR name and keywords.
-
-    Args:
-        assets: Where ``emoji-datasource-google`` was unpacked and CLDR is installed.
-        limit: Keep this many, spread evenly over the emoji order.
-
-    Returns:
-        The pairs (64 px RGBA PNGs); categories are the emoji groups ("Animals & Nature").
+    """Google's emoji captioned with their CLDR name and keywords (:mod:`asif_qdrant.pools`).
 
     Raises:
-        InvalidInputError: If the emoji package is missing.
+        MissingDataError: If the emoji package is missing.
     """
-    meta = assets.emoji_dir / "emoji.json"
-    if not meta.is_file():
-        raise MissingDataError(
-            f"emoji-datasource-google is not unpacked at {assets.emoji_dir}: run "
-            "`npm pack emoji-datasource-google` and unpack it there (scripts/evaluate.sh does)."
-        )
-    cldr_dir = assets.cldr_annotations.parent.parent
-    cldr = _cldr_annotations(
-        [assets.cldr_annotations, cldr_dir / "annotationsDerived" / assets.cldr_annotations.name]
-    )
-    entries = sorted(json.loads(meta.read_text("utf-8")), key=lambda e: e.get("sort_order", 0))
-    images, captions, cats = [], [], []
-    seen: set[str] = set()
-    for e in entries:
-        png = assets.emoji_dir / "img" / "google" / "64" / e["image"]
-        if not e.get("has_img_google", True) or not png.is_file():
-            continue
-        chars = "".join(chr(int(h, 16)) for h in e["unified"].split("-"))
-        name, keywords = cldr.get(chars) or cldr.get(chars.replace("\ufe0f", "")) or ("", [])
-        if not name:
-            name = (e.get("name") or e.get("short_name") or "").lower()
-        if not name or name.lower() in seen:
-            continue
-        seen.add(name.lower())
-        extra = [k for k in keywords if k.lower() not in name.lower()][:4]
-        captions.append(name + (f" ({', '.join(extra)})" if extra else ""))
-        images.append(str(png))
-        cats.append(str(e.get("category", "")))
-    keep = even_subset(len(images), limit)
-    return PairSet(
-        "emoji", [images[i] for i in keep], [captions[i] for i in keep], [cats[i] for i in keep]
+    from asif_qdrant.pools import load_emoji as load
+
+    return _pair_set(
+        "emoji",
+        lambda: load(assets.emoji_dir, cldr_annotations=assets.cldr_annotations, limit=limit),
     )
 
 

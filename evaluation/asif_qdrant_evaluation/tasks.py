@@ -27,7 +27,7 @@ tasks that compare methods.
 Example:
     >>> from asif_qdrant_evaluation.tasks import TASKS
     >>> list(TASKS)
-    ['retrieval', 'image', 'zeroshot', 'adjust', 'scaling', 'kp', 'encoders', 'csa']
+    ['retrieval', 'image', 'zeroshot', 'adjust', 'scaling', 'kp', 'encoders', 'csa', 'levers']
 """
 
 from __future__ import annotations
@@ -1452,3 +1452,7 @@ def _advice(figures: dict[str, Any], ctx: EvalContext) -> list[str]:
             f"({best})."
         )
     return out
+
+
+# The levers of issue 18 (centring, k/p selection, prompts, "no match") register themselves.
+from asif_qdrant_evaluation import levers as levers  # noqa: E402

@@ -177,3 +177,33 @@ def test_reopen_in_new_process_gives_identical_results(
         ASIF(path=tmp_path, text_encoder=HashTextEncoder())
     assert "sentence-transformers/all-MiniLM-L6-v2" in str(err.value)
     assert "test/hash-text" in str(err.value)
+
+
+#: Queries about nothing a Tux Paint stamp shows: gibberish and other domains. (Short
+#: letter-salad such as "xqzv blorft wump" lands near the stamps' one-letter captions: with
+#: these 120 anchors it keeps a confidence of ~0.13; the evaluation's levers task measures the
+#: refusal over 50 such queries.)
+UNRELATED_QUERIES = [
+    "lorem ipsum dolor sit amet consectetur",
+    "9f8e7d6c5b4a3",
+    "an invoice for a compiler license",
+    "segmentation fault in the kernel scheduler",
+    "the court adjourned until further notice",
+]
+
+
+def test_min_confidence_refuses_gibberish_and_keeps_captions(
+    tmp_path: Path, stamps: StampData, image_encoder, text_encoder
+) -> None:
+    with ASIF(path=tmp_path, k=K, image_encoder=image_encoder, text_encoder=text_encoder) as asif:
+        build(asif, stamps)
+        captions = [h.caption for h in stamps.held_out]
+        plain = asif.search_batch("stamps", UNRELATED_QUERIES, limit=5)
+        floored = asif.search_batch("stamps", UNRELATED_QUERIES + captions, min_confidence=0.03)
+        conf = asif.confidence(UNRELATED_QUERIES + captions)
+    assert all(len(h) > 0 for h in plain)  # without the floor: hits for nonsense
+    assert floored[: len(UNRELATED_QUERIES)] == [[]] * len(UNRELATED_QUERIES)
+    kept = np.mean([len(h) > 0 for h in floored[len(UNRELATED_QUERIES) :]])
+    # Measured here: 0.98 of the 120 held-out captions kept with only 120 anchors.
+    assert kept >= 0.9, kept
+    assert ((conf >= 0.03) == np.array([len(h) > 0 for h in floored])).all()
