@@ -107,6 +107,7 @@ MAX_FILES = 64
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorOut, "description": text}
     for code, text in {
+        400: "A malformed body (not JSON, broken multipart).",
         401: "No API key sent (when the service has one).",
         403: "The wrong API key.",
         404: "No such catalog, item or anchor.",

@@ -113,11 +113,20 @@ def error_body(kind: str, message: str, field: str | None) -> dict[str, Any]:
     return {"error": kind, "message": message, "field": field}
 
 
+_UNION_TAGS = frozenset({"str", "int", "bool", "float", "uuid", "list", "dict", "none"})
+
+
 def _validation_field(loc: tuple[Any, ...]) -> str:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")] or [
-        str(p) for p in loc
-    ]
-    return ".".join(parts)
+    """``("body", "filter", "a", "constrained-str")`` -> ``"filter.a"``: the field, no tags."""
+    parts = [str(p) for p in loc]
+    if len(parts) > 1 and parts[0] in ("body", "query", "path", "header", "cookie"):
+        parts = parts[1:]
+    kept: list[str] = []
+    for p in parts:
+        if kept and (p in _UNION_TAGS or "-" in p or "[" in p):
+            break
+        kept.append(p)
+    return ".".join(kept)
 
 
 def install_error_handlers(app: FastAPI) -> None:

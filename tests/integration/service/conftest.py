@@ -65,11 +65,9 @@ def stamps() -> list[Any]:
     return load_tuxpaint_stamps()[::20]
 
 
-@pytest.fixture(scope="session")
-def served(stamps: list[Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    """The model served on a free loopback port (and a second server that needs a key)."""
-    anchors, items, spare = stamps[:N_ANCHORS], stamps[N_ANCHORS : N_ANCHORS + N_ITEMS], stamps[-4:]
-    root = tmp_path_factory.mktemp("service")
+def build_model(stamps: list[Any], root: Path) -> ASIF:
+    """The served model: the first stamps as anchors, the next ones as the catalog ``stamps``."""
+    anchors, items = stamps[:N_ANCHORS], stamps[N_ANCHORS : N_ANCHORS + N_ITEMS]
     asif = color_asif(path=root / "model", k=8)
     asif.add_anchors([Path(p.image) for p in anchors], [p.caption for p in anchors])
     asif.index(
@@ -77,10 +75,18 @@ def served(stamps: list[Any], tmp_path_factory: pytest.TempPathFactory) -> Itera
         images=[Path(p.image) for p in items],
         payloads=[{"caption": p.caption, "category": p.metadata["category"]} for p in items],
     )
+    return asif
+
+
+@pytest.fixture(scope="session")
+def served(stamps: list[Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """The model served on a free loopback port (and a second server that needs a key)."""
+    anchors, items, spare = stamps[:N_ANCHORS], stamps[N_ANCHORS : N_ANCHORS + N_ITEMS], stamps[-4:]
+    root = tmp_path_factory.mktemp("service")
+    asif = build_model(stamps, root)
     app = create_app(asif, upload_dir=root / "uploads", max_upload_bytes=2_000_000)
     keyed = create_app(asif, api_key=API_KEY, warm_up=False)
     with serve_in_thread(app) as url, serve_in_thread(keyed) as keyed_url:
         with httpx.Client(base_url=url, timeout=30) as client:
             yield Served(url, asif, client, anchors, items, spare, keyed_url)
     asif.close()
-

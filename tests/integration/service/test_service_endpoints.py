@@ -38,7 +38,9 @@ def test_text_search_matches_the_model(served):
     got = c.post("/api/catalogs/stamps/search", json=body).json()
     want = served.asif.search("stamps", "A red apple.", limit=5)
     assert [h["id"] for h in got["hits"]] == [h.id for h in want]
-    np.testing.assert_allclose([h["score"] for h in got["hits"]], [h.score for h in want], rtol=1e-5)
+    np.testing.assert_allclose(
+        [h["score"] for h in got["hits"]], [h.score for h in want], rtol=1e-5
+    )
     hit = got["hits"][0]
     assert hit["image_url"] == f"/api/images/catalogs/stamps/{hit['id']}"
     image = c.get(hit["image_url"])
