@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,7 +87,9 @@ def served(stamps: list[Any], tmp_path_factory: pytest.TempPathFactory) -> Itera
     asif = build_model(stamps, root)
     app = create_app(asif, upload_dir=root / "uploads", max_upload_bytes=2_000_000)
     keyed = create_app(asif, api_key=API_KEY, warm_up=False)
-    with serve_in_thread(app) as url, serve_in_thread(keyed) as keyed_url:
-        with httpx.Client(base_url=url, timeout=30) as client:
-            yield Served(url, asif, client, anchors, items, spare, keyed_url)
-    asif.close()
+    with ExitStack() as stack:
+        stack.callback(asif.close)
+        url = stack.enter_context(serve_in_thread(app))
+        keyed_url = stack.enter_context(serve_in_thread(keyed))
+        client = stack.enter_context(httpx.Client(base_url=url, timeout=30))
+        yield Served(url, asif, client, anchors, items, spare, keyed_url)
