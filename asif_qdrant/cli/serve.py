@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 from pathlib import Path
@@ -119,4 +120,7 @@ def serve(
         click.echo(
             f"serving the model '{asif.name}' on http://{host}:{port}/ (docs: /docs)", err=True
         )
-        run_server(app, host=host, port=port)
+        # uvicorn re-raises Ctrl+C once it has shut down cleanly: that is a normal stop
+        with contextlib.suppress(KeyboardInterrupt):
+            run_server(app, host=host, port=port)
+    click.echo("stopped; the model is closed", err=True)
