@@ -80,6 +80,12 @@ def _api_key(variable: str | None) -> str | None:
     help="Keep uploaded anchor and item images here so the page can show them "
     "[default: the folder FOLDER-uploads beside an embedded model FOLDER; none on a server].",
 )
+@click.option(
+    "--read-only",
+    is_flag=True,
+    help="Refuse edits (anchors add / delete, indexing): a replica beside the one service "
+    "that edits a model on a Qdrant server (docs/SERVE.md).",
+)
 @model_options
 def serve(
     host: str,
@@ -88,6 +94,7 @@ def serve(
     max_upload_mb: float,
     max_image_pixels: int,
     upload_dir: Path | None,
+    read_only: bool,
     model: ModelOptions,
 ) -> None:
     """Serve the model over HTTP: search, explain, classify, edit, and a search page at /.
@@ -116,6 +123,7 @@ def serve(
             max_upload_bytes=int(max_upload_mb * 1024 * 1024),
             max_image_pixels=max_image_pixels,
             upload_dir=upload_dir,
+            read_only=read_only,
         )
         click.echo(
             f"serving the model '{asif.name}' on http://{host}:{port}/ (docs: /docs)", err=True

@@ -109,7 +109,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     for code, text in {
         400: "A malformed body (not JSON, broken multipart).",
         401: "No API key sent (when the service has one).",
-        403: "The wrong API key.",
+        403: "The wrong API key, or an edit sent to a read-only service.",
         404: "No such catalog, item or anchor.",
         409: "The model cannot do this (no CSA, no encoder, a store error).",
         413: "An upload too large, or an image with too many pixels.",
@@ -183,6 +183,7 @@ class Service:
         max_image_pixels: The most pixels per uploaded image.
         upload_dir: Where uploaded anchor and item images are kept (None: not kept, so
             they have no image to show).
+        read_only: Refuse edits (anchors add / delete, indexing) with a 403.
         encoders: Per modality: ``"loaded"`` or why not (filled by :meth:`warm_up`).
         ready: Set once :meth:`warm_up` is done.
     """
@@ -191,6 +192,7 @@ class Service:
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
     upload_dir: Path | None = None
+    read_only: bool = False
     encoders: dict[str, str] = field(default_factory=dict)
     ready: threading.Event = field(default_factory=threading.Event)
     load_seconds: float | None = None
@@ -232,6 +234,17 @@ class Service:
     def kept(self, data: bytes) -> Any:
         """An uploaded image as the model should store it: a kept file's path, else bytes."""
         return data if self.upload_dir is None else keep_upload(data, self.upload_dir)
+
+    def require_writable(self) -> None:
+        """Raise a 403 when this service is read-only."""
+        if self.read_only:
+            raise ServiceError(
+                403,
+                "This service is read-only (asif-qdrant serve --read-only): send edits to the "
+                "service that edits the model.",
+                None,
+                "ReadOnly",
+            )
 
     async def require_catalog(self, collection: str) -> None:
         """Raise a 404 naming the catalogs when ``collection`` is not one of the model."""
@@ -494,6 +507,7 @@ def _edit_routes(svc: Service) -> APIRouter:
         captions: Annotated[list[str], Form(description="One caption per image, in order.")],
     ) -> AnchorsAdded:
         """Add uploaded image-caption pairs as anchors (every catalog is brought up to date)."""
+        svc.require_writable()
         if not 1 <= len(images) <= MAX_FILES or len(captions) != len(images):
             raise ServiceError(
                 422,
@@ -513,6 +527,7 @@ def _edit_routes(svc: Service) -> APIRouter:
         ids: Annotated[list[int], Query(min_length=1, max_length=MAX_BATCH)],
     ) -> AnchorsDeleted:
         """Delete anchor pairs by id (all or nothing; every catalog is brought up to date)."""
+        svc.require_writable()
         if any(not 0 <= i < 2**63 for i in ids):
             raise ServiceError(422, "Anchor ids are unsigned integers.", "ids")
         try:
@@ -529,6 +544,7 @@ def _index_routes(svc: Service) -> APIRouter:
     asif = svc.asif
 
     def check_name(collection: str) -> None:
+        svc.require_writable()
         if asif.layout.is_model_collection(collection):
             raise ServiceError(
                 422,
@@ -658,6 +674,7 @@ def create_app(
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
     upload_dir: str | Path | None = None,
     warm_up: bool = True,
+    read_only: bool = False,
 ) -> FastAPI:
     """The retrieval service over an open model (served by ``asif-qdrant serve``).
 
@@ -673,6 +690,8 @@ def create_app(
             them (None: they are indexed from their bytes and have no image).
         warm_up: Load the encoders when the app starts (``/ready`` says when it is done);
             else the first query loads them.
+        read_only: Refuse every edit (anchors add / delete, indexing) with a 403: a replica
+            that only answers queries (docs/SERVE.md, scale-out).
 
     Returns:
         The FastAPI app (OpenAPI at ``/openapi.json``, docs at ``/docs``, page at ``/``).
@@ -694,6 +713,7 @@ def create_app(
         max_upload_bytes=int(max_upload_bytes),
         max_image_pixels=int(max_image_pixels),
         upload_dir=None if upload_dir is None else Path(upload_dir),
+        read_only=read_only,
     )
 
     @asynccontextmanager

@@ -186,3 +186,39 @@ def test_api_key(served):
         ok = c.get("/api/model", headers={"X-API-Key": API_KEY})
         assert ok.status_code == 200
         assert c.get("/openapi.json", headers={"X-API-Key": API_KEY}).status_code == 200
+
+
+def test_read_only_replica_refuses_edits(served):
+    import httpx
+
+    from asif_qdrant.service import create_app, serve_in_thread
+
+    before = served.snapshot()
+    with (
+        serve_in_thread(create_app(served.asif, read_only=True, warm_up=False)) as url,
+        httpx.Client(base_url=url) as c,
+    ):
+        assert c.post("/api/catalogs/stamps/search", json={"query": "A cat."}).status_code == 200
+        for response in (
+            c.delete("/api/anchors", params={"ids": [0]}),
+            c.post("/api/catalogs/stamps/items", json={"texts": ["x"]}),
+            c.post(
+                "/api/anchors",
+                files=[("images", ("a.png", _png(), "image/png"))],
+                data={"captions": ["A red square."]},
+            ),
+        ):
+            assert response.status_code == 403 and response.json()["error"] == "ReadOnly"
+    assert served.snapshot() == before
+
+
+def test_the_example_client_runs_against_the_service(served, monkeypatch, capsys):
+    import runpy
+
+    pytest.importorskip("langchain_asif_qdrant", reason="pip install -e integrations/langchain")
+    example = Path(__file__).resolve().parents[3] / "examples" / "serve_client.py"
+    for args in (["A red apple."], ["--image", served.items[2].image]):
+        monkeypatch.setattr("sys.argv", ["serve_client.py", "--url", served.url, *args])
+        runpy.run_path(str(example), run_name="__main__")
+    out = capsys.readouterr().out
+    assert "model 'asif'" in out and "langchain:" in out and "zero-shot:" in out
