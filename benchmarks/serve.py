@@ -20,6 +20,7 @@ server share the CPU, as on one 2-core machine. Run it::
 
     python -m benchmarks.serve                     # 10k items, 30 s of throughput
     python -m benchmarks.serve --items 2000 --seconds 10 --json
+    python -m benchmarks.serve --keep /tmp/bench-model   # keep the model (name "bench")
 
 Results go to ``benchmarks/results_serve.json`` (with the machine's load average: other
 processes slow every number).
@@ -132,8 +133,13 @@ def _throughput(url: str, queries: list[str], seconds: float, clients: int) -> d
     }
 
 
-def run(items: int = 10_000, queries: int = 200, seconds: float = 30.0) -> dict[str, Any]:
-    """Build the model, time every path, return the results (see the module docstring)."""
+def run(
+    items: int = 10_000, queries: int = 200, seconds: float = 30.0, keep: Path | None = None
+) -> dict[str, Any]:
+    """Build the model, time every path, return the results (see the module docstring).
+
+    ``keep``: build the model in this folder (it must not exist) and keep it.
+    """
     import httpx
 
     from asif_qdrant import ASIF
@@ -141,7 +147,7 @@ def run(items: int = 10_000, queries: int = 200, seconds: float = 30.0) -> dict[
 
     out: dict[str, Any] = {"items": items, "load_average_before": os.getloadavg()}
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp) / "model"
+        folder = keep if keep is not None else Path(tmp) / "model"
         start = time.perf_counter()
         captions = build_model(folder, items)
         out["build_seconds"] = round(time.perf_counter() - start, 1)
@@ -190,8 +196,9 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200, help="warm text queries timed")
     parser.add_argument("--seconds", type=float, default=30.0, help="throughput run length")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
+    parser.add_argument("--keep", type=Path, help="build the model here and keep it (name bench)")
     args = parser.parse_args()
-    result = run(args.items, args.queries, args.seconds)
+    result = run(args.items, args.queries, args.seconds, args.keep)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     if args.json:
         print(json.dumps(result, indent=2))

@@ -5,6 +5,7 @@ it in a thread, types a query, opens the explanation of the first hit, and saves
 
     python scripts/serve_screenshot.py                       # query "A cat."
     python scripts/serve_screenshot.py --query "Something to eat." --out /tmp/page.png
+    python scripts/serve_screenshot.py --model /tmp/bench-model --name bench  # serve.py --keep
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--query", default="A cat.")
     parser.add_argument("--model", type=Path, default=ROOT / "asif-demo" / "model")
+    parser.add_argument("--name", default="tuxpaint", help="the model's name (the demo's)")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "serve.png")
     args = parser.parse_args()
     if not (args.model / "collections").is_dir():
@@ -42,11 +44,10 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     from asif_qdrant import ASIF
-    from asif_qdrant.demo import DEMO_MODEL
     from asif_qdrant.service import create_app, serve_in_thread
 
     with (
-        ASIF(path=args.model, name=DEMO_MODEL, device="cpu", show_progress_bar=False) as asif,
+        ASIF(path=args.model, name=args.name, device="cpu", show_progress_bar=False) as asif,
         serve_in_thread(create_app(asif), wait_ready=600) as url,
         sync_playwright() as p,
     ):
