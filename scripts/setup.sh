@@ -10,6 +10,7 @@ need_apt=()
 [ -d /usr/share/tuxpaint/stamps ] || need_apt+=(tuxpaint-stamps-default)
 [ -d /usr/share/datasets/fashion-mnist ] || need_apt+=(dataset-fashion-mnist)  # evaluation smoke test
 command -v docker-compose >/dev/null || need_apt+=(docker-compose)  # validates docker/compose.yaml
+command -v chromium >/dev/null || need_apt+=(chromium)  # the service's browser test (Playwright)
 if [ ${#need_apt[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
   echo "setup: apt-get install ${need_apt[*]}" >&2

@@ -65,3 +65,16 @@ def test_matplotlib_is_the_plot_extra(wheel: zipfile.ZipFile) -> None:
     assert matplotlib, requires
     for req in matplotlib:  # only under the extra
         assert req.replace(" ", "").endswith('extra=="plot"'), req
+
+
+def test_the_service_and_its_page_ship_under_the_serve_extra(wheel: zipfile.ZipFile) -> None:
+    names = wheel.namelist()
+    for page in ("index.html", "app.js", "style.css"):
+        assert f"asif_qdrant/service/static/{page}" in names, names
+    meta_name = next(n for n in names if n.endswith(".dist-info/METADATA"))
+    meta = Parser().parsestr(wheel.read(meta_name).decode())
+    assert "serve" in meta.get_all("Provides-Extra")
+    requires = meta.get_all("Requires-Dist")
+    for package in ("fastapi", "uvicorn", "python-multipart"):
+        reqs = [r for r in requires if r.lower().startswith(package)]
+        assert reqs and all(r.replace(" ", "").endswith('extra=="serve"') for r in reqs), requires

@@ -8,7 +8,8 @@ One module per command group: :mod:`~asif_qdrant.cli.anchors` (``anchors add/lis
 audit``), :mod:`~asif_qdrant.cli.catalog` (``index``, ``search``, ``classify``),
 :mod:`~asif_qdrant.cli.explain` (``explain``, ``explain-label``),
 :mod:`~asif_qdrant.cli.transfer` (``export``, ``import``, ``migrate``) and
-:mod:`~asif_qdrant.cli.admin` (``info``, ``repair``, ``demo``), sharing
+:mod:`~asif_qdrant.cli.admin` (``info``, ``repair``, ``demo``) and
+:mod:`~asif_qdrant.cli.serve` (``serve``), sharing
 :mod:`~asif_qdrant.cli.common`. This module builds the group :data:`main` from them; other
 packages add commands through the entry-point group ``asif_qdrant.cli_commands``
 (:mod:`~asif_qdrant.cli.plugins`).
@@ -35,6 +36,7 @@ from asif_qdrant.cli.catalog import classify, index, search
 from asif_qdrant.cli.common import VERBOSE, json_error
 from asif_qdrant.cli.explain import explain, explain_label_command
 from asif_qdrant.cli.plugins import PLUGIN_GROUP, PluginGroup
+from asif_qdrant.cli.serve import serve
 from asif_qdrant.cli.transfer import export_cmd, import_cmd, migrate_cmd
 from asif_qdrant.encoders.base import text_only_imports
 
@@ -102,5 +104,6 @@ for _command in (
     info,
     repair,
     demo,
+    serve,
 ):
     main.add_command(_command)

@@ -8,6 +8,7 @@
   ``similarity_search_by_image``.
 * :class:`ASIFRetriever`: a ``BaseRetriever`` over an ASIF catalog (embedded engine or server),
   text or image queries.
+* :class:`ASIFServiceRetriever`: the same over HTTP, from a running ``asif-qdrant serve``.
 
 Example:
     >>> import langchain_asif_qdrant
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 from langchain_asif_qdrant.embeddings import DEFAULT_MAX_DIM, ASIFEmbeddings, ASIFSparseEmbeddings
 from langchain_asif_qdrant.retrievers import ASIFRetriever
+from langchain_asif_qdrant.service import ASIFServiceRetriever
 from langchain_asif_qdrant.vectorstores import MODALITY_KEY, ASIFQdrantVectorStore
 
 __version__ = "0.1.0"
@@ -29,6 +31,7 @@ __all__ = [
     "ASIFEmbeddings",
     "ASIFQdrantVectorStore",
     "ASIFRetriever",
+    "ASIFServiceRetriever",
     "ASIFSparseEmbeddings",
     "__version__",
 ]

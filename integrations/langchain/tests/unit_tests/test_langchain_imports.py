@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 import langchain_asif_qdrant
-from langchain_asif_qdrant import embeddings, retrievers, vectorstores
+from langchain_asif_qdrant import embeddings, retrievers, service, vectorstores
 
 EXPECTED_ALL = [
     "ASIFEmbeddings",
     "ASIFQdrantVectorStore",
     "ASIFRetriever",
+    "ASIFServiceRetriever",
     "ASIFSparseEmbeddings",
     "DEFAULT_MAX_DIM",
     "MODALITY_KEY",
@@ -21,7 +22,7 @@ def test_all_imports() -> None:
 
 
 def test_module_all_names_exist() -> None:
-    for module in (embeddings, retrievers, vectorstores):
+    for module in (embeddings, retrievers, service, vectorstores):
         for name in module.__all__:
             assert hasattr(module, name), f"{module.__name__}.__all__ names missing {name}"
 
