@@ -48,6 +48,7 @@ from starlette.concurrency import run_in_threadpool
 from asif_qdrant.errors import AnchorSetError, ASIFError
 from asif_qdrant.locking import locked
 from asif_qdrant.model import ASIF
+from asif_qdrant.retriever.keys import IngestResult
 from asif_qdrant.service.problems import (
     ApiKeyMiddleware,
     BodyLimitMiddleware,
@@ -519,8 +520,8 @@ def _edit_routes(svc: Service) -> APIRouter:
             raise ServiceError(422, "Every caption must have text.", "captions")
         data = [await svc.upload(f, f"images[{i}]") for i, f in enumerate(images)]
         kept = [svc.kept(d) for d in data]
-        ids = await svc.run(asif.add_anchors, kept, captions, source="upload")
-        return AnchorsAdded(ids=ids, **await svc.run(_edit_summary, asif))
+        result = await svc.run(asif.add_anchors, kept, captions, source="upload")
+        return AnchorsAdded(**_ingested(result), **await svc.run(_edit_summary, asif))
 
     @router.delete("/api/anchors", response_model=AnchorsDeleted)
     async def delete_anchors(
@@ -539,6 +540,11 @@ def _edit_routes(svc: Service) -> APIRouter:
     return router
 
 
+def _ingested(result: IngestResult) -> dict[str, Any]:
+    """The ids and counts of an ingestion call, as the responses carry them."""
+    return {"ids": list(result), **{k: v for k, v in result.as_dict().items() if k != "ids"}}
+
+
 def _index_routes(svc: Service) -> APIRouter:
     router = APIRouter(prefix="/api/catalogs/{collection}", tags=["index"], responses=_ERRORS)
     asif = svc.asif
@@ -553,9 +559,11 @@ def _index_routes(svc: Service) -> APIRouter:
                 "collection",
             )
 
-    async def indexed(collection: str, ids: list[Any]) -> ItemsIndexed:
+    async def indexed(collection: str, result: IngestResult) -> ItemsIndexed:
         sizes = await svc.run(_catalog_sizes, asif)
-        return ItemsIndexed(collection=collection, ids=ids, items=sizes.get(collection, 0))
+        return ItemsIndexed(
+            collection=collection, items=sizes.get(collection, 0), **_ingested(result)
+        )
 
     @router.post("/items", response_model=ItemsIndexed)
     async def index_texts(collection: Collection, body: IndexTextsRequest) -> ItemsIndexed:
@@ -577,7 +585,7 @@ def _index_routes(svc: Service) -> APIRouter:
             ids=ids,
             show_progress_bar=False,
         )
-        return await indexed(collection, list(out))
+        return await indexed(collection, out)
 
     @router.post("/items/images", response_model=ItemsIndexed)
     async def index_images(
@@ -605,7 +613,7 @@ def _index_routes(svc: Service) -> APIRouter:
         out = await svc.run(
             asif.index, collection, images=kept, payloads=parsed, show_progress_bar=False
         )
-        return await indexed(collection, list(out))
+        return await indexed(collection, out)
 
     return router
 

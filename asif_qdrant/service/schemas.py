@@ -191,6 +191,11 @@ class AnchorsAdded(BaseModel):
     """What adding anchor pairs did."""
 
     ids: list[int]
+    added: int = Field(0, description="Written new.")
+    already_present: int = Field(
+        0, description="Found already stored (same content key) and left alone."
+    )
+    replaced: int = Field(0, description="Found already stored and written again.")
     anchor_count: int
     anchor_version: int
     last_edit: dict[str, Any] | None
@@ -221,6 +226,11 @@ class ItemsIndexed(BaseModel):
     collection: str
     ids: list[int | str]
     items: int = Field(description="Items in the catalog now.")
+    added: int = Field(0, description="Written new.")
+    already_present: int = Field(
+        0, description="Found already stored (same content key) and left alone."
+    )
+    replaced: int = Field(0, description="Found already stored and written again.")
 
 
 class ModelInfo(BaseModel):

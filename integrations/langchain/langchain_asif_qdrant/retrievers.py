@@ -88,7 +88,8 @@ class ASIFRetriever(BaseRetriever):
         ...                           payloads=[{"image": "a.png"}, {"image": "b.png"}])
         >>> retriever = ASIFRetriever(asif=asif, collection_name="items", k=1)
         >>> query = asif.relative_from_embeddings(np.eye(1, 5) + 0.1, "text")[0]
-        >>> [d.page_content for d in retriever.invoke(query)]  # a text's vector finds a.png
+        >>> from pathlib import Path  # image paths are stored resolved (absolute)
+        >>> [Path(d.page_content).name for d in retriever.invoke(query)]  # a text finds a.png
         ['a.png']
         >>> asif.close()
     """
