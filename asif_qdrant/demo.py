@@ -168,6 +168,12 @@ class DemoResult:
         if self.model_path:
             lines += ["", f"the model: '{self.model_name}' in {self.model_path}; query it with"]
             lines += [f"  {c}" for c in self.commands]
+            lines += [
+                "for repeated queries, keep it loaded: a search page and an HTTP API at "
+                "http://127.0.0.1:8000/ (needs the 'serve' extra)",
+                f"  asif-qdrant serve --path {shlex.quote(str(self.model_path))} "
+                f"--name {shlex.quote(self.model_name)}",
+            ]
         return "\n".join(lines)
 
 
