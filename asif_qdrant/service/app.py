@@ -249,9 +249,9 @@ class Service:
 
     async def require_catalog(self, collection: str) -> None:
         """Raise a 404 naming the catalogs when ``collection`` is not one of the model."""
-        sizes = await self.run(_catalog_sizes, self.asif)
-        if collection not in sizes:
-            known = ", ".join(sizes) or "none yet"
+        catalogs = self.asif.fingerprint.catalogs  # no store call: this runs on every search
+        if collection not in catalogs:
+            known = ", ".join(sorted(catalogs)) or "none yet"
             raise ServiceError(
                 404,
                 f"'{collection}' is not a catalog of the model '{self.asif.name}'. Its "

@@ -68,7 +68,11 @@ def serve_in_thread(
             seconds for its encoders to load (``/ready``); None: do not wait.
         **config: More ``uvicorn.Config`` settings (default: ``log_level="warning"``).
     """
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    # proto=IPPROTO_TCP, not the default 0: asyncio sets TCP_NODELAY on the accepted sockets only
+    # when the listening socket names its protocol; without it every response waits ~40 ms
+    # for the client's delayed ACK (Nagle), which made a 12 ms search take 60 ms over HTTP.
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     config.setdefault("log_level", "warning")
