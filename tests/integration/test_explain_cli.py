@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -296,3 +298,29 @@ def test_anchors_restore_brings_the_deleted_pairs_back(
 def test_help(command: list[str]) -> None:
     result = CliRunner().invoke(main, [*command, "--help"])
     assert result.exit_code == 0 and "Usage:" in result.output
+
+
+def test_explain_says_when_an_items_image_has_moved(db: str, stamps: dict, tmp_path: Path) -> None:
+    """#15 item 2: paths are stored absolute with their hash; a moved file is named, not drawn
+    as its quoted path."""
+    model = tmp_path / "model"
+    shutil.copytree(db, model)  # a copy: the module's model keeps its catalog's files
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    first = sorted(stamps["catalog"].glob("*.png"))[0]
+    shutil.copy(first, photos / "x.png")
+    added = run("index", "moved", "--image-folder", str(photos), "--path", str(model))
+    assert added["added"] == 1
+    hit = run("search", "moved", "a picture", "--limit", "1", "--path", str(model))["hits"][0]
+    assert hit["payload"]["image"] == str((photos / "x.png").resolve())  # absolute
+    assert len(hit["payload"]["image_sha256"]) == 64
+    (photos / "x.png").rename(tmp_path / "elsewhere.png")
+    png = tmp_path / "why.png"
+    args = ["explain", "moved", "a picture", "--png", str(png), "--path", str(model), "-q"]
+    # a process of its own: the warning goes where the command's logging sends it (stderr)
+    done = subprocess.run(
+        [sys.executable, "-m", "asif_qdrant", *args], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"WARNING image moved: {(photos / 'x.png').resolve()}" in done.stderr
+    assert png.is_file()
