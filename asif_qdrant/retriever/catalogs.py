@@ -336,30 +336,24 @@ def index(
                 base[j]["caption"] = c
     if payloads is not None:
         base = [{**b, **dict(extra)} for b, extra in zip(base, payloads, strict=True)]
-    base = [{**b, keys.KEY_FIELD: k} for b, k in zip(base, item_keys, strict=True)]
-    todo, result = ingest.plan_items(m, collection, item_keys, user_ids, on_duplicate)
-    show = m.progress(show_progress_bar)
-    with progress_bar(
-        total=len(todo), desc=f"Indexing {collection}", unit="item", show=show
-    ) as bar:
-        for start in range(0, len(todo), CHUNK):
-            chunk = todo[start : start + CHUNK]
-            for modality in ("image", "text"):
-                pos = [j for j in chunk if items[j][0] == modality]
-                if pos:
-                    emb = m.encode([items[j][1] for j in pos], modality, show_progress_bar=False)
-                    write_items(
-                        m,
-                        collection,
-                        modality,
-                        emb,
-                        [base[j] for j in pos],
-                        [result[j] for j in pos],
-                        captions=_encode_captions(m, captions, pos, modality),
-                    )
-            bar.update(len(chunk))
-    finish_catalog(m, collection)
-    return result
+
+    def write(chunk: list[int], base: list[dict[str, Any]], result: IngestResult) -> None:
+        for modality in ("image", "text"):
+            pos = [j for j in chunk if items[j][0] == modality]
+            if pos:
+                emb = m.encode([items[j][1] for j in pos], modality, show_progress_bar=False)
+                write_items(
+                    m,
+                    collection,
+                    modality,
+                    emb,
+                    [base[j] for j in pos],
+                    [result[j] for j in pos],
+                    captions=_encode_captions(m, captions, pos, modality),
+                )
+
+    plan = (item_keys, user_ids, on_duplicate)
+    return _write_planned(m, collection, base, plan, show_progress_bar, write)
 
 
 def index_embeddings(
@@ -386,6 +380,45 @@ def index_embeddings(
         {"modality": modality, **keys.portable_payload(p)} for p in (payloads or [{}] * len(emb))
     ]
     item_keys = ingest.embedding_keys(emb, base, modality)
+
+    def write(rows: list[int], base: list[dict[str, Any]], result: IngestResult) -> None:
+        write_items(
+            m,
+            collection,
+            modality,
+            emb[rows],
+            [base[j] for j in rows],
+            [result[j] for j in rows],
+            captions=None if cap is None else cap[rows],
+        )
+
+    plan = (item_keys, user_ids, on_duplicate)
+    return _write_planned(m, collection, base, plan, show_progress_bar, write)
+
+
+def _write_planned(
+    m: ModelState,
+    collection: str,
+    base: list[dict[str, Any]],
+    plan: tuple[Sequence[str], list[PointId] | None, str],
+    show_progress_bar: bool | None,
+    write: Callable[[list[int], list[dict[str, Any]], IngestResult], None],
+) -> IngestResult:
+    """Index items by content: plan them, ``write`` the new rows in chunks, finish the catalog.
+
+    Args:
+        m: The model.
+        collection: The catalog.
+        base: Each item's payload (its content key is added here).
+        plan: The items' content keys, the caller's ids (or None) and ``on_duplicate``
+            (see :func:`~asif_qdrant.retriever.ingest.plan_items`).
+        show_progress_bar: A progress bar; ``None`` follows the logger level.
+        write: Writes some rows (positions in ``base``), given the keyed payloads and result.
+
+    Returns:
+        Each item's id and whether it was added, already present or replaced.
+    """
+    item_keys, user_ids, on_duplicate = plan
     base = [{**b, keys.KEY_FIELD: k} for b, k in zip(base, item_keys, strict=True)]
     todo, result = ingest.plan_items(m, collection, item_keys, user_ids, on_duplicate)
     show = m.progress(show_progress_bar)
@@ -394,15 +427,7 @@ def index_embeddings(
     ) as bar:
         for start in range(0, len(todo), CHUNK):
             rows = todo[start : start + CHUNK]
-            write_items(
-                m,
-                collection,
-                modality,
-                emb[rows],
-                [base[j] for j in rows],
-                [result[j] for j in rows],
-                captions=None if cap is None else cap[rows],
-            )
+            write(rows, base, result)
             bar.update(len(rows))
     finish_catalog(m, collection)
     return result
