@@ -560,8 +560,8 @@ def resumable_index(
     """
     on_duplicate = keys.check_on_duplicate("ASIF.resumable_index", on_duplicate)
     chunk_size = check_int("chunk_size", "resumable_index", chunk_size, minimum=1)
-    arr, items, digest = _job_input(m, images, texts, embeddings, modality)
-    n = len(arr) if arr is not None else len(items)
+    job, digest = _job_input(m, images, texts, embeddings, modality)
+    n = len(job.arr) if job.arr is not None else len(job.items)
     prepare_catalog(m, collection, 0, None, None)  # validates the name; writes nothing
     if n:
         m.require_anchors("before indexing")
@@ -577,10 +577,8 @@ def resumable_index(
                 have = {r.id for r in m.store.retrieve(collection, [start + r for r in rows])}
                 todo = [r for r in rows if start + r not in have]
             skipped += len(rows) - len(todo)
-            todo = ingest.job_rows_to_write(
-                m, collection, arr, items, modality, todo, ids, on_duplicate
-            )
-            _write_job_rows(m, collection, arr, items, modality, todo, [ids[r] for r in todo])
+            todo = ingest.job_rows_to_write(m, collection, job, todo, ids, on_duplicate)
+            _write_job_rows(m, collection, job, todo, [ids[r] for r in todo])
             new += len(todo)
             logger.info(
                 "committed rows %d..%d of %d into '%s' (ids %d..%d)",
@@ -599,21 +597,20 @@ def resumable_index(
 def _write_job_rows(
     m: ModelState,
     collection: str,
-    arr: np.ndarray | None,
-    items: list[tuple[str, Any]],
-    modality: Any,
+    job: ingest.JobInput,
     todo: list[int],
     ids: list[PointId],
 ) -> None:
     """Write some rows of a job under the given ids."""
     if not todo:
         return
-    if arr is not None:
+    items = job.items
+    if job.arr is not None:
         index_embeddings(
             m,
             collection,
-            arr[todo],
-            modality,
+            job.arr[todo],
+            job.modality,
             payloads=[{"row": r} for r in todo],
             ids=ids,
             show_progress_bar=False,
@@ -643,8 +640,8 @@ def _job_input(
     texts: Sequence[str],
     embeddings: Any,
     modality: Modality | None,
-) -> tuple[np.ndarray | None, list[tuple[str, Any]], str]:
-    """A job's input, checked: ``(embeddings or None, (modality, item) list, digest)``."""
+) -> tuple[ingest.JobInput, str]:
+    """A job's input, checked, and its digest."""
     if embeddings is not None:
         if images or texts:
             raise InvalidParameterError(
@@ -653,13 +650,13 @@ def _job_input(
         m.layout.anchors(modality)  # validates it
         arr = m.check_embeddings("embeddings", embeddings, modality)  # type: ignore[arg-type]
         digest = _digest([str(modality).encode(), str(arr.shape).encode(), arr.tobytes()])
-        return arr, [], digest
+        return ingest.JobInput(arr, [], modality), digest
     texts = list(texts)
     for i, t in enumerate(texts):
         if not isinstance(t, str) or is_blank(t):
             raise InvalidInputError(f"Text {i} must be a non-empty str. Got {t!r:.60}.")
     items = [("image", str(x)) for x in images] + [("text", t) for t in texts]
-    return None, items, _digest([json.dumps(items).encode()])
+    return ingest.JobInput(None, items, None), _digest([json.dumps(items).encode()])
 
 
 def _start_job(
