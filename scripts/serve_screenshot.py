@@ -17,15 +17,6 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 def main() -> None:
@@ -45,13 +36,16 @@ def main() -> None:
 
     from asif_qdrant import ASIF
     from asif_qdrant.service import create_app, serve_in_thread
+    from asif_qdrant.service.server import HEADLESS_CHROMIUM_ARGS
 
     with (
         ASIF(path=args.model, name=args.name, device="cpu", show_progress_bar=False) as asif,
         serve_in_thread(create_app(asif), wait_ready=600) as url,
         sync_playwright() as p,
     ):
-        browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=ARGS)
+        browser = p.chromium.launch(
+            executable_path=shutil.which("chromium"), args=list(HEADLESS_CHROMIUM_ARGS)
+        )
         page = browser.new_page(viewport={"width": 1280, "height": 800})
         page.goto(url + "/")
         page.wait_for_selector("#catalog option", state="attached")

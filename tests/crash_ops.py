@@ -35,6 +35,18 @@ DI, DT = 8, 6
 STAGING = (".compacting", ".migrating", ".importing", ".swapping")
 
 
+#: The named kill points every rewrite (``purge``, ``recompute``...) passes, in order; a
+#: later pass of the same point is named ``point#N``.
+REWRITE_POINTS = (
+    "rewrite:marked",
+    "rewrite:copying",
+    "rewrite:staged",
+    "rewrite:dropped",
+    "rewrite:restoring",
+    "rewrite:staging-dropped",
+)
+
+
 def random_rows(seed: int, n: int, d: int) -> np.ndarray:
     """``n`` Gaussian rows of dim ``d`` from ``seed``."""
     return np.random.default_rng(seed).normal(size=(n, d)).astype(np.float32)

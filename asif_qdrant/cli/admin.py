@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from asif_qdrant.cli.common import (
+    FOLDER_PATH,
     ModelOptions,
     StoreOptions,
     api_key,
@@ -176,7 +177,7 @@ def repair(check_only: bool, drop_unpaired: bool, model: ModelOptions) -> None:
 @click.command()
 @click.option(
     "--out",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=FOLDER_PATH,
     default="asif-demo",
     show_default=True,
     help="Folder for the demo's model and contact sheet.",

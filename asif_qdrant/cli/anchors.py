@@ -30,6 +30,7 @@ from asif_qdrant.cli.common import (
     file_option,
     folder_option,
     model_options,
+    number_option,
     on_duplicate_option,
 )
 
@@ -171,13 +172,7 @@ def anchors_add(
 
 
 @anchors.command("list")
-@click.option(
-    "--limit",
-    type=click.IntRange(min=0),
-    default=20,
-    show_default=True,
-    help="How many to show (0: all).",
-)
+@number_option("--limit", click.IntRange(min=0), 20, "How many to show (0: all).")
 @model_options
 def anchors_list(limit: int, model: ModelOptions) -> None:
     """List anchor pairs (id and caption)."""

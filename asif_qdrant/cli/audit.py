@@ -25,6 +25,7 @@ import click
 
 from asif_qdrant.cli.common import (
     EXISTING_FILE,
+    FILE_PATH,
     ModelOptions,
     file_option,
     folder_option,
@@ -120,7 +121,7 @@ class LabeledSet:
 )
 @click.option(
     "--backup",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=FILE_PATH,
     default=None,
     help="File the deleted pairs are saved to, for `anchors restore` "
     "[default: ./asif-deleted-<name>-v<anchor version>.npz].",

@@ -23,6 +23,7 @@ from asif_qdrant.cli.common import (
     labels_option,
     method_option,
     model_options,
+    number_option,
     on_duplicate_option,
     query_options,
     split_labels,
@@ -51,12 +52,11 @@ _MODALITIES = ("image", "text")
     is_flag=True,
     help="Finish an interrupted run on the same input: items already stored are skipped.",
 )
-@click.option(
+@number_option(
     "--chunk-size",
-    type=click.IntRange(min=1),
-    default=1000,
-    show_default=True,
-    help="Items per committed chunk (each is logged at -v: 'committed rows a..b of n').",
+    click.IntRange(min=1),
+    1000,
+    "Items per committed chunk (each is logged at -v: 'committed rows a..b of n').",
 )
 @on_duplicate_option("An item (same image bytes or text)")
 @model_options

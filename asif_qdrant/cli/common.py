@@ -52,6 +52,8 @@ __all__ = [
     "BUILD_COMMANDS",
     "EXISTING_FILE",
     "EXISTING_FOLDER",
+    "FILE_PATH",
+    "FOLDER_PATH",
     "VERBOSE",
     "F",
     "ModelOptions",
@@ -69,6 +71,7 @@ __all__ = [
     "model_options",
     "models_in_folder",
     "name_option",
+    "number_option",
     "output_options",
     "print_timings",
     "query_options",
@@ -97,6 +100,10 @@ _STARTED = time.perf_counter()
 EXISTING_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 #: A click parameter type: an existing folder, given to the command as a :class:`~pathlib.Path`.
 EXISTING_FOLDER = click.Path(exists=True, file_okay=False, path_type=Path)
+#: A click parameter type: a file that need not exist yet (one to write), as a Path.
+FILE_PATH = click.Path(dir_okay=False, path_type=Path)
+#: A click parameter type: a folder that need not exist yet, as a Path.
+FOLDER_PATH = click.Path(file_okay=False, path_type=Path)
 
 
 def file_option(*param_decls: str, **attrs: Any) -> Callable[[F], F]:
@@ -113,6 +120,13 @@ def choice_option(*param_decls: str, choices: Sequence[str], **attrs: Any) -> Ca
     """A click option taking one of ``choices``; its default, if any, is shown in the help."""
     attrs.setdefault("show_default", attrs.get("default") is not None)
     return click.option(*param_decls, type=click.Choice(list(choices)), **attrs)
+
+
+def number_option(
+    name: str, kind: click.IntRange | click.FloatRange, default: float, help: str
+) -> Callable[[F], F]:
+    """A click option ``name`` taking a number in ``kind``'s range; its default is shown."""
+    return click.option(name, type=kind, default=default, show_default=True, help=help)
 
 
 def on_duplicate_option(what: str) -> Callable[[F], F]:
@@ -302,7 +316,7 @@ output_options = stack(
 location_options = stack(
     click.option(
         "--path",
-        type=click.Path(file_okay=False, path_type=Path),
+        type=FOLDER_PATH,
         default=None,
         help="Folder of the embedded Qdrant engine [default: $ASIF_QDRANT_PATH or ./asif-data].",
     ),

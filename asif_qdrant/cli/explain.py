@@ -20,6 +20,7 @@ import click
 
 from asif_qdrant.cli.common import (
     EXISTING_FILE,
+    FILE_PATH,
     F,
     ModelOptions,
     labels_option,
@@ -45,7 +46,7 @@ def _picture_options(default: str) -> Callable[[F], F]:
         click.option(
             "--png",
             "png",
-            type=click.Path(dir_okay=False, path_type=Path),
+            type=FILE_PATH,
             default=default,
             show_default=True,
             help="Where to write the picture (a .png).",

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import click
 
-from asif_qdrant.cli.common import ModelOptions, model_options
+from asif_qdrant.cli.common import FOLDER_PATH, ModelOptions, model_options, number_option
 
 __all__ = ["SERVE_EXTRA", "serve"]
 
@@ -59,23 +59,21 @@ def _api_key(variable: str | None) -> str | None:
     help="Require the API key in this environment variable as the X-API-Key header of "
     "every request [default: no key].",
 )
-@click.option(
+@number_option(
     "--max-upload-mb",
-    type=click.FloatRange(min=0.001),
-    default=10.0,
-    show_default=True,
-    help="The most megabytes (MiB) per uploaded image.",
+    click.FloatRange(min=0.001),
+    10.0,
+    "The most megabytes (MiB) per uploaded image.",
 )
-@click.option(
+@number_option(
     "--max-image-pixels",
-    type=click.IntRange(min=1),
-    default=40_000_000,
-    show_default=True,
-    help="The most pixels per uploaded image (decompression bombs are refused).",
+    click.IntRange(min=1),
+    40_000_000,
+    "The most pixels per uploaded image (decompression bombs are refused).",
 )
 @click.option(
     "--upload-dir",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=FOLDER_PATH,
     default=None,
     help="Keep uploaded anchor and item images here so the page can show them "
     "[default: the folder FOLDER-uploads beside an embedded model FOLDER; none on a server].",

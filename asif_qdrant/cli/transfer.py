@@ -20,6 +20,8 @@ import click
 
 from asif_qdrant.cli.common import (
     EXISTING_FILE,
+    FILE_PATH,
+    FOLDER_PATH,
     StoreOptions,
     api_key,
     name_option,
@@ -119,7 +121,7 @@ def _summary(verb: str, report: Any, where: str) -> str:
     "--out",
     "-o",
     required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=FILE_PATH,
     help="File to write (.tar; .tar.gz or .tgz to compress).",
 )
 @name_option
@@ -163,7 +165,7 @@ def import_cmd(
 @name_option
 @click.option(
     "--to-path",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=FOLDER_PATH,
     default=None,
     help="Copy into this embedded folder.",
 )

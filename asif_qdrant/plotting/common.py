@@ -47,6 +47,7 @@ __all__ = [
     "save_png",
     "shorten",
     "square_thumbnail",
+    "text_width_px",
     "to_rgb",
 ]
 
@@ -360,15 +361,11 @@ def draw_moved_placeholder(ax: Any, path: str, pixels: int) -> None:
     ax.imshow(np.full((pixels, pixels, 3), 236, np.uint8), interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks([])
-    width_px = ax.get_position().width * ax.figure.get_figwidth() * DPI * 0.9
-    artist = ax.text(
-        0.5,
-        0.5,
-        "",
-        ha="center",
-        va="center",
-        fontsize=CAPTION_PT,
-        color=WRONG_COLOR,
-        transform=ax.transAxes,
-    )
-    fit_text(artist, f"image moved: {path}", 22, 6, width_px)
+    fit = (22, 6, text_width_px(ax))
+    style = {"fontsize": CAPTION_PT, "color": WRONG_COLOR, "transform": ax.transAxes}
+    fitted_text(ax, (0.5, 0.5), f"image moved: {path}", fit, **style)
+
+
+def text_width_px(ax: Any) -> float:
+    """The widest a text inside ``ax`` may be, in pixels: 90% of the axes' width."""
+    return ax.get_position().width * ax.figure.get_figwidth() * DPI * 0.9

@@ -30,6 +30,7 @@ from .common import (
     moved_image,
     save_png,
     shorten,
+    text_width_px,
     to_rgb,
 )
 
@@ -460,7 +461,7 @@ def _draw_panel(ax: Any, image: Any, text: str, pixels: int) -> None:
         transform=ax.transAxes,
         linespacing=1.25,
     )
-    width_px = ax.get_position().width * ax.figure.get_figwidth() * DPI * 0.9
+    width_px = text_width_px(ax)
     if "\n" in text:  # paragraphs (label A / label B): each wrapped on its own
         artist.set_text("\n\n".join(shorten(part, 24, 3) for part in text.split("\n")))
         return

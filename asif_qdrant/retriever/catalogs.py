@@ -336,30 +336,24 @@ def index(
                 base[j]["caption"] = c
     if payloads is not None:
         base = [{**b, **dict(extra)} for b, extra in zip(base, payloads, strict=True)]
-    base = [{**b, keys.KEY_FIELD: k} for b, k in zip(base, item_keys, strict=True)]
-    todo, result = ingest.plan_items(m, collection, item_keys, user_ids, on_duplicate)
-    show = m.progress(show_progress_bar)
-    with progress_bar(
-        total=len(todo), desc=f"Indexing {collection}", unit="item", show=show
-    ) as bar:
-        for start in range(0, len(todo), CHUNK):
-            chunk = todo[start : start + CHUNK]
-            for modality in ("image", "text"):
-                pos = [j for j in chunk if items[j][0] == modality]
-                if pos:
-                    emb = m.encode([items[j][1] for j in pos], modality, show_progress_bar=False)
-                    write_items(
-                        m,
-                        collection,
-                        modality,
-                        emb,
-                        [base[j] for j in pos],
-                        [result[j] for j in pos],
-                        captions=_encode_captions(m, captions, pos, modality),
-                    )
-            bar.update(len(chunk))
-    finish_catalog(m, collection)
-    return result
+
+    def write(chunk: list[int], base: list[dict[str, Any]], result: IngestResult) -> None:
+        for modality in ("image", "text"):
+            pos = [j for j in chunk if items[j][0] == modality]
+            if pos:
+                emb = m.encode([items[j][1] for j in pos], modality, show_progress_bar=False)
+                write_items(
+                    m,
+                    collection,
+                    modality,
+                    emb,
+                    [base[j] for j in pos],
+                    [result[j] for j in pos],
+                    captions=_encode_captions(m, captions, pos, modality),
+                )
+
+    plan = (item_keys, user_ids, on_duplicate)
+    return _write_planned(m, collection, base, plan, show_progress_bar, write)
 
 
 def index_embeddings(
@@ -386,6 +380,45 @@ def index_embeddings(
         {"modality": modality, **keys.portable_payload(p)} for p in (payloads or [{}] * len(emb))
     ]
     item_keys = ingest.embedding_keys(emb, base, modality)
+
+    def write(rows: list[int], base: list[dict[str, Any]], result: IngestResult) -> None:
+        write_items(
+            m,
+            collection,
+            modality,
+            emb[rows],
+            [base[j] for j in rows],
+            [result[j] for j in rows],
+            captions=None if cap is None else cap[rows],
+        )
+
+    plan = (item_keys, user_ids, on_duplicate)
+    return _write_planned(m, collection, base, plan, show_progress_bar, write)
+
+
+def _write_planned(
+    m: ModelState,
+    collection: str,
+    base: list[dict[str, Any]],
+    plan: tuple[Sequence[str], list[PointId] | None, str],
+    show_progress_bar: bool | None,
+    write: Callable[[list[int], list[dict[str, Any]], IngestResult], None],
+) -> IngestResult:
+    """Index items by content: plan them, ``write`` the new rows in chunks, finish the catalog.
+
+    Args:
+        m: The model.
+        collection: The catalog.
+        base: Each item's payload (its content key is added here).
+        plan: The items' content keys, the caller's ids (or None) and ``on_duplicate``
+            (see :func:`~asif_qdrant.retriever.ingest.plan_items`).
+        show_progress_bar: A progress bar; ``None`` follows the logger level.
+        write: Writes some rows (positions in ``base``), given the keyed payloads and result.
+
+    Returns:
+        Each item's id and whether it was added, already present or replaced.
+    """
+    item_keys, user_ids, on_duplicate = plan
     base = [{**b, keys.KEY_FIELD: k} for b, k in zip(base, item_keys, strict=True)]
     todo, result = ingest.plan_items(m, collection, item_keys, user_ids, on_duplicate)
     show = m.progress(show_progress_bar)
@@ -394,15 +427,7 @@ def index_embeddings(
     ) as bar:
         for start in range(0, len(todo), CHUNK):
             rows = todo[start : start + CHUNK]
-            write_items(
-                m,
-                collection,
-                modality,
-                emb[rows],
-                [base[j] for j in rows],
-                [result[j] for j in rows],
-                captions=None if cap is None else cap[rows],
-            )
+            write(rows, base, result)
             bar.update(len(rows))
     finish_catalog(m, collection)
     return result
@@ -535,8 +560,8 @@ def resumable_index(
     """
     on_duplicate = keys.check_on_duplicate("ASIF.resumable_index", on_duplicate)
     chunk_size = check_int("chunk_size", "resumable_index", chunk_size, minimum=1)
-    arr, items, digest = _job_input(m, images, texts, embeddings, modality)
-    n = len(arr) if arr is not None else len(items)
+    job, digest = _job_input(m, images, texts, embeddings, modality)
+    n = len(job.arr) if job.arr is not None else len(job.items)
     prepare_catalog(m, collection, 0, None, None)  # validates the name; writes nothing
     if n:
         m.require_anchors("before indexing")
@@ -552,10 +577,8 @@ def resumable_index(
                 have = {r.id for r in m.store.retrieve(collection, [start + r for r in rows])}
                 todo = [r for r in rows if start + r not in have]
             skipped += len(rows) - len(todo)
-            todo = ingest.job_rows_to_write(
-                m, collection, arr, items, modality, todo, ids, on_duplicate
-            )
-            _write_job_rows(m, collection, arr, items, modality, todo, [ids[r] for r in todo])
+            todo = ingest.job_rows_to_write(m, collection, job, todo, ids, on_duplicate)
+            _write_job_rows(m, collection, job, todo, [ids[r] for r in todo])
             new += len(todo)
             logger.info(
                 "committed rows %d..%d of %d into '%s' (ids %d..%d)",
@@ -574,21 +597,20 @@ def resumable_index(
 def _write_job_rows(
     m: ModelState,
     collection: str,
-    arr: np.ndarray | None,
-    items: list[tuple[str, Any]],
-    modality: Any,
+    job: ingest.JobInput,
     todo: list[int],
     ids: list[PointId],
 ) -> None:
     """Write some rows of a job under the given ids."""
     if not todo:
         return
-    if arr is not None:
+    items = job.items
+    if job.arr is not None:
         index_embeddings(
             m,
             collection,
-            arr[todo],
-            modality,
+            job.arr[todo],
+            job.modality,
             payloads=[{"row": r} for r in todo],
             ids=ids,
             show_progress_bar=False,
@@ -618,8 +640,8 @@ def _job_input(
     texts: Sequence[str],
     embeddings: Any,
     modality: Modality | None,
-) -> tuple[np.ndarray | None, list[tuple[str, Any]], str]:
-    """A job's input, checked: ``(embeddings or None, (modality, item) list, digest)``."""
+) -> tuple[ingest.JobInput, str]:
+    """A job's input, checked, and its digest."""
     if embeddings is not None:
         if images or texts:
             raise InvalidParameterError(
@@ -628,13 +650,13 @@ def _job_input(
         m.layout.anchors(modality)  # validates it
         arr = m.check_embeddings("embeddings", embeddings, modality)  # type: ignore[arg-type]
         digest = _digest([str(modality).encode(), str(arr.shape).encode(), arr.tobytes()])
-        return arr, [], digest
+        return ingest.JobInput(arr, [], modality), digest
     texts = list(texts)
     for i, t in enumerate(texts):
         if not isinstance(t, str) or is_blank(t):
             raise InvalidInputError(f"Text {i} must be a non-empty str. Got {t!r:.60}.")
     items = [("image", str(x)) for x in images] + [("text", t) for t in texts]
-    return None, items, _digest([json.dumps(items).encode()])
+    return ingest.JobInput(None, items, None), _digest([json.dumps(items).encode()])
 
 
 def _start_job(

@@ -9,7 +9,7 @@ ones (:func:`allocate_ids`), and does the same for the rows of a resumable index
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -19,6 +19,7 @@ from asif_qdrant.retriever.state import ModelState
 from asif_qdrant.store.base import PointId
 
 __all__ = [
+    "JobInput",
     "allocate_ids",
     "embedding_keys",
     "job_row_keys",
@@ -122,12 +123,22 @@ def embedding_keys(
     return out
 
 
-def job_row_keys(
-    arr: np.ndarray | None, items: list[tuple[str, Any]], modality: Any, rows: Sequence[int]
-) -> list[str]:
+class JobInput(NamedTuple):
+    """A resumable index job's input: precomputed embeddings, or (modality, item) pairs."""
+
+    #: The embeddings (``None`` for items).
+    arr: np.ndarray | None
+    #: ``("image", path)`` / ``("text", text)`` pairs (empty for embeddings).
+    items: list[tuple[str, Any]]
+    #: The embeddings' modality (``None`` for items).
+    modality: Any
+
+
+def job_row_keys(job: JobInput, rows: Sequence[int]) -> list[str]:
     """The content keys of a job's rows (as :func:`index` / :func:`index_embeddings`)."""
-    if arr is not None:
-        return [keys.embedding_key(arr[r]) for r in rows]
+    if job.arr is not None:
+        return [keys.embedding_key(job.arr[r]) for r in rows]
+    items = job.items
     return [
         keys.text_key(items[r][1]) if items[r][0] == "text" else keys.image_key(items[r][1])
         for r in rows
@@ -137,9 +148,7 @@ def job_row_keys(
 def job_rows_to_write(
     m: ModelState,
     collection: str,
-    arr: np.ndarray | None,
-    items: list[tuple[str, Any]],
-    modality: Any,
+    job: JobInput,
     rows: list[int],
     ids: list[PointId],
     on_duplicate: str,
@@ -151,7 +160,7 @@ def job_rows_to_write(
     """
     if not rows or on_duplicate == "add" or not m.store.has_collection(collection):
         return rows
-    row_keys = job_row_keys(arr, items, modality, rows)
+    row_keys = job_row_keys(job, rows)
     found: dict[str, PointId] = {}
     for rec in m.store.find_by_payload(collection, keys.KEY_FIELD, row_keys):
         found.setdefault(str(rec.payload[keys.KEY_FIELD]), rec.id)

@@ -25,12 +25,30 @@ import uvicorn
 
 from asif_qdrant.service.problems import ServiceError
 
-__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "is_loopback", "serve", "serve_in_thread"]
+__all__ = [
+    "DEFAULT_HOST",
+    "DEFAULT_PORT",
+    "HEADLESS_CHROMIUM_ARGS",
+    "is_loopback",
+    "serve",
+    "serve_in_thread",
+]
 
 #: The default address: this machine only.
 DEFAULT_HOST = "127.0.0.1"
 #: The default port.
 DEFAULT_PORT = 8000
+#: Chromium's flags for viewing the page on a machine without a display, sandbox or network
+#: (the browser test and ``scripts/serve_screenshot.py``).
+HEADLESS_CHROMIUM_ARGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+)
 
 
 def is_loopback(host: str) -> bool:

@@ -23,21 +23,12 @@ if importlib.util.find_spec("playwright") is None or CHROMIUM is None:
 
 from playwright.sync_api import sync_playwright  # noqa: E402
 
-#: Chromium's flags on a machine without a display, sandbox or network.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+from asif_qdrant.service.server import HEADLESS_CHROMIUM_ARGS  # noqa: E402
 
 
 def test_page_search_and_explain(served, tmp_path: Path) -> None:
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=list(HEADLESS_CHROMIUM_ARGS))
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 860})
             page.goto(served.url + "/")

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from asif_qdrant.store import EdgeStore
 from asif_qdrant.transfer import export_model
-from tests.crash_ops import build, check_model, kill_after, run_killed
+from tests.crash_ops import REWRITE_POINTS, build, check_model, kill_after, run_killed
 
 EXAMPLES = int(os.environ.get("ASIF_CRASH_EXAMPLES", "2"))
 STEPS = int(os.environ.get("ASIF_CRASH_STEPS", "2"))
@@ -31,12 +31,7 @@ STEPS = int(os.environ.get("ASIF_CRASH_STEPS", "2"))
 #: The named kill points each operation passes.
 POINTS = {
     "purge": [
-        "rewrite:marked",
-        "rewrite:copying",
-        "rewrite:staged",
-        "rewrite:dropped",
-        "rewrite:restoring",
-        "rewrite:staging-dropped",
+        *REWRITE_POINTS,
         "rewrite:dropped#2",
         "rewrite:restoring#3",
     ],

@@ -24,7 +24,16 @@ from asif_qdrant.retriever.writes import write_fingerprint
 from asif_qdrant.store import EdgeStore
 from asif_qdrant.transfer import export_model, import_model
 from tests import crash_ops
-from tests.crash_ops import DI, DT, build, check_model, random_rows, run_killed, spawn
+from tests.crash_ops import (
+    DI,
+    DT,
+    REWRITE_POINTS,
+    build,
+    check_model,
+    random_rows,
+    run_killed,
+    spawn,
+)
 from tests.helpers import precomputed_asif
 
 
@@ -57,12 +66,7 @@ def test_missing_collection_file_refuses_and_deletes_nothing(model: Path) -> Non
 @pytest.mark.parametrize(
     "point",
     [
-        "rewrite:marked",
-        "rewrite:copying",
-        "rewrite:staged",
-        "rewrite:dropped",
-        "rewrite:restoring",
-        "rewrite:staging-dropped",
+        *REWRITE_POINTS,
         "rewrite:dropped#3",  # the catalog's rewrite (after both anchor collections)
     ],
 )
