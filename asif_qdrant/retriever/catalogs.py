@@ -325,8 +325,9 @@ def index(
             payload["text"] = x
             item_keys.append(keys.text_key(x))
         else:
-            payload.update(keys.image_ref(x))
-            item_keys.append(keys.image_key(x))
+            ref, key = keys.image_ref_key(x)
+            payload.update(ref)
+            item_keys.append(key)
         base.append(payload)
     user_ids = prepare_catalog(m, collection, len(items), payloads, ids)
     if captions is not None:
@@ -376,10 +377,9 @@ def index_embeddings(
     user_ids = prepare_catalog(m, collection, len(emb), payloads, ids)
     if cap is not None and len(emb):
         ensure_catalog(m, collection, captions=True)
-    base = [
-        {"modality": modality, **keys.portable_payload(p)} for p in (payloads or [{}] * len(emb))
-    ]
-    item_keys = ingest.embedding_keys(emb, base, modality)
+    portable = [keys.portable_payload_and_key(p) for p in (payloads or [{}] * len(emb))]
+    base = [{"modality": modality, **p} for p, _ in portable]
+    item_keys = ingest.embedding_keys(emb, base, [key for _, key in portable], modality)
 
     def write(rows: list[int], base: list[dict[str, Any]], result: IngestResult) -> None:
         write_items(

@@ -89,15 +89,14 @@ def add_anchors(
             raise InvalidInputError(
                 f"Caption {i} is empty (or only whitespace): an anchor pair needs a caption."
             )
-    pair_keys = [
-        keys.anchor_key(keys.image_key(x), c) for x, c in zip(images, captions, strict=True)
-    ]
+    refs = [keys.image_ref_key(x) for x in images]  # each file read once: hash and key
+    pair_keys = [keys.anchor_key(key, c) for (_, key), c in zip(refs, captions, strict=True)]
     plan = plan_anchor_adds(m, pair_keys, on_duplicate)
     todo = plan.todo
     base = [
         {
             "caption": captions[j],
-            **keys.image_ref(images[j]),
+            **refs[j][0],
             **({"source": source} if source is not None else {}),
         }
         for j in todo
@@ -129,11 +128,12 @@ def add_anchor_embeddings(
     txt = m.check_embeddings("text_embeddings", text_embeddings, "text")
     check_pairs(len(img), len(txt), payloads)
     payloads = writes.check_payloads(payloads, reserved=writes.ANCHOR_RESERVED_KEYS)
-    pl = [keys.portable_payload(x) for x in payloads or [{}] * len(img)]
+    portable = [keys.portable_payload_and_key(x) for x in payloads or [{}] * len(img)]
+    pl = [p for p, _ in portable]
     pair_keys = []
-    for j, p in enumerate(pl):
-        if isinstance(p.get("image"), str) and isinstance(p.get("caption"), str):
-            pair_keys.append(keys.anchor_key(keys.image_key(p["image"]), p["caption"]))
+    for j, (p, image_key) in enumerate(portable):
+        if image_key is not None and isinstance(p.get("caption"), str):
+            pair_keys.append(keys.anchor_key(image_key, p["caption"]))
         else:
             pair_keys.append(keys.embedding_key(img[j], txt[j]))
     plan = plan_anchor_adds(m, pair_keys, on_duplicate)

@@ -114,12 +114,24 @@ def plan_items(
 
 
 def embedding_keys(
-    arr: np.ndarray, payloads: Sequence[Mapping[str, Any]], modality: str
+    arr: np.ndarray,
+    payloads: Sequence[Mapping[str, Any]],
+    image_keys: Sequence[str | None],
+    modality: str,
 ) -> list[str]:
-    """Keys of precomputed items: their payload's ``image`` / ``text``, else their numbers."""
+    """Keys of precomputed items: their payload's ``image`` / ``text``, else their numbers.
+
+    ``image_keys`` are the keys of the payloads' ``image`` paths, from
+    :func:`~asif_qdrant.retriever.keys.portable_payload_and_key` (which read each file once).
+    """
     out = []
-    for row, payload in zip(arr, payloads, strict=True):
-        out.append(keys.payload_key(payload, modality) or keys.embedding_key(row))
+    for row, payload, image_key in zip(arr, payloads, image_keys, strict=True):
+        key = None
+        if modality == "image":
+            key = image_key
+        elif modality == "text" and isinstance(payload.get("text"), str):
+            key = keys.text_key(payload["text"])
+        out.append(key or keys.embedding_key(row))
     return out
 
 

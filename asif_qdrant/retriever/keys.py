@@ -55,9 +55,10 @@ __all__ = [
     "file_sha256",
     "image_key",
     "image_ref",
+    "image_ref_key",
     "image_status",
-    "payload_key",
     "portable_payload",
+    "portable_payload_and_key",
     "stored_image",
     "text_key",
 ]
@@ -232,15 +233,6 @@ def embedding_key(*rows: np.ndarray) -> str:
     return "embedding:" + _sha(*(np.asarray(r, np.float32).tobytes() for r in rows))
 
 
-def payload_key(payload: Mapping[str, Any], modality: str) -> str | None:
-    """The key of an item known only by its payload (``image`` path or ``text``), else None."""
-    if modality == "image" and isinstance(payload.get("image"), str):
-        return image_key(payload["image"])
-    if modality == "text" and isinstance(payload.get("text"), str):
-        return text_key(payload["text"])
-    return None
-
-
 # -- image references ----------------------------------------------------------------------------
 def image_ref(x: Any) -> dict[str, str]:
     """The payload fields that reference an image input: resolved path and content hash.
@@ -255,12 +247,38 @@ def image_ref(x: Any) -> dict[str, str]:
     return {"image": str(path), **({IMAGE_HASH_FIELD: digest} if digest else {})}
 
 
+def image_ref_key(x: Any) -> tuple[dict[str, str], str]:
+    """:func:`image_ref` and :func:`image_key` of one image input, reading a file once.
+
+    Example:
+        >>> image_ref_key(b"abc") == ({}, image_key(b"abc"))
+        True
+    """
+    ref = image_ref(x)
+    if IMAGE_HASH_FIELD in ref:
+        return ref, f"image:{ref[IMAGE_HASH_FIELD]}"
+    return ref, image_key(ref.get("image", x))
+
+
+def portable_payload_and_key(payload: Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """:func:`portable_payload` and the key of its ``image`` path (None: no str ``image``).
+
+    The file is read once, for both the stored hash and the key.
+    """
+    out = dict(payload)
+    raw = out.get("image")
+    if not isinstance(raw, str):
+        return out, None
+    if not raw:
+        return out, image_key(raw)
+    ref, key = image_ref_key(raw)
+    out.update(ref)
+    return out, key
+
+
 def portable_payload(payload: Mapping[str, Any]) -> dict[str, Any]:
     """A payload whose ``image`` path (a str) is stored resolved, with its file's hash."""
-    out = dict(payload)
-    if isinstance(out.get("image"), str) and out["image"]:
-        out.update(image_ref(out["image"]))
-    return out
+    return portable_payload_and_key(payload)[0]
 
 
 def image_status(payload: Mapping[str, Any]) -> tuple[str | None, str]:
