@@ -4,6 +4,9 @@ The library (:mod:`asif_qdrant.anchor_index`) keeps the paths a model uses (``ex
 ``torch``); the benchmark (``python -m benchmarks.run``, docs/PERFORMANCE.md) also measures:
 
 ==================  ==========================================================================
+``official``        the official ASIF code's recipe: torch ``einsum`` + ``topk`` per 100k-anchor
+                    chunk, merged (a baseline, :mod:`benchmarks.indexes.baselines`)
+``numpy``           numpy ``q @ A.T`` + ``argpartition`` over pre-normalised anchors (a baseline)
 ``int8-rescore``    int8 scan (``torch._int_mm``) + exact rescoring of 2k candidates
 ``bf16-rescore``    bfloat16 scan (torch) + exact rescoring
 ``binary-rescore``  Hamming scan of sign bits + exact rescoring of 16k candidates
@@ -18,7 +21,7 @@ The library (:mod:`asif_qdrant.anchor_index`) keeps the paths a model uses (``ex
 Example:
     >>> from benchmarks.indexes import METHODS, make_index
     >>> METHODS[:3], type(make_index("binary-rescore")).__name__, make_index("exact").method
-    (('exact', 'ivf', 'int8-rescore'), 'QuantizedIndex', 'exact')
+    (('official', 'numpy', 'exact'), 'QuantizedIndex', 'exact')
 """
 
 from __future__ import annotations
@@ -29,25 +32,38 @@ from asif_qdrant.anchor_index import METHODS as LIBRARY_METHODS
 from asif_qdrant.anchor_index import AnchorIndex
 from asif_qdrant.anchor_index import make_index as make_library_index
 from asif_qdrant.errors import InvalidParameterError
+from benchmarks.indexes.baselines import NumpyIndex, OfficialIndex
 from benchmarks.indexes.qdrant_index import QdrantIndex
 from benchmarks.indexes.quantized import QuantizedIndex
 
 __all__ = [
+    "BASELINE_METHODS",
     "METHODS",
     "QDRANT_METHODS",
     "QUANTIZED_METHODS",
+    "NumpyIndex",
+    "OfficialIndex",
     "QdrantIndex",
     "QuantizedIndex",
     "make_index",
 ]
 
+#: The honest brute-force baselines (:mod:`benchmarks.indexes.baselines`); every ``x baseline``
+#: of the benchmark is a ratio to the faster of the two in the same run.
+BASELINE_METHODS: tuple[str, ...] = ("official", "numpy")
 #: Reduced-precision scans with exact rescoring (:class:`QuantizedIndex`).
 QUANTIZED_METHODS: tuple[str, ...] = ("int8-rescore", "bf16-rescore", "binary-rescore")
 #: Anchor search inside the embedded Qdrant engine (:class:`QdrantIndex`).
 QDRANT_METHODS: tuple[str, ...] = ("qdrant-exact", "qdrant-sq", "qdrant-bq", "qdrant-hnsw")
-#: Every method :func:`make_index` accepts besides ``"auto"``, in the benchmark's order (the
-#: library's :data:`asif_qdrant.anchor_index.METHODS` among them).
-METHODS: tuple[str, ...] = ("exact", "ivf", *QUANTIZED_METHODS, "torch", *QDRANT_METHODS)
+#: Every method :func:`make_index` accepts besides ``"auto"``, in the benchmark's order: the
+#: baselines, every method of the library (:data:`asif_qdrant.anchor_index.METHODS`, whatever
+#: it holds), then the benchmark-only paths.
+METHODS: tuple[str, ...] = (
+    *BASELINE_METHODS,
+    *LIBRARY_METHODS,
+    *QUANTIZED_METHODS,
+    *QDRANT_METHODS,
+)
 
 
 def make_index(
@@ -61,6 +77,10 @@ def make_index(
         >>> make_index("int8-rescore", oversample=4).describe()["oversample"]
         4.0
     """
+    if method == "official":
+        return OfficialIndex(device=device, **options)
+    if method == "numpy":
+        return NumpyIndex(**options)
     if method in QUANTIZED_METHODS:
         return QuantizedIndex(method.split("-")[0], **options)  # type: ignore[arg-type]
     if method in QDRANT_METHODS:
