@@ -657,7 +657,7 @@ def relative_table(rows: list[dict[str, Any]], bandwidth: dict[str, Any] | None 
         share = 100 * r["b1_qps"] / limit_qps(gbs, r["n"], r["d"]) if gbs else float("nan")
         out.append(
             f"| {r['n']:,} | {r['d']} | {LABELS.get(r['path'], r['path'])} | {fmt(r['b1_qps'])} | "
-            f"{fmt(x1)} | {fmt(share, 0)} | {fmt(r['b64_qps'])} | {fmt(x64)} | "
+            f"{fmt(x1, 2)} | {fmt(share, 0)} | {fmt(r['b64_qps'])} | {fmt(x64, 2)} | "
             f"{r['recall_mean']:.4f} ({r['recall_min']:.3f}) | "
             f"{r['cosine_mean']:.5f} ({r['cosine_min']:.4f}) | {fmt(r['build_s'])} | "
             f"{fmt(r['peak_rss_mb'])} |"
