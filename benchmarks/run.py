@@ -847,6 +847,9 @@ def main(argv: list[str] | None = None) -> int:
         cfg["repeats"] = args.repeats
     sections = set(args.sections.split(","))
     paths = [p for p in args.paths.split(",") if p]
+    unknown = [p for p in paths if p not in PATHS]
+    if unknown:
+        ap.error(f"--paths: unknown {', '.join(unknown)}; allowed: {', '.join(PATHS)}")
     configs = cfg["configs"]
     if args.sizes:
         keep = {int(s) for s in args.sizes.split(",")}
