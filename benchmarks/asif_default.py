@@ -184,6 +184,9 @@ def measure(
     anchors, queries = load_data(n, d, anchors_npy, queries_npy, seed)
     d = anchors.shape[1]
     out: dict[str, Any] = {"n": n, "d": d, "k": k, "load_average_start": os.getloadavg()}
+    # the baselines first, over row numbers, so that their copy is gone before the model opens
+    rows, truth = baselines(anchors, np.arange(n), queries, k, repeats)
+    out["rss_after_baselines_mb"] = rss_mb()[0]
     with tempfile.TemporaryDirectory(prefix="asif-default-") as tmp:
         folder = Path(tmp) / "model" if model_dir is None else Path(model_dir)
         ids_file = Path(f"{folder}.ids.npy")
@@ -195,7 +198,11 @@ def measure(
             if model_dir is not None:
                 np.save(ids_file, ids)
         out["setup"] = setup
-        rows, truth = baselines(anchors, ids, queries, k, repeats)
+        del anchors  # a memory-mapped file's pages leave the RSS with it
+        # the exact vectors under the model's anchor ids (given in row order, increasing, so
+        # the tie rule "lower row wins" is "lower id wins")
+        assert (np.diff(ids) > 0).all(), "anchor ids are not increasing in row order"
+        truth = [SparseVector(ids[t.indices.astype(np.int64)], t.values) for t in truth]
         for mode in modes:
             with ASIF(
                 path=folder,
