@@ -86,6 +86,22 @@ def load_data(
     return clustered_embeddings(n, d, n_queries=m, seed=seed)
 
 
+def rss_parts() -> dict[str, float]:
+    """This process's resident memory now, MiB: ``total``, ``anon`` (its own heap) and
+    ``file`` (memory-mapped files: the anchor ``.npy``, the engine's segments; shared with
+    other processes and reclaimable)."""
+    keys = {"VmRSS:": "total", "RssAnon:": "anon", "RssFile:": "file"}
+    out: dict[str, float] = {}
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            name = line.split(maxsplit=1)[0] if line else ""
+            if name in keys:
+                out[keys[name]] = int(line.split()[1]) / 1024
+    except OSError:  # pragma: no cover - not Linux
+        pass
+    return out
+
+
 def timed(fn: Any, queries: np.ndarray, repeats: int) -> tuple[float, float, list[Any]]:
     """``(q/s at batch 1, q/s at batch 64, vectors of the batch)``, medians of ``repeats``.
 
@@ -160,7 +176,7 @@ def build_model(folder: Path, anchors: np.ndarray, k: int, seed: int) -> dict[st
         "ids": np.asarray(ids, dtype=np.int64),
         "add_s": add_s,
         "add_pairs_per_s": len(anchors) / add_s,
-        "rss_after_add_mb": rss_mb()[0],
+        "rss_after_add_mb": rss_parts(),
     }
 
 
@@ -186,7 +202,7 @@ def measure(
     out: dict[str, Any] = {"n": n, "d": d, "k": k, "load_average_start": os.getloadavg()}
     # the baselines first, over row numbers, so that their copy is gone before the model opens
     rows, truth = baselines(anchors, np.arange(n), queries, k, repeats)
-    out["rss_after_baselines_mb"] = rss_mb()[0]
+    out["rss_after_baselines_mb"] = rss_parts()
     with tempfile.TemporaryDirectory(prefix="asif-default-") as tmp:
         folder = Path(tmp) / "model" if model_dir is None else Path(model_dir)
         ids_file = Path(f"{folder}.ids.npy")
@@ -224,7 +240,7 @@ def measure(
                         "qps_batch1": b1,
                         "qps_batch64": b64,
                         **quality(truth, vecs, k),
-                        "rss_mb": rss_mb()[0],
+                        "rss_mb": rss_parts(),
                     }
                 )
             print(f"n={n:,} {rows[-1]}", flush=True)
@@ -264,8 +280,11 @@ def table(runs: list[dict[str, Any]]) -> str:
             if "add_s" in s
             else f"model reused from {s.get('reused')}"
         )
+        last = run["rows"][-1].get("rss_mb", {})
         out.append(
-            f"\nn = {run['n']:,}: {added}; peak RSS {run['peak_rss_mb']:,.0f} MiB; "
+            f"\nn = {run['n']:,}: {added}; peak RSS {run['peak_rss_mb']:,.0f} MiB (at the end: "
+            f"{last.get('anon', float('nan')):,.0f} MiB own heap, "
+            f"{last.get('file', float('nan')):,.0f} MiB mapped files); "
             f"load average {run['load_average_start'][0]:.1f} at start, "
             f"{run['load_average_end'][0]:.1f} at end."
         )
