@@ -71,7 +71,7 @@ To regenerate docs/PERFORMANCE.md (on a quiet machine; each writes JSON and Mark
   python -m benchmarks.asif_default --sizes 100000,1000000 \\
       --out benchmarks/results_asif_default.json
       the model's public path (ASIF.relative_from_embeddings) per anchor_search vs both
-      baselines, recall@800 and sparse cosine (1M: ~10 min, < 8 GB RSS)
+      baselines, recall@800 and sparse cosine (1M: adding the anchors ~6 min)
   python -m benchmarks.bandwidth --gib 1.5
       the memory read bandwidth alone
   python -m benchmarks.run --sections relative --paths official,numpy,exact,ivf,torch \\
