@@ -15,8 +15,9 @@ Each measurement runs in its own process (``--json`` out), so that its peak RSS 
     anchors, profiled: items/s and the split (relative step, keys, dedup lookup, upsert).
 ``import``
     A clip-retrieval folder (``img_emb/img_emb_0.npy``, ``text_emb/text_emb_0.npy``,
-    ``metadata/metadata_0.parquet``; written from ``--data`` first when missing) added as
-    anchor pairs with :func:`asif_qdrant.loaders.clip_retrieval_chunks`; time and peak RSS.
+    ``metadata/metadata_0.parquet``; written under ``--work`` from ``--data`` first when
+    missing) added as anchor pairs, ``--chunk`` at a time, with
+    :func:`asif_qdrant.embedding_sets.clip_retrieval_chunks`; time and peak RSS.
 ``all``
     ``build`` (1M), ``query`` (1M), ``index`` (100k anchors) and ``import`` (1M), each in a
     child process; one JSON document.
@@ -182,6 +183,64 @@ def index(path: str, data: str, n: int, items: int, anchor_search: str) -> dict[
     }
 
 
+def write_clip_retrieval(folder: Path, data: str, n: int) -> None:
+    """A clip-retrieval folder of ``n`` pairs from ``data`` (text rows: reversed order)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    a = np.load(data, mmap_mode="r")
+    for sub in ("img_emb", "text_emb", "metadata"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    shape = (n, a.shape[1])
+    img = np.lib.format.open_memmap(folder / "img_emb/img_emb_0.npy", "w+", np.float32, shape)
+    txt = np.lib.format.open_memmap(folder / "text_emb/text_emb_0.npy", "w+", np.float32, shape)
+    for s in range(0, n, 100_000):
+        e = min(n, s + 100_000)
+        img[s:e] = a[s:e]
+        txt[s:e] = a[n - e : n - s][::-1]
+    img.flush()
+    txt.flush()
+    table = pa.table(
+        {
+            "caption": [f"synthetic caption {i}" for i in range(n)],
+            "url": [f"https://example.org/{i}.jpg" for i in range(n)],
+        }
+    )
+    pq.write_table(table, folder / "metadata/metadata_0.parquet")
+
+
+def import_clip_retrieval(path: str, work: str, data: str, n: int, chunk: int) -> dict[str, Any]:
+    """Add a clip-retrieval folder of ``n`` pairs (written first when missing) as anchors."""
+    from asif_qdrant.embedding_sets import clip_retrieval_chunks, clip_retrieval_count
+    from asif_qdrant.progress import progress_bar
+
+    folder = Path(work) / f"clip_retrieval_{n}"
+    if not (folder / "metadata/metadata_0.parquet").exists():
+        write_clip_retrieval(folder, data, n)
+    la = load_avg()
+    t0 = time.perf_counter()
+    total = clip_retrieval_count(folder)
+    with (
+        ASIF(path, **PRECOMPUTED, show_progress_bar=False) as asif,
+        progress_bar(total=total, desc="Adding anchor pairs", unit="pair", show=True) as bar,
+    ):
+        for img, txt, payloads in clip_retrieval_chunks(folder, chunk_size=chunk):
+            asif.add_anchor_embeddings(img, txt, payloads=payloads, on_duplicate="add")
+            bar.update(len(img))
+        count = asif.anchor_count
+    seconds = time.perf_counter() - t0
+    return {
+        "step": "import",
+        "pairs": total,
+        "anchors": count,
+        "chunk": chunk,
+        "seconds": round(seconds, 1),
+        "pairs_per_s": round(total / seconds, 1),
+        "peak_rss_mib": round(peak_rss_mib(), 1),
+        "load_avg": [la, load_avg()],
+    }
+
+
 def _child(args: list[str]) -> dict[str, Any]:
     out = subprocess.run(
         [sys.executable, "-m", "benchmarks.scale", *args],
@@ -214,9 +273,7 @@ def main(argv: list[str] | None = None) -> None:
     elif a.step == "index":
         res = index(a.path, a.data, a.n, a.items, a.anchor_search)
     elif a.step == "import":
-        from benchmarks.scale_import import import_clip_retrieval
-
-        res = import_clip_retrieval(a.path, a.data, a.n, a.chunk)
+        res = import_clip_retrieval(a.path, a.work, a.data, a.n, a.chunk)
     else:
         work = Path(a.work)
         m1 = str(work / "m1m")
@@ -225,6 +282,21 @@ def main(argv: list[str] | None = None) -> None:
             _child(["query", "--path", m1, "--queries", a.queries]),
             _child(["query", "--path", m1, "--queries", a.queries]),
             _child(["index", "--path", str(work / "m100k"), "--data", a.data, "--n", "100000"]),
+            _child(
+                [
+                    "import",
+                    "--path",
+                    str(work / "imported"),
+                    "--work",
+                    str(work),
+                    "--n",
+                    str(a.n),
+                    "--chunk",
+                    "65536",
+                    "--data",
+                    a.data,
+                ]
+            ),
         ]
     text = json.dumps(res)
     if a.out:
