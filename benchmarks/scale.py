@@ -127,7 +127,7 @@ def query(path: str, queries: str, anchor_search: str, batches: int) -> dict[str
         "rss_after_open_mib": round(rss_open, 1),
         "rss_end_mib": round(rss_mib(), 1),
         "peak_rss_mib": round(peak_rss_mib(), 1),
-        "text_anchor_matrix_mib": round(matrix, 1),
+        "text_anchor_matrix_mib": round(matrix, 3),
         "peak_over_matrix": round(peak_rss_mib() / matrix, 3) if matrix else None,
         "load_avg": [la, load_avg()],
     }
