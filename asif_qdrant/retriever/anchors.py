@@ -14,13 +14,25 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import logging
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from asif_qdrant.anchor_index import METHODS, choose_method, make_index, relative_search
+from asif_qdrant.anchor_index import (
+    METHODS,
+    ExactIndex,
+    choose_method,
+    make_index,
+    relative_search,
+)
+from asif_qdrant.anchor_index.exact import RowStore
 from asif_qdrant.errors import InvalidInputError, InvalidParameterError, is_blank
 from asif_qdrant.relative import l2_normalize, relative_from_topk, sparse_rows
 from asif_qdrant.retriever.state import ModelState
@@ -28,11 +40,13 @@ from asif_qdrant.store.base import PointId
 from asif_qdrant.types import ImageInput, Modality, SparseVector
 
 __all__ = [
+    "anchor_cache_files",
     "anchor_embeddings",
     "anchor_index",
     "anchor_payloads",
     "check_anchor_search",
     "close_anchor_indexes",
+    "drop_anchor_cache",
     "embed_images",
     "embed_texts",
     "encode_queries",
@@ -87,11 +101,145 @@ def anchor_payloads(m: ModelState, ids: Sequence[int]) -> dict[int, dict[str, An
     return {int(r.id): r.payload for r in m.store.retrieve(m.layout.text_anchors, ids)}
 
 
+# -- the anchor cache: one memory-mapped copy of the anchors -----------------------------------
+#: Folder of the anchor caches, inside an embedded store's folder (beside ``collections/``).
+CACHE_FOLDER = "anchor_cache"
+#: Version of the cache files' layout.
+CACHE_FORMAT = 1
+
+
+def anchor_cache_files(m: ModelState, modality: Modality) -> tuple[Path, Path, Path] | None:
+    """The anchor cache of ``modality``: ``(rows .npy, ids .npy, tag .json)``.
+
+    None on a store without a folder of its own (a Qdrant server): no cache there.
+    """
+    folder = getattr(m.store, "path", None)
+    if m.store.kind != "edge" or not isinstance(folder, Path):
+        return None
+    base = folder / CACHE_FOLDER / f"{m.name}_{modality}"
+    return Path(f"{base}.rows.npy"), Path(f"{base}.ids.npy"), Path(f"{base}.json")
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(1 << 24):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _collection_stamp(m: ModelState, modality: Modality) -> list[int]:
+    """The anchor collection's spec file identity: a re-created collection has another."""
+    coll, _ = m.layout.anchors(modality)
+    st = (m.store.path / "collections" / f"{coll}.json").stat()  # type: ignore[attr-defined]
+    return [st.st_ino, st.st_mtime_ns]
+
+
+def _cache_tag(m: ModelState, modality: Modality, n: int) -> dict[str, Any]:
+    fp = m.fingerprint
+    return {
+        "format": CACHE_FORMAT,
+        "anchor_version": fp.anchor_version,
+        "count": n,
+        "dim": m.dim(modality),
+        "collection": _collection_stamp(m, modality),
+    }
+
+
+def drop_anchor_cache(m: ModelState, modality: Modality) -> None:
+    """Delete the cache files of ``modality`` (the tag first: a half-deleted cache is unused)."""
+    m.anchor_rows.pop(modality, None)
+    files = anchor_cache_files(m, modality)
+    for f in reversed(files or ()):
+        with contextlib.suppress(OSError):
+            f.unlink(missing_ok=True)
+
+
+def _write_cache(m: ModelState, modality: Modality, ids: np.ndarray, rows: np.ndarray) -> None:
+    """Write the stored anchors as the cache (temporary names, renamed; the tag last)."""
+    files = anchor_cache_files(m, modality)
+    if files is None:
+        return
+    drop_anchor_cache(m, modality)
+    rows_f, ids_f, tag_f = files
+    try:
+        rows_f.parent.mkdir(exist_ok=True)
+        tag = _cache_tag(m, modality, len(ids))
+        for f, arr in ((rows_f, rows), (ids_f, ids)):
+            tmp = f.with_name(f.name + ".tmp")
+            with tmp.open("wb") as out:
+                np.save(out, arr)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, f)
+            tag[f"sha256_{f.name.split('.')[-2]}"] = _sha256(f)
+        tmp = tag_f.with_name(tag_f.name + ".tmp")
+        tmp.write_text(json.dumps(tag))
+        os.replace(tmp, tag_f)
+    except OSError as e:  # a read-only folder, a full disk: work without the cache
+        logger.warning("Cannot write the anchor cache %s: %s", rows_f, e)
+        drop_anchor_cache(m, modality)
+
+
+def _read_cache(m: ModelState, modality: Modality) -> tuple[np.ndarray, np.ndarray] | None:
+    """The cached ``(ids, rows memory-mapped)`` when current and whole, else None.
+
+    Current: written at this anchor version, for this anchor collection (not one re-created
+    since), with no edit pending; whole: both files hash as when written. Anything else
+    deletes the cache (it is rebuilt from the store).
+    """
+    files = anchor_cache_files(m, modality)
+    fp = m.fingerprint
+    if files is None or not files[2].exists():
+        return None
+    rows_f, ids_f, tag_f = files
+    try:
+        tag = json.loads(tag_f.read_text())
+        want = _cache_tag(m, modality, fp.anchor_count)
+        current = fp.pending_edit is None and all(tag.get(k) == v for k, v in want.items())
+        if current and (
+            tag.get("sha256_rows") != _sha256(rows_f) or tag.get("sha256_ids") != _sha256(ids_f)
+        ):
+            logger.warning("The anchor cache %s is damaged: rebuilding it.", rows_f)
+            current = False
+        if current:
+            ids = np.load(ids_f)
+            rows = np.load(rows_f, mmap_mode="c")
+            if rows.shape == (fp.anchor_count, m.dim(modality)) and ids.shape == rows.shape[:1]:
+                return ids, rows
+    except (OSError, ValueError) as e:
+        logger.warning("Cannot read the anchor cache %s (%s): rebuilding it.", rows_f, e)
+    drop_anchor_cache(m, modality)
+    return None
+
+
+def _cached_anchors(m: ModelState, modality: Modality) -> tuple[np.ndarray, np.ndarray]:
+    """The anchors ``(ids, rows)``: from the cache, else read from the store (and cached)."""
+    found = _read_cache(m, modality)
+    if found is None:
+        ids_list, emb = anchor_embeddings(m, modality)
+        ids = np.asarray(ids_list, dtype=np.int64)
+        order = np.argsort(ids, kind="stable")
+        ids, emb = ids[order], np.ascontiguousarray(emb[order], dtype=np.float32)
+        if not len(ids):
+            return ids, emb
+        _write_cache(m, modality, ids, emb)
+        found = _read_cache(m, modality)
+        if found is None:  # no cache here (a server) or it could not be written
+            return ids, emb
+    ids, rows = found
+    m.anchor_rows[modality] = (m.fingerprint.anchor_version, ids, rows)
+    return ids, rows
+
+
 # -- the in-memory anchor indexes ---------------------------------------------------------------
 def anchor_index(m: ModelState, modality: Modality) -> Any:
     """The in-memory anchor index of ``modality`` at the current anchor version.
 
-    ``None`` with ``anchor_search="qdrant"`` (the engine searches its collections).
+    ``None`` with ``anchor_search="qdrant"`` (the engine searches its collections). On the
+    embedded engine the anchors come from the anchor cache (a memory-mapped ``.npy`` beside
+    the collections, written on the first build and rebuilt when stale): the ``exact`` index
+    scans those mapped rows in place, so the process holds one copy of them.
     """
     if m.anchor_search == "qdrant":
         return None
@@ -100,14 +248,18 @@ def anchor_index(m: ModelState, modality: Modality) -> Any:
         cached = m.anchor_indexes.get(modality)
         if cached is not None and cached[0] == version:
             return cached[1]
-        ids, emb = anchor_embeddings(m, modality)
+        ids, emb = _cached_anchors(m, modality)
         method = m.anchor_search
         if method == "auto":
             method = choose_method(len(ids), device=m.device)
         options = {"device": m.device} if method == "torch" else {}
         index = make_index(method, **options)
-        if len(ids):
-            index.build(np.asarray(ids, dtype=np.int64), emb)
+        if len(ids) and isinstance(index, ExactIndex) and isinstance(emb, np.memmap):
+            # The stored rows are unit vectors already: scanned in place, not copied.
+            index.dim = int(emb.shape[1])
+            index.rows = RowStore.adopt(ids, emb)
+        elif len(ids):
+            index.build(ids, emb)
         if cached is not None:
             cached[1].close()
         m.anchor_indexes[modality] = (version, index)
@@ -125,9 +277,11 @@ def sync_anchor_indexes(
     """Apply an anchor edit to the in-memory indexes that are at ``version``.
 
     An index at another version (or an edit it cannot follow) is dropped and rebuilt from
-    the stored anchors on next use.
+    the stored anchors on next use. The anchor caches are deleted (stale from now on).
     """
     with m.anchor_index_lock:
+        for modality in ("image", "text"):
+            drop_anchor_cache(m, modality)  # type: ignore[arg-type]
         for modality, (at, index) in list(m.anchor_indexes.items()):
             if at != version:
                 index.close()
@@ -148,6 +302,7 @@ def close_anchor_indexes(m: ModelState) -> None:
         for _, index in m.anchor_indexes.values():
             index.close()
         m.anchor_indexes.clear()
+        m.anchor_rows.clear()
 
 
 # -- relative vectors ---------------------------------------------------------------------------
@@ -185,11 +340,22 @@ def relative(
 
 
 def _exact_sims(m: ModelState, modality: Modality, ids: np.ndarray, query: np.ndarray) -> Any:
-    """float64 cosines of one unit query with some stored anchors (each row on its own)."""
+    """float64 cosines of one unit query with some stored anchors (each row on its own).
+
+    The rows come from the anchor cache when it is current (the same float32 numbers as the
+    store's), else from the store.
+    """
+    q = np.asarray(query, np.float64)
+    cache = m.anchor_rows.get(modality)
+    if cache is not None and cache[0] == m.fingerprint.anchor_version:
+        _, cids, rows = cache
+        want = np.asarray(ids, dtype=np.int64)
+        pos = np.minimum(np.searchsorted(cids, want), len(cids) - 1)
+        if len(cids) and (cids[pos] == want).all():
+            return np.asarray(rows[pos], np.float64) @ q
     coll, vn = m.layout.anchors(modality)
     recs = m.store.retrieve(coll, [int(i) for i in ids], with_vectors=[vn])
     vec = {int(r.id): np.asarray(r.dense[vn], np.float64) for r in recs}
-    q = np.asarray(query, np.float64)
     return np.array([float(np.dot(vec[int(i)], q)) for i in ids])
 
 

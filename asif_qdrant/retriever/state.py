@@ -98,6 +98,8 @@ class ModelState:
         encoders: The encoders loaded so far, by modality.
         anchor_indexes: Per modality ``(anchor version, in-memory anchor index)``.
         anchor_index_lock: Guards ``anchor_indexes``.
+        anchor_rows: Per modality ``(anchor version, sorted ids, memory-mapped rows)``: the
+            anchor cache the indexes were built from (:mod:`asif_qdrant.retriever.anchors`).
         csa_cache: ``(anchor version, fitted CSA or None)``.
         kth_ready: Per catalog: whether it stores the boundary vectors edits use.
         pending_next_id: Per catalog being written: the next id once the write succeeds.
@@ -130,6 +132,7 @@ class ModelState:
         self.encoders: dict[str, Encoder] = {}
         self.anchor_indexes: dict[str, tuple[int, Any]] = {}
         self.anchor_index_lock = threading.Lock()
+        self.anchor_rows: dict[str, tuple[int, np.ndarray, np.ndarray]] = {}
         self.csa_cache: tuple[int, Any] | None = None
         self.kth_ready: dict[str, bool] = {}
         self.pending_next_id: dict[str, int | None] = {}
