@@ -231,7 +231,7 @@ def write_anchor_pairs(
     for modality, dim in (("image", fp.image_dim), ("text", fp.text_dim)):
         coll, vn = m.layout.anchors(modality)
         if not m.store.has_collection(coll):
-            writes.create_collection(m.store, coll, CollectionSpec(dense={vn: dim}))
+            writes.create_collection(m.store, coll, CollectionSpec(dense={vn: dim}, on_disk=True))
             writes.create_payload_index(m.store, coll, keys.KEY_FIELD)
     pl = [dict(x) for x in payloads]
     img, txt = l2_normalize(img), l2_normalize(txt)

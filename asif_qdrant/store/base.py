@@ -107,14 +107,23 @@ class CollectionSpec:
     Attributes:
         dense: Named dense vectors and their dimensions (Dot distance).
         sparse: Names of sparse vectors (no modifier: plain dot product).
+        on_disk: Keep the vectors and payloads in files read on demand rather than in RAM
+            (the embedded engine's ``Memory.Cold`` with on-disk payloads; ``on_disk=True`` on a
+            server unless its collection options say otherwise). The anchor collections use it:
+            the model answers from its own memory-mapped copy (``anchor_cache``), so the
+            engine's copy need not be resident. A storage hint: specs compare equal without it.
     """
 
     dense: Mapping[str, int] = field(default_factory=dict)
     sparse: tuple[str, ...] = ()
+    on_disk: bool = field(default=False, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
-        """Plain-Python form."""
-        return {"dense": dict(self.dense), "sparse": list(self.sparse)}
+        """Plain-Python form (``on_disk`` only when set, so older spec files read the same)."""
+        out: dict[str, Any] = {"dense": dict(self.dense), "sparse": list(self.sparse)}
+        if self.on_disk:
+            out["on_disk"] = True
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CollectionSpec:
@@ -122,6 +131,7 @@ class CollectionSpec:
         return cls(
             dense={str(k): int(v) for k, v in data.get("dense", {}).items()},
             sparse=tuple(data.get("sparse", ())),
+            on_disk=bool(data.get("on_disk", False)),
         )
 
 

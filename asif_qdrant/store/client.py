@@ -445,6 +445,10 @@ class ClientStore(Store):
             )
             if v is not None
         }
+        on_disk = opts.on_disk_vectors
+        if spec.on_disk and on_disk is None:
+            on_disk = True
+            extra.setdefault("on_disk_payload", True)
         tries = 0
 
         def create() -> None:
@@ -457,7 +461,7 @@ class ClientStore(Store):
                 collection_name=full,
                 vectors_config={
                     vn: models.VectorParams(
-                        size=int(dim), distance=models.Distance.DOT, on_disk=opts.on_disk_vectors
+                        size=int(dim), distance=models.Distance.DOT, on_disk=on_disk
                     )
                     for vn, dim in spec.dense.items()
                 },

@@ -171,6 +171,9 @@ class EdgeStore(Store):
         if folder.exists():  # left over from an interrupted create: the spec file comes last
             shutil.rmtree(folder)
         memory = {"memory": qe.Memory.Cached} if self.on_disk else {}
+        cold = {"on_disk_payload": True} if spec.on_disk else {}
+        if spec.on_disk:  # read on demand: opening the collection maps, it does not load
+            memory = {"memory": qe.Memory.Cold}
         config = qe.EdgeConfig(
             vectors={
                 vn: qe.EdgeVectorParams(size=int(dim), distance=qe.Distance.Dot, **memory)
@@ -180,6 +183,7 @@ class EdgeStore(Store):
                 vn: qe.EdgeSparseVectorParams(modifier=getattr(qe.Modifier, "None"), **memory)
                 for vn in spec.sparse
             },
+            **cold,
         )
         try:
             shard = qe.EdgeShard.create(str(folder), config)

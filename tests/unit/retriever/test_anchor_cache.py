@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import mmap
 import subprocess
 import sys
@@ -130,3 +131,19 @@ def test_a_model_edited_by_another_process_gives_the_same_vectors(tmp_path: Path
         assert asif.anchor_count == 59
         got = dense(asif.relative_from_embeddings(q, "text"), 60)
     np.testing.assert_allclose(got, engine_vectors(tmp_path, q, 60), atol=1e-6)
+
+
+def test_the_anchor_collections_keep_their_vectors_on_disk(tmp_path: Path) -> None:
+    """The engine's copy of the anchors is read on demand (Memory.Cold), not held in RAM."""
+    img, txt, q = data()
+    with precomputed_asif(path=tmp_path, k=K) as asif:
+        asif.add_anchor_embeddings(img, txt)
+        colls = [asif.state.layout.anchors(m)[0] for m in ("image", "text")]
+        for coll in colls:
+            assert asif.state.store.collection_spec(coll).on_disk
+        expected = dense(asif.relative_from_embeddings(q, "text"), 60)
+    for coll in colls:
+        config = json.loads((tmp_path / "collections" / coll / "edge_config.json").read_text())
+        assert {v.get("memory") for v in config["vectors"].values()} == {"cold"}
+        assert config["on_disk_payload"] is True
+    np.testing.assert_allclose(engine_vectors(tmp_path, q, 60), expected, atol=1e-6)
