@@ -39,6 +39,7 @@ from asif_qdrant.anchor_index.base import (
 )
 from asif_qdrant.anchor_index.exact import ExactIndex, exact_topk
 from asif_qdrant.anchor_index.ivf import IVFIndex
+from asif_qdrant.anchor_index.ivf_pca import IVFPCAIndex
 from asif_qdrant.anchor_index.torch_index import TorchIndex, cuda_available
 from asif_qdrant.errors import InvalidParameterError, check_int
 
@@ -48,6 +49,7 @@ __all__ = [
     "AnchorIndex",
     "ExactIndex",
     "IVFIndex",
+    "IVFPCAIndex",
     "TorchIndex",
     "choose_method",
     "cuda_available",
@@ -64,7 +66,7 @@ __all__ = [
 IVF_MIN_ANCHORS = 300_000
 
 #: Every method :func:`make_index` accepts, besides ``"auto"``.
-METHODS: tuple[str, ...] = ("exact", "ivf", "torch")
+METHODS: tuple[str, ...] = ("exact", "ivf", "torch", "ivf-pca")
 
 
 def choose_method(n: int, *, device: str | None = None) -> str:
@@ -109,6 +111,8 @@ def make_index(
         return ExactIndex(**options)
     if method == "ivf":
         return IVFIndex(**options)
+    if method == "ivf-pca":
+        return IVFPCAIndex(**options)
     if method == "torch":
         return TorchIndex(device=device, **options)
     raise InvalidParameterError(
