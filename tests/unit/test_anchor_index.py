@@ -195,7 +195,9 @@ def test_ivf_recall_bar_at_300k_anchors():
     index = make_index("auto", n=len(anchors), device="cpu").build(np.arange(len(anchors)), anchors)
     assert index.method == "ivf-pca"
     ids, sims = index.topk(queries, K)
-    check_quality("ivf-pca", RECALL_BAR["ivf-pca"], ids, sims, anchors, queries, true_ids, true_sims)
+    check_quality(
+        "ivf-pca", RECALL_BAR["ivf-pca"], ids, sims, anchors, queries, true_ids, true_sims
+    )
 
 
 @pytest.mark.parametrize("n", [500, 70_000])
