@@ -21,7 +21,7 @@ Example:
     >>> import numpy as np
     >>> from asif_qdrant.anchor_index import choose_method, make_index
     >>> choose_method(50_000, device="cpu"), choose_method(2_000_000, device="cpu")
-    ('exact', 'ivf-pca')
+    ('exact', 'ivf')
     >>> index = make_index("exact").build(np.arange(3), np.eye(3))
     >>> index.topk(np.eye(3)[:1], k=1)[0].tolist()
     [[0]]
@@ -64,8 +64,7 @@ __all__ = [
     "sparse_cosine",
 ]
 
-#: From this many anchors on, ``"auto"`` uses the ``ivf-pca`` path on a CPU (below it,
-#: exact BLAS).
+#: From this many anchors on, ``"auto"`` uses the IVF path on a CPU (below it, exact BLAS).
 IVF_MIN_ANCHORS = 300_000
 
 #: Every method :func:`make_index` accepts, besides ``"auto"``.
@@ -76,8 +75,9 @@ def choose_method(n: int, *, device: str | None = None) -> str:
     """The method ``"auto"`` resolves to for ``n`` anchors.
 
     A CUDA device (given, or present when ``device`` is ``None``) means ``"torch"``; on a CPU,
-    ``"exact"`` below :data:`IVF_MIN_ANCHORS` anchors and ``"ivf-pca"`` from there on (at
-    1M x 384 it beat ``"ivf"`` at batch 1 and 64 in one run: ``scripts/fastpath_probe.py``).
+    ``"exact"`` below :data:`IVF_MIN_ANCHORS` anchors and ``"ivf"`` from there on
+    (``"ivf-pca"`` was not clearly faster at 1M x 384, k = 800, and holds 50% more memory:
+    ``scripts/fastpath_interleave.py``).
 
     Example:
         >>> choose_method(10, device="cpu")
@@ -88,7 +88,7 @@ def choose_method(n: int, *, device: str | None = None) -> str:
         return "torch"
     if device is None and cuda_available():
         return "torch"
-    return "ivf-pca" if n >= IVF_MIN_ANCHORS else "exact"
+    return "ivf" if n >= IVF_MIN_ANCHORS else "exact"
 
 
 def make_index(
@@ -107,7 +107,7 @@ def make_index(
 
     Example:
         >>> type(make_index("auto", n=1_000_000, device="cpu")).__name__
-        'IVFPCAIndex'
+        'IVFIndex'
     """
     if method == "auto":
         method = choose_method(n or 0, device=device)

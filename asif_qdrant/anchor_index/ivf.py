@@ -467,18 +467,20 @@ class IVFIndex(AnchorIndex):
         cut = np.flatnonzero(np.diff(lists) != 1) + 1
         firsts = lists[np.concatenate([[0], cut])].tolist()
         lasts = lists[np.concatenate([cut - 1, [len(lists) - 1]])].tolist()
-        parts, rows = [], []
+        parts, spans = [], []
         with single_threaded_blas():
             for a, b in zip(firsts, lasts, strict=True):
                 a0, a1 = int(start[a]), int(start[b] + count[b])
                 if a1 > a0:
-                    used = np.flatnonzero(ids[a0:a1] >= 0)
-                    parts.append((vecs[a0:a1] @ q)[used])
-                    rows.append(used + a0)
-        sims = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+                    parts.append(vecs[a0:a1] @ q)
+                    spans.append((a0, a1))
+        if not parts:
+            return None, None
+        r = np.concatenate([np.arange(a0, a1) for a0, a1 in spans])
+        used = ids[r] >= 0  # growth room inside a run holds no anchor
+        sims, r = np.concatenate(parts)[used], r[used]
         if len(sims) < kk:
             return None, None
-        r = np.concatenate(rows)
         if len(sims) > kk:
             part = np.argpartition(sims, len(sims) - kk)[len(sims) - kk :]
             sims, r = sims[part], r[part]

@@ -4,7 +4,7 @@ Every path is run on the same structured synthetic embeddings (benchmarks.synthe
 mimic the statistics of real MiniLM / EfficientNet embeddings) and compared with the exact
 top-k (tests/anchor_index_checks.py, shared with the benchmark-only indexes' tests in
 tests/benchmarks). Each path's recall bar below is the one docs/PERFORMANCE.md states for it;
-the default paths (``exact`` below IVF_MIN_ANCHORS anchors, ``ivf-pca`` from there on) must reach
+the default paths (``exact`` below IVF_MIN_ANCHORS anchors, ``ivf`` from there on) must reach
 recall@k >= 0.99 and a sparse-vector cosine >= 0.999 (mean over queries).
 """
 
@@ -158,7 +158,7 @@ def test_relative_vectors_drop_zero_weights():
 
 def test_choose_method_and_make_index():
     assert choose_method(IVF_MIN_ANCHORS - 1, device="cpu") == "exact"
-    assert choose_method(IVF_MIN_ANCHORS, device="cpu") == "ivf-pca"
+    assert choose_method(IVF_MIN_ANCHORS, device="cpu") == "ivf"
     assert choose_method(10, device="cuda") == "torch"
     for method in METHODS:
         assert make_index(method, device="cpu" if method == "torch" else None).method == method
@@ -193,11 +193,9 @@ def test_ivf_recall_bar_at_300k_anchors():
     anchors, queries = clustered_embeddings(IVF_MIN_ANCHORS + 50_000, 384, n_queries=128, seed=9)
     true_ids, true_sims = exact_topk(queries, anchors, K)
     index = make_index("auto", n=len(anchors), device="cpu").build(np.arange(len(anchors)), anchors)
-    assert index.method == "ivf-pca"
+    assert index.method == "ivf"
     ids, sims = index.topk(queries, K)
-    check_quality(
-        "ivf-pca", RECALL_BAR["ivf-pca"], ids, sims, anchors, queries, true_ids, true_sims
-    )
+    check_quality("ivf", RECALL_BAR["ivf"], ids, sims, anchors, queries, true_ids, true_sims)
 
 
 @pytest.mark.parametrize("n", [500, 70_000])
