@@ -508,7 +508,8 @@ class IVFIndex(AnchorIndex):
         m = len(q)
         c = len(self._cent)
         nprobe = min(nprobe, c)
-        cs = (q if cq is None else cq) @ self._cent.T
+        with single_threaded_blas(m < 8):  # a few rows: spinning BLAS threads only cost
+            cs = (q if cq is None else cq) @ self._cent.T
         if nprobe < c:
             probe = np.argpartition(-cs, nprobe - 1, axis=1)[:, :nprobe]
         else:
