@@ -82,6 +82,10 @@ class IVFPCAIndex(IVFIndex):
         candidates: Candidates rescored per query (``C``); default: calibrated per ``k``.
         recall_slack: Recall the reduced stage may lose, at calibration, against the lists.
         cosine_slack: Sparse-vector cosine it may lose likewise.
+        reduced_batch: Batches of up to this many queries use the reduced first stage;
+            larger ones scan the lists in full, as ``ivf`` (grouped by list, each list is
+            read once per batch, and gathering ``C`` full rows per query for the rescoring
+            costs more than the reduced scan saves: 0.7x ``ivf`` at batch 64, 1M x 384).
         **options: Those of :class:`~asif_qdrant.anchor_index.IVFIndex` (``n_lists``,
             ``nprobe``, ``target_recall`` ...).
 
@@ -99,6 +103,7 @@ class IVFPCAIndex(IVFIndex):
         candidates: int | None = None,
         recall_slack: float = 0.002,
         cosine_slack: float = 0.0001,
+        reduced_batch: int = 8,
         **options: Any,
     ) -> None:
         super().__init__(**options)
@@ -109,6 +114,7 @@ class IVFPCAIndex(IVFIndex):
         )
         self.recall_slack = check_real("recall_slack", owner, recall_slack, greater_than=-1e-12)
         self.cosine_slack = check_real("cosine_slack", owner, cosine_slack, greater_than=-1e-12)
+        self.reduced_batch = check_int("reduced_batch", owner, reduced_batch, minimum=0)
         self._proj = np.zeros((0, 0), np.float32)
         self._red = np.zeros((0, 0), np.float32)
         self._cands_for: dict[int, int] = {}
@@ -143,7 +149,8 @@ class IVFPCAIndex(IVFIndex):
         calibrated = self._calibrated_nprobe(kk)
         nprobe = self.nprobe or calibrated
         cands = min(self._n, max(kk, self.candidates or self._cands_for.get(kk, self._n)))
-        if cands >= self._n or self._proj.shape[1] >= q.shape[1]:
+        full = cands >= self._n or self._proj.shape[1] >= q.shape[1]
+        if full or len(q) > self.reduced_batch:
             rows, sims = self._search(q, kk, nprobe)  # nothing to gain from a first stage
             return self._ids[rows], sims
         rows, _ = self._search(q @ self._proj, cands, nprobe, vecs=self._red, cq=q, ordered=False)
