@@ -76,8 +76,8 @@ def choose_method(n: int, *, device: str | None = None) -> str:
 
     A CUDA device (given, or present when ``device`` is ``None``) means ``"torch"``; on a CPU,
     ``"exact"`` below :data:`IVF_MIN_ANCHORS` anchors and ``"ivf"`` from there on
-    (``"ivf-pca"`` was not clearly faster at 1M x 384, k = 800, and holds 50% more memory:
-    ``scripts/fastpath_interleave.py``).
+    (``"ivf-pca"`` was only a little faster at 1M x 384, k = 800, at batch 1 only, and holds
+    50% more memory: ``scripts/fastpath_interleave.py``).
 
     Example:
         >>> choose_method(10, device="cpu")
