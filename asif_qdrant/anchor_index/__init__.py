@@ -9,6 +9,8 @@ fastest path whose recall bar is asserted by the tests (see ``docs/PERFORMANCE.m
 ``exact``          numpy BLAS over an in-memory float32 matrix, sampled-threshold selection
 ``ivf``            two-stage: centroid ranking, then exact scoring of the probed lists
                    (``nprobe`` calibrated on held-out anchors: recall 0.995, cosine 0.9993)
+``ivf-pca``        the same lists scanned in a PCA space (half the dims), the best ``C``
+                   candidates (calibrated likewise) rescored exactly in ``float32``
 ``torch``          torch matmul + topk, on CUDA when present (exact)
 =================  ===========================================================================
 
@@ -39,6 +41,7 @@ from asif_qdrant.anchor_index.base import (
 )
 from asif_qdrant.anchor_index.exact import ExactIndex, exact_topk
 from asif_qdrant.anchor_index.ivf import IVFIndex
+from asif_qdrant.anchor_index.ivf_pca import IVFPCAIndex
 from asif_qdrant.anchor_index.torch_index import TorchIndex, cuda_available
 from asif_qdrant.errors import InvalidParameterError, check_int
 
@@ -48,6 +51,7 @@ __all__ = [
     "AnchorIndex",
     "ExactIndex",
     "IVFIndex",
+    "IVFPCAIndex",
     "TorchIndex",
     "choose_method",
     "cuda_available",
@@ -64,14 +68,16 @@ __all__ = [
 IVF_MIN_ANCHORS = 300_000
 
 #: Every method :func:`make_index` accepts, besides ``"auto"``.
-METHODS: tuple[str, ...] = ("exact", "ivf", "torch")
+METHODS: tuple[str, ...] = ("exact", "ivf", "torch", "ivf-pca")
 
 
 def choose_method(n: int, *, device: str | None = None) -> str:
     """The method ``"auto"`` resolves to for ``n`` anchors.
 
     A CUDA device (given, or present when ``device`` is ``None``) means ``"torch"``; on a CPU,
-    ``"exact"`` below :data:`IVF_MIN_ANCHORS` anchors and ``"ivf"`` from there on.
+    ``"exact"`` below :data:`IVF_MIN_ANCHORS` anchors and ``"ivf"`` from there on
+    (``"ivf-pca"`` was only a little faster at 1M x 384, k = 800, at batch 1 only, and holds
+    50% more memory: ``scripts/fastpath_interleave.py``).
 
     Example:
         >>> choose_method(10, device="cpu")
@@ -109,6 +115,8 @@ def make_index(
         return ExactIndex(**options)
     if method == "ivf":
         return IVFIndex(**options)
+    if method == "ivf-pca":
+        return IVFPCAIndex(**options)
     if method == "torch":
         return TorchIndex(device=device, **options)
     raise InvalidParameterError(

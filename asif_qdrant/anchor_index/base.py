@@ -351,32 +351,39 @@ def relative_search(
         return [], boundary
     ids, found = index.topk(queries, min(k + TIE_EXTRA, n))
     sims = found.astype(np.float64)
-    special = np.zeros(m, dtype=bool)
     if sims.shape[1] > k:
-        kth = sims[:, k - 1]
-        special = (sims[:, -1] >= kth - TIE) & (sims.shape[1] < n)  # the group may go on
-        special |= np.abs(sims[:, k] - kth) <= TIE  # the group crosses the cut
-    vectors: list[SparseVector] = [SparseVector(np.zeros(0), np.zeros(0))] * m
-    plain = np.flatnonzero(~special)
-    if len(plain):
-        kept, weights, boundary[plain] = relative_from_topk(ids[plain], sims[plain], k, p)
-        for row, vec in zip(plain, sparse_rows(kept, weights), strict=True):
-            vectors[row] = vec
-    for row in np.flatnonzero(special):
-        rid, rs = ids[row], sims[row].copy()
-        limit = len(rs)
-        while limit < n and len(rs) > k and rs[-1] >= rs[k - 1] - TIE:
-            limit = min(2 * limit, n)
-            more, more_sims = index.topk(queries[row : row + 1], limit)
-            rid, rs = more[0], more_sims[0].astype(np.float64)
-        if len(rs) > k and rescore is not None:
-            band = np.flatnonzero(np.abs(rs - rs[k - 1]) <= TIE)
-            if len(band) > 1 and band.min() < k <= band.max():
-                rs[band] = rescore(rid[band], np.asarray(queries[row]))
-        kept, weights, b = relative_from_topk(rid[None, :], rs[None, :], k, p)
-        vectors[row] = sparse_rows(kept, weights)[0]
-        boundary[row] = b[0]
-    return vectors, boundary
+        # Rows whose tie group at the k-th place may go on past the candidates: one wider
+        # search for all of them, doubled until every group has ended.
+        wide = np.flatnonzero(_tie_open(sims, k, n))
+        while len(wide):
+            width = min(2 * sims.shape[1], n)
+            more, more_sims = index.topk(np.asarray(queries)[wide], width)
+            ids = _pad_columns(ids, width, -1)
+            sims = _pad_columns(sims, width, -np.inf)
+            ids[wide], sims[wide] = more, more_sims
+            wide = wide[_tie_open(sims[wide], k, n)]
+        if rescore is not None:  # the tied anchors that straddle the cut: exact similarities
+            for row in np.flatnonzero(np.abs(sims[:, k] - sims[:, k - 1]) <= TIE).tolist():
+                band = np.flatnonzero(np.abs(sims[row] - sims[row, k - 1]) <= TIE)
+                if len(band) > 1 and band.min() < k <= band.max():
+                    sims[row, band] = rescore(ids[row, band], np.asarray(queries[row]))
+    kept, weights, boundary = relative_from_topk(ids, sims, k, p)
+    return sparse_rows(kept, weights), boundary
+
+
+def _tie_open(sims: np.ndarray, k: int, n: int) -> np.ndarray:
+    """Rows whose last candidate is still within TIE of the k-th (more anchors may tie)."""
+    last = sims[:, -1]
+    return (sims.shape[1] < n) & np.isfinite(last) & (last >= sims[:, k - 1] - TIE)
+
+
+def _pad_columns(x: np.ndarray, width: int, fill: float) -> np.ndarray:
+    """``x`` widened to ``width`` columns with ``fill`` (unchanged when wide enough)."""
+    if x.shape[1] >= width:
+        return x
+    out = np.full((len(x), width), fill, dtype=x.dtype)
+    out[:, : x.shape[1]] = x
+    return out
 
 
 def relative_vectors(

@@ -42,7 +42,7 @@ from asif_qdrant.anchor_index.exact import exact_topk
 from asif_qdrant.errors import InvalidInputError, InvalidParameterError, check_int, check_real
 from asif_qdrant.relative import relative_weights
 
-__all__ = ["IVFIndex", "spherical_kmeans"]
+__all__ = ["IVFIndex", "spherical_kmeans", "top_per_group"]
 
 _CHUNK = 16384
 #: Rows are assigned to the best list among the lists of this many most similar cells.
@@ -116,6 +116,41 @@ def _kth_per_group(group: np.ndarray, score: np.ndarray, m: int, kk: int) -> np.
     pad[g, np.arange(len(g)) - first[g]] = score[order]
     kth = -np.partition(-pad, kk - 1, axis=1)[:, kk - 1]
     return np.where(counts >= kk, kth, -np.inf).astype(np.float32)
+
+
+def top_per_group(
+    group: np.ndarray, key: np.ndarray, score: np.ndarray, m: int, kk: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-group top ``kk`` of scattered candidates, in no particular order (no sort).
+
+    Like :func:`~asif_qdrant.anchor_index.base.segmented_topk` (same padding, same counts)
+    but cheaper: a partition per group instead of one sort of every candidate. Which of
+    several candidates tied at the ``kk``-th place is kept is unspecified.
+
+    Example:
+        >>> keys, _, counts = top_per_group(np.array([0, 0, 1, 0]), np.array([7, 8, 9, 6]),
+        ...                                 np.array([0.1, 0.9, 0.5, 0.8]), m=2, kk=2)
+        >>> sorted(keys[0].tolist()), keys[1].tolist(), counts.tolist()
+        ([6, 8], [9, -1], [3, 1])
+    """
+    counts = np.bincount(group, minlength=m) if len(group) else np.zeros(m, np.int64)
+    out_k = np.full((m, kk), -1, dtype=np.int64)
+    out_s = np.full((m, kk), -np.inf, dtype=np.float32)
+    if len(group) == 0:
+        return out_k, out_s, counts
+    order = np.argsort(group, kind="stable")
+    first = np.zeros(m + 1, dtype=np.int64)
+    np.cumsum(counts, out=first[1:])
+    key, score = key[order], score[order]
+    for g in np.flatnonzero(counts).tolist():
+        a, b = int(first[g]), int(first[g + 1])
+        if b - a > kk:
+            part = np.argpartition(score[a:b], b - a - kk)[b - a - kk :] + a
+        else:
+            part = np.arange(a, b)
+        out_k[g, : len(part)] = key[part]
+        out_s[g, : len(part)] = score[part]
+    return out_k, out_s, counts
 
 
 class IVFIndex(AnchorIndex):
@@ -216,6 +251,10 @@ class IVFIndex(AnchorIndex):
             idb[dest] = ids[o]
         self._vecs, self._ids, self._start, self._count = vecs, idb, start, counts
         self._n = int(counts.sum())
+        self._rows_changed(None)
+
+    def _rows_changed(self, pos: np.ndarray | None) -> None:
+        """Hook: the rows at these storage positions (``None``: all) were written."""
 
     def _used_rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(rows, ids, labels) of every stored anchor (copies)."""
@@ -323,6 +362,7 @@ class IVFIndex(AnchorIndex):
             dest = self._start[lab] + self._count[lab] + (np.arange(len(lab)) - first)
             self._vecs[dest] = emb[order]
             self._ids[dest] = ids[order]
+            self._rows_changed(dest)
             self._count += need
             self._n += len(ids)
         self._after_edit()
@@ -343,6 +383,7 @@ class IVFIndex(AnchorIndex):
             src = tail[~used_hole[new_cnt:cnt]]
             self._vecs[fill] = self._vecs[src]
             self._ids[fill] = self._ids[src]
+            self._rows_changed(fill)
             self._ids[a0 + new_cnt : a0 + cnt] = -1
             self._count[lst] = new_cnt
         self._n -= len(pos)
@@ -356,7 +397,12 @@ class IVFIndex(AnchorIndex):
 
     # -- search ----------------------------------------------------------------------------
     def _scan(
-        self, q: np.ndarray, qi: np.ndarray, li: np.ndarray, tau: np.ndarray | None
+        self,
+        q: np.ndarray,
+        qi: np.ndarray,
+        li: np.ndarray,
+        tau: np.ndarray | None,
+        vecs: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Score (query, list) pairs, grouped by list; keep sims >= tau of the query.
 
@@ -370,7 +416,7 @@ class IVFIndex(AnchorIndex):
         cut = np.flatnonzero(np.diff(li)) + 1
         bounds = np.concatenate([[0], cut, [len(li)]])
         spans = list(zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True))
-        start, count, vecs = self._start, self._count, self._vecs
+        start, count = self._start, self._count
 
         def work(part: list[tuple[int, int]]) -> tuple[list[Any], list[Any], list[Any]]:
             groups, rows, sims = [], [], []
@@ -407,32 +453,63 @@ class IVFIndex(AnchorIndex):
         sims = [x for res in results for x in res[2]]
         return np.concatenate(groups), np.concatenate(rows), np.concatenate(sims)
 
-    def _search_one(self, q: np.ndarray, kk: int, probe: np.ndarray) -> tuple[Any, Any]:
-        """One query: a product per probed list, then one partition (no grouping needed)."""
-        start, count, vecs = self._start, self._count, self._vecs
-        parts, rows = [], []
+    def _search_one(
+        self, q: np.ndarray, kk: int, probe: np.ndarray, vecs: np.ndarray, ordered: bool = True
+    ) -> tuple[Any, Any]:
+        """One query: a product per run of probed lists, then one partition (no grouping).
+
+        Lists of one coarse cell are stored side by side, so a query's probed lists form
+        runs of consecutive lists; each run is one product (its growth room, ``id -1``,
+        left out after), far fewer calls than one per list.
+        """
+        start, count, ids = self._start, self._count, self._ids
+        lists = np.sort(probe)
+        cut = np.flatnonzero(np.diff(lists) != 1) + 1
+        firsts = lists[np.concatenate([[0], cut])].tolist()
+        lasts = lists[np.concatenate([cut - 1, [len(lists) - 1]])].tolist()
+        parts, spans = [], []
         with single_threaded_blas():
-            for lst in probe.tolist():
-                cnt = int(count[lst])
-                if cnt:
-                    a0 = int(start[lst])
-                    parts.append(vecs[a0 : a0 + cnt] @ q)
-                    rows.append(np.arange(a0, a0 + cnt))
-        sims = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+            for a, b in zip(firsts, lasts, strict=True):
+                a0, a1 = int(start[a]), int(start[b] + count[b])
+                if a1 > a0:
+                    parts.append(vecs[a0:a1] @ q)
+                    spans.append((a0, a1))
+        if not parts:
+            return None, None
+        r = np.concatenate([np.arange(a0, a1) for a0, a1 in spans])
+        used = ids[r] >= 0  # growth room inside a run holds no anchor
+        sims, r = np.concatenate(parts)[used], r[used]
         if len(sims) < kk:
             return None, None
-        r = np.concatenate(rows)
         if len(sims) > kk:
             part = np.argpartition(sims, len(sims) - kk)[len(sims) - kk :]
             sims, r = sims[part], r[part]
+        if not ordered:
+            return r, sims
         order = np.lexsort((r, -sims))
         return r[order], sims[order]
 
-    def _search(self, q: np.ndarray, kk: int, nprobe: int) -> tuple[np.ndarray, np.ndarray]:
+    def _search(
+        self,
+        q: np.ndarray,
+        kk: int,
+        nprobe: int,
+        *,
+        vecs: np.ndarray | None = None,
+        cq: np.ndarray | None = None,
+        ordered: bool = True,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top ``kk`` rows of ``vecs`` (default: the anchors) in the ``nprobe`` best lists.
+
+        ``q`` is in the space of ``vecs``; ``cq`` (default ``q``) ranks the centroids;
+        ``ordered=False`` returns each query's rows in no particular order (cheaper).
+        """
+        vecs = self._vecs if vecs is None else vecs
         m = len(q)
         c = len(self._cent)
         nprobe = min(nprobe, c)
-        cs = q @ self._cent.T
+        with single_threaded_blas(m < 8):  # a few rows: spinning BLAS threads only cost
+            cs = (q if cq is None else cq) @ self._cent.T
         if nprobe < c:
             probe = np.argpartition(-cs, nprobe - 1, axis=1)[:, :nprobe]
         else:
@@ -442,35 +519,39 @@ class IVFIndex(AnchorIndex):
             out_r = np.empty((m, kk), np.int64)
             out_s = np.empty((m, kk), np.float32)
             for i in range(m):
-                r, s = self._search_one(q[i], kk, probe[i])
+                r, s = self._search_one(q[i], kk, probe[i], vecs, ordered)
                 if r is None:  # the probed lists held fewer than k anchors: exact search
-                    r, s = self._exact(q[i : i + 1], kk)
+                    r, s = self._exact(q[i : i + 1], kk, vecs)
                 out_r[i], out_s[i] = r, s
             return out_r, out_s
         # Stage 2a: the closest lists of each query, until they hold ~2k rows on average.
         avg = max(1.0, self._n / c)
         n_seed = int(min(nprobe, max(1, math.ceil(2 * kk / avg))))
         rows_q = np.repeat(np.arange(m), n_seed)
-        g1, r1, s1 = self._scan(q, rows_q, probe[:, :n_seed].ravel(), None)
+        g1, r1, s1 = self._scan(q, rows_q, probe[:, :n_seed].ravel(), None, vecs)
         tau = _kth_per_group(g1, s1, m, kk)
         keep = s1 >= tau[g1]
         g1, r1, s1 = g1[keep], r1[keep], s1[keep]
         # Stage 2b: the other probed lists, keeping only what beats the threshold.
         if nprobe > n_seed:
             rows_q = np.repeat(np.arange(m), nprobe - n_seed)
-            g2, r2, s2 = self._scan(q, rows_q, probe[:, n_seed:].ravel(), tau)
+            g2, r2, s2 = self._scan(q, rows_q, probe[:, n_seed:].ravel(), tau, vecs)
             g1 = np.concatenate([g1, g2])
             r1 = np.concatenate([r1, r2])
             s1 = np.concatenate([s1, s2])
-        top_r, top_s, counts = segmented_topk(g1, r1, s1, m, kk)
+        select = segmented_topk if ordered else top_per_group
+        top_r, top_s, counts = select(g1, r1, s1, m, kk)
         short = np.flatnonzero(counts < kk)
         if len(short):  # the probed lists held fewer than k anchors: exact search
-            top_r[short], top_s[short] = self._exact(q[short], kk)
+            top_r[short], top_s[short] = self._exact(q[short], kk, vecs)
         return top_r, top_s
 
-    def _exact(self, q: np.ndarray, kk: int) -> tuple[np.ndarray, np.ndarray]:
-        """Exact top-k over every stored row (the fallback)."""
-        return exact_topk(q, self._vecs, kk, valid=self._ids >= 0)
+    def _exact(
+        self, q: np.ndarray, kk: int, vecs: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-k over every stored row of ``vecs`` (the fallback)."""
+        vecs = self._vecs if vecs is None else vecs
+        return exact_topk(q, vecs, kk, valid=self._ids >= 0)
 
     def _topk(self, q: np.ndarray, kk: int) -> tuple[np.ndarray, np.ndarray]:
         if self._n_trained == 0:
@@ -538,7 +619,21 @@ class IVFIndex(AnchorIndex):
             "calibration_cosine": cosine(nprobe),
             "queries": len(q),
         }
+        self._calibrate_more(kk, q, truth, found_at < nprobe, w2)
         return nprobe
+
+    def _calibrate_more(
+        self, kk: int, q: np.ndarray, truth: np.ndarray, probed: np.ndarray, w2: np.ndarray
+    ) -> None:
+        """Hook: more calibration on the same queries.
+
+        Args:
+            kk: The k calibrated for.
+            q: The calibration queries (unit rows).
+            truth: ``(len(q), kk)`` storage rows of their exact top-k (leave-one-out).
+            probed: Whether each of those lies in a list the calibrated ``nprobe`` scans.
+            w2: The squared ASIF weight of each of them.
+        """
 
     def memory_bytes(self) -> int:
         """Bytes held by the index (lists with growth room, ids, centroids)."""

@@ -20,6 +20,7 @@ from asif_qdrant.anchor_index import (
     METHODS,
     ExactIndex,
     IVFIndex,
+    IVFPCAIndex,
     choose_method,
     exact_topk,
     make_index,
@@ -43,14 +44,16 @@ from tests.floats import assert_topk_match, weight_rounding
 __all__ = ["data", "small"]  # module-scoped fixtures, shared
 
 #: recall@k bar (mean over queries) of each path, as documented; the defaults need 0.99.
-RECALL_BAR = {"exact": 1.0, "torch": 1.0, "ivf": 0.99}
+RECALL_BAR = {"exact": 1.0, "torch": 1.0, "ivf": 0.99, "ivf-pca": 0.99}
+#: Options of the paths under test: torch on the CPU, ivf-pca's reduced stage at any batch.
+OPTIONS = {"torch": {"device": "cpu"}, "ivf-pca": {"reduced_batch": 10_000}}
 DEFAULTS = sorted({choose_method(10, device="cpu"), choose_method(IVF_MIN_ANCHORS, device="cpu")})
 
 
-@pytest.mark.parametrize("method", ["exact", "ivf", "torch"])
+@pytest.mark.parametrize("method", ["exact", "ivf", "ivf-pca", "torch"])
 def test_in_memory_paths_meet_their_recall_bar(method, data):
     anchors, queries, true_ids, true_sims = data
-    options = {"device": "cpu"} if method == "torch" else {}
+    options = OPTIONS.get(method, {})
     index = make_index(method, **options).build(np.arange(len(anchors)), anchors)
     ids, sims = index.topk(queries, K)
     assert ids.shape == sims.shape == (len(queries), K)
@@ -125,9 +128,9 @@ def test_ivf_single_and_batched_queries_agree(data):
         assert recall_at_k(batch_ids[i : i + 1], one_ids)[0] >= 0.999
 
 
-@pytest.mark.parametrize("method", ["exact", "ivf", "torch"])
+@pytest.mark.parametrize("method", ["exact", "ivf", "ivf-pca", "torch"])
 def test_add_and_delete(method, small):
-    options = {"device": "cpu"} if method == "torch" else {}
+    options = OPTIONS.get(method, {})
     check_add_and_delete(make_index(method, **options), RECALL_BAR[method], small)
 
 
@@ -143,7 +146,7 @@ def test_ivf_retrains_after_the_anchor_count_doubles(small):
     assert recall_at_k(true_ids, ids).mean() >= 0.98
 
 
-@pytest.mark.parametrize("method", ["exact", "ivf"])
+@pytest.mark.parametrize("method", ["exact", "ivf", "ivf-pca"])
 def test_k_larger_than_n_returns_all_anchors(method):
     check_k_larger_than_n(make_index(method))
 
@@ -209,4 +212,36 @@ def test_exact_ties_at_the_kth_place_go_to_the_lower_id(n):
     index = ExactIndex().build(ids, anchors)
     index.delete(ids[order[-5:]])  # swap-removes move rows: storage order != id order
     got, _ = index.topk(query, 5)
+    assert got[0].tolist() == sorted(ids[order[:12]].tolist())[:5]
+
+
+def test_ivf_pca_calibrates_its_candidates_and_counts_its_memory(data):
+    """The reduced first stage: C calibrated per k, rescored sims exact, memory all counted."""
+    anchors, queries, true_ids, true_sims = data
+    index = IVFPCAIndex(dims=32, reduced_batch=len(queries)).build(np.arange(len(anchors)), anchors)
+    ids, sims = index.topk(queries, K)
+    cal = index.calibration[K]
+    assert K <= cal["candidates"] <= len(anchors)
+    assert index.describe()["dims"] == 32
+    check_quality("ivf-pca", 0.99, ids, sims, anchors, queries, true_ids, true_sims)
+    held = len(anchors) * (128 + 32) * 4  # the full rows and the reduced ones, at least
+    assert held <= index.memory_bytes() <= 1.5 * held
+    # a fixed candidate count is honoured: C = k is the reduced ranking alone, lower recall
+    few = IVFPCAIndex(dims=8, candidates=K, reduced_batch=99)
+    few.build(np.arange(len(anchors)), anchors)
+    assert recall_at_k(true_ids, few.topk(queries, K)[0]).mean() < 0.99
+    # batches above reduced_batch skip the reduced stage: the lists scanned in full, as ivf
+    few.reduced_batch = len(queries) - 1
+    assert recall_at_k(true_ids, few.topk(queries, K)[0]).mean() >= 0.99
+
+
+def test_ivf_pca_breaks_exact_ties_by_the_lower_id():
+    """Duplicates of one anchor tie exactly; the lower ids win, whatever the storage order."""
+    anchors, queries = clustered_embeddings(6_000, 32, n_queries=1, seed=3)
+    order = np.argsort(-(l2_normalize(queries) @ anchors.T)[0])
+    anchors[order[:12]] = anchors[order[0]]
+    ids = np.random.default_rng(1).permutation(np.arange(50_000, 56_000))
+    index = IVFPCAIndex(n_lists=40, dims=24, candidates=1000).build(ids, anchors)
+    index.delete(ids[order[-5:]])
+    got, _ = index.topk(queries, 5)
     assert got[0].tolist() == sorted(ids[order[:12]].tolist())[:5]
