@@ -59,7 +59,13 @@ from asif_qdrant.retriever.layout import (
     kth_name,
     kth_vectors,
 )
-from asif_qdrant.retriever.recompute import CatalogEdit, EditReport, has_kth, recompute_all
+from asif_qdrant.retriever.recompute import (
+    CatalogEdit,
+    EditReport,
+    has_kth,
+    prune,
+    recompute_all,
+)
 from asif_qdrant.retriever.state import ModelState
 from asif_qdrant.store.base import PointId, Record, check_collection_name
 from asif_qdrant.types import ImageInput, Modality
@@ -190,6 +196,7 @@ def write_items(
     unit = l2_normalize(m.check_embeddings("embeddings", embeddings, modality))
     m.require_anchors("before indexing")
     vecs, boundary = relative(m, unit, modality)
+    vecs = prune(vecs, m.fingerprint.catalog_nnz)
     kth = kth_vectors(unit, boundary) if _has_kth(m, collection) else None
     csa = (
         csa_vectors(m, unit, modality)

@@ -159,7 +159,10 @@ def _run(
     vn = CAPTION_SPARSE if opts.target == "caption" else SPARSE
     if method == "asif":
         assert sparse is not None
-        res = m.store.query_sparse(collection, vn, sparse, limit, filter=flt)
+        prefetch = None
+        if opts.query_nnz is not None and opts.target == "item":  # two stages, one call
+            prefetch = (opts.query_nnz, opts.candidates)
+        res = m.store.query_sparse(collection, vn, sparse, limit, filter=flt, prefetch=prefetch)
     else:
         assert dense is not None
         res = []
