@@ -43,7 +43,20 @@ from asif_qdrant.retriever.state import ModelState
 from asif_qdrant.store.base import Prefetch
 from asif_qdrant.types import Hit, ImageInput, Modality, SearchOptions, SparseVector
 
-__all__ = ["search_batch", "search_embeddings", "search_options", "shared_anchors"]
+__all__ = [
+    "TWO_STAGE_CANDIDATES",
+    "TWO_STAGE_QUERY_NNZ",
+    "search_batch",
+    "search_embeddings",
+    "search_options",
+    "shared_anchors",
+]
+
+#: The measured two-stage settings for large catalogs (``SearchOptions(query_nnz=...,
+#: prefetch_limit=...)``; ``python -m benchmarks.catalog``, docs/PERFORMANCE.md): the
+#: query's 64 largest weights find 100 candidates, rescored exactly by the full query.
+TWO_STAGE_QUERY_NNZ = 64
+TWO_STAGE_CANDIDATES = 100
 
 
 def shared_anchors(a: SparseVector | None, b: SparseVector | None) -> int:
