@@ -87,8 +87,9 @@ logger = logging.getLogger("asif_qdrant.model")
 #: Items encoded and written per step.
 CHUNK = 256
 #: A measured pruned setting (``ASIF(catalog_nnz=...)``; ``python -m benchmarks.catalog``):
-#: items store their 128 largest of k = 800 weights. Not the default: scored against such
-#: items, even the full query misses recall@10 >= 0.99 against full vectors.
+#: items store their 128 largest of k = 800 weights (2.9x less disk, 4x faster queries at
+#: 100k items over 10k anchors). Not the default: scored against such items, even the full
+#: query misses recall@10 >= 0.99 against full vectors (0.93 there; 0.98 at 400 of 800).
 PRUNED_CATALOG_NNZ = 128
 
 
