@@ -96,6 +96,10 @@ class ASIF:
         templates: The model's own zero-shot prompt templates (``{}`` the label, ``{a}`` its
             article), stored with it and used by classify / explain_label / audit_anchors when
             a call gives none. Unset: the stored ones, else ``("a photo of {a} {}.",)``.
+        catalog_nnz: Non-zeros each catalog item stores (>= 1): the largest weights of its
+            k-sparse vector; fewer make a smaller, faster catalog whose scores are the part
+            of the full dot product those weights carry. Unset: the stored value, else all
+            k. Stored in the fingerprint; edits stay exact. docs/PERFORMANCE.md.
 
     Raises:
         InvalidParameterError: On a bad argument (the message names it and what is allowed).
@@ -132,12 +136,15 @@ class ASIF:
         csa_dim: int | None = None,
         csa_ridge: float | None = None,
         templates: Sequence[str] | None = None,
+        catalog_nnz: int | None = None,
     ) -> None:
         check_store_args(path, client, store)
         layout = Layout(name)
         k = None if k is None else check_int("k", "ASIF", k, minimum=1)
         p = None if p is None else check_real("p", "ASIF", p, greater_than=0)
         batch_size = check_int("batch_size", "ASIF", batch_size, minimum=1)
+        if catalog_nnz is not None:
+            catalog_nnz = check_int("catalog_nnz", "ASIF", catalog_nnz, minimum=1)
         anchor_search = anchors.check_anchor_search(anchor_search)
         csa_dim = None if csa_dim is None else check_int("csa_dim", "ASIF", csa_dim, minimum=1)
         if csa_ridge is not None:
@@ -154,7 +161,7 @@ class ASIF:
             anchor_search=anchor_search,
         )
         try:
-            self._state.open(image_encoder, text_encoder, k=k, p=p)
+            self._state.open(image_encoder, text_encoder, k=k, p=p, catalog_nnz=catalog_nnz)
             self._state.integrity = check_integrity(self._state)
             crossgap.init_csa(self._state, csa_dim, csa_ridge)
             zeroshot.init_templates(self._state, templates)

@@ -167,13 +167,19 @@ class SearchOptions:
         target: ``"item"`` (the items' own vectors) or ``"caption"``: the caption vectors of
             image items indexed with captions (method "asif").
         fusion: ``"rrf"`` (reciprocal rank fusion, k=2) or ``"dbsf"``, for "hybrid".
-        prefetch_limit: Candidates per prefetch for "hybrid" (``None``:
-            ``max(2 * limit, 50)``, see :attr:`candidates`).
+        prefetch_limit: Candidates per prefetch for "hybrid", and of the first stage of a
+            two-stage "asif" search (``None``: ``max(2 * limit, 50)``, see
+            :attr:`candidates`).
         min_confidence: Refuse (return no hit for) a text or image query whose best cosine
             to the anchors of its modality is below this share of the anchors' own
             (leave-one-out) best cosines: a calibrated "no match" in [0, 1]
             (:mod:`asif_qdrant.retriever.calibration`; 0.03 is the measured level in
             docs/levers/RESULTS.md). Needs the query itself, not a sparse vector.
+        query_nnz: Two-stage "asif" search of the items' own vectors: the query's
+            ``query_nnz`` largest weights find :attr:`candidates` items (the engine walks
+            that many posting lists instead of all k), which the full query then rescores
+            exactly, in one engine call. ``None``: one stage (the full query walks all
+            its lists). A query with at most ``query_nnz`` non-zeros runs in one stage.
 
     Example:
         >>> opts = SearchOptions(limit=5, item_modality="image")
@@ -200,6 +206,7 @@ method='csa', query_via='native', target='caption'.
     fusion: Fusion = "rrf"
     prefetch_limit: int | None = None
     min_confidence: float | None = None
+    query_nnz: int | None = None
 
     def __post_init__(self) -> None:
         owner = "ASIF.search"
@@ -230,6 +237,8 @@ method='csa', query_via='native', target='caption'.
         if self.prefetch_limit is not None:
             pl = check_int("prefetch_limit", owner, self.prefetch_limit, minimum=1)
             set_(self, "prefetch_limit", pl)
+        if self.query_nnz is not None:
+            set_(self, "query_nnz", check_int("query_nnz", owner, self.query_nnz, minimum=1))
         if self.min_confidence is not None:
             conf = check_real("min_confidence", owner, self.min_confidence)
             if not 0.0 <= conf <= 1.0:
@@ -271,7 +280,7 @@ method='csa', query_via='native', target='caption'.
 
     @property
     def candidates(self) -> int:
-        """Candidates per prefetch of a hybrid search."""
+        """Candidates per prefetch of a hybrid or two-stage search."""
         return self.prefetch_limit if self.prefetch_limit is not None else max(2 * self.limit, 50)
 
     @property

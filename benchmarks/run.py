@@ -47,6 +47,7 @@ import numpy as np
 
 from benchmarks.bandwidth import limit_qps
 from benchmarks.bandwidth import measure as measure_bandwidth
+from benchmarks.catalog import catalog_table, worker_catalog
 from benchmarks.indexes import BASELINE_METHODS, METHODS
 from benchmarks.synthetic import clustered_embeddings
 
@@ -356,99 +357,6 @@ def read_back(index: Any) -> float:
     return time.perf_counter() - t0
 
 
-# -- worker: catalog search on the embedded engine --------------------------------------------
-def worker_catalog(spec: dict[str, Any]) -> dict[str, Any]:
-    from asif_qdrant.anchor_index import ExactIndex, IVFIndex, relative_vectors
-    from asif_qdrant.store import CollectionSpec, EdgeStore, Record
-
-    anchors = np.load(spec["anchors"])
-    queries = np.load(spec["queries"])
-    n_items = spec["items"]
-    unique = min(n_items, spec.get("unique_items", 100_000))
-    d = anchors.shape[1]
-    rng_items, _ = clustered_embeddings(unique, d, seed=777)
-    rss_load, _ = rss_mb()
-    # Catalog vectors: ASIF vectors over the anchors from an IVF that scores ~3k candidates
-    # per item (approximate, to keep generation cheap); they have real vectors' sparsity and
-    # overlap. Past `unique` items, vectors repeat with +-10% jitter on the weights.
-    t0 = time.perf_counter()
-    gen = IVFIndex().build(np.arange(len(anchors)), anchors)
-    gen.nprobe = max(1, int(np.ceil(3 * K * gen.lists / len(anchors))))  # ~3k candidates
-    exact = ExactIndex().build(np.arange(len(anchors)), anchors)
-    out: dict[str, Any] = {
-        "items": n_items,
-        "unique_vectors": unique,
-        "anchors": len(anchors),
-        "d": d,
-        "on_disk": bool(spec.get("on_disk")),
-    }
-    jitter = np.random.default_rng(5)
-    with tempfile.TemporaryDirectory(prefix="asif-bench-catalog-") as tmp:
-        store = EdgeStore(tmp, on_disk=bool(spec.get("on_disk")))
-        store.create_collection("cat", CollectionSpec(dense={"text": d}, sparse=("asif",)))
-        gen_s = 0.0
-        upsert_s = 0.0
-        nnz = 0
-        t1 = time.perf_counter()
-        base: list[Any] = []
-        for s in range(0, unique, 4096):
-            base.extend(relative_vectors(gen, rng_items[s : s + 4096], K, P))
-        gen_s += time.perf_counter() - t1
-        for s in range(0, n_items, 4096):
-            pos = np.arange(s, min(n_items, s + 4096)) % unique
-            emb = rng_items[pos]
-            t1 = time.perf_counter()
-            if s + len(pos) <= unique:
-                vecs = [base[i] for i in pos]
-            else:  # items past the unique ones: a copy with +-10% jitter on every weight
-                vecs = []
-                for i in pos:
-                    v = base[i]
-                    w = v.values * jitter.lognormal(0.0, 0.1, len(v)).astype(np.float32)
-                    vecs.append(type(v)(indices=v.indices, values=w / np.linalg.norm(w)))
-            gen_s += time.perf_counter() - t1
-            nnz += sum(len(v) for v in vecs)
-            records = [
-                Record(s + j, {"modality": "text"}, dense={"text": e}, sparse={"asif": v})
-                for j, (e, v) in enumerate(zip(emb, vecs, strict=True))
-            ]
-            t1 = time.perf_counter()
-            for r0 in range(0, len(records), 256):  # ASIF.index_embeddings writes 256 at a time
-                store.upsert("cat", records[r0 : r0 + 256])
-            if spec.get("on_disk") and (s + len(pos)) % 102_400 < 4096:
-                store.optimize("cat")  # the engine runs no background optimizer
-            upsert_s += time.perf_counter() - t1
-        out["generate_s"] = gen_s
-        out["upsert_s"] = upsert_s
-        out["upsert_items_per_s"] = n_items / upsert_s
-        out["mean_nnz"] = nnz / n_items
-        # the library's relative-vector step at this anchor count (auto path) for the same items
-        t1 = time.perf_counter()
-        relative_vectors(exact, rng_items[:1024], K, P)
-        rel_qps = 1024 / (time.perf_counter() - t1)
-        out["relative_items_per_s"] = rel_qps
-        out["index_items_per_s"] = 1.0 / (1.0 / rel_qps + 1.0 / out["upsert_items_per_s"])
-        qv = relative_vectors(exact, queries[: spec["queries_n"]], K, P)
-        store.query_sparse("cat", "asif", qv[:5], 10)  # warm-up
-        lat = []
-        for v in qv:
-            t1 = time.perf_counter()
-            store.query_sparse("cat", "asif", [v], 10)
-            lat.append(time.perf_counter() - t1)
-        lat_ms = np.array(lat) * 1000
-        out["query_p50_ms"] = float(np.percentile(lat_ms, 50))
-        out["query_p99_ms"] = float(np.percentile(lat_ms, 99))
-        out["query_mean_ms"] = float(lat_ms.mean())
-        out["queries"] = len(lat)
-        store.close()
-        du = subprocess.run(["du", "-sm", tmp], capture_output=True, text=True, check=False)
-        out["disk_mb"] = float(du.stdout.split()[0]) if du.returncode == 0 else float("nan")
-    out["setup_s"] = time.perf_counter() - t0
-    out["rss_after_load_mb"] = rss_load
-    out["peak_rss_mb"] = rss_mb()[1]
-    return out
-
-
 # -- worker: end to end on the offline encoders ----------------------------------------------
 def worker_e2e(spec: dict[str, Any]) -> dict[str, Any]:
     from asif_qdrant.anchor_index import choose_method, make_index
@@ -698,28 +606,6 @@ def edits_table(rows: list[dict[str, Any]]) -> str:
         out.append(
             f"| {r['n']:,} | {r['path']} | {e['pairs']:,} | {e['add_s']:.3f} | "
             f"{e['delete_s']:.3f} | {note} |"
-        )
-    return "\n".join(out)
-
-
-def catalog_table(rows: list[dict[str, Any]]) -> str:
-    out = [
-        "| items (unique vectors) | anchors | mean nnz | query p50 ms | query p99 ms | "
-        "upsert items/s | relative items/s | index items/s | disk MiB | peak RSS MiB |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for r in rows:
-        if "error" in r:
-            last = (r["error"] or "?").strip().splitlines()[-1][:80]
-            out.append(f"| {r.get('items')} | error: {last} |||||||||")
-            continue
-        out.append(
-            f"| {r['items']:,} ({r.get('unique_vectors', r['items']):,})"
-            f"{' on disk' if r.get('on_disk') else ''} | {r['anchors']:,} | "
-            f"{r['mean_nnz']:.0f} | "
-            f"{r['query_p50_ms']:.2f} | {r['query_p99_ms']:.2f} | {fmt(r['upsert_items_per_s'])} | "
-            f"{fmt(r['relative_items_per_s'])} | {fmt(r['index_items_per_s'])} | "
-            f"{fmt(r['disk_mb'])} | {fmt(r['peak_rss_mb'])} |"
         )
     return "\n".join(out)
 

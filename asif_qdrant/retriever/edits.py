@@ -43,6 +43,7 @@ __all__ = [
     "AnchorPlan",
     "add_anchor_embeddings",
     "add_anchors",
+    "anchor_units",
     "apply_anchor_plan",
     "check_pairs",
     "delete_anchors",
@@ -272,17 +273,30 @@ def delete_anchors(m: ModelState, ids: Iterable[int], *, purge: bool = False) ->
         )
     # Write-ahead marker (cleared by finish_edit's first fingerprint write): a kill before
     # then is completed on the next open (asif_qdrant.retriever.integrity).
+    units = anchor_units(m, present) if m.fingerprint.catalog_nnz is not None else None
     m.fingerprint.pending_edit = {"operation": "delete", "ids": present}
     writes.write_fingerprint(m)
     writes.delete_points(m.store, layout.image_anchors, present)
     writes.delete_points(m.store, layout.text_anchors, present)
     m.fingerprint.pending_edit = None
-    report = finish_edit(m, "delete", len(present), t0, deleted=present)
+    report = finish_edit(m, "delete", len(present), t0, deleted=present, deleted_units=units)
     if purge:
         touched = [c.collection for c in report.catalogs if c.items_touched]
         for coll in [layout.image_anchors, layout.text_anchors, *touched]:
             journal.rewrite(m, coll, suffix="compacting")
     return len(present)
+
+
+def anchor_units(m: ModelState, ids: Sequence[int]) -> dict[str, np.ndarray]:
+    """The stored unit embeddings of some anchors, by modality (in the order of ``ids``)."""
+    out = {}
+    for modality in ("image", "text"):
+        coll, vn = m.layout.anchors(modality)
+        by_id = {int(r.id): r.dense[vn] for r in m.store.retrieve(coll, ids, with_vectors=[vn])}
+        rows = [np.asarray(by_id[i], np.float32) for i in ids if i in by_id]
+        if rows:
+            out[modality] = np.stack(rows)
+    return out
 
 
 def finish_edit(
@@ -293,8 +307,13 @@ def finish_edit(
     *,
     new_units: dict[str, np.ndarray] | None = None,
     deleted: Sequence[int] | None = None,
+    deleted_units: dict[str, np.ndarray] | None = None,
 ) -> EditReport:
-    """Bump the version, update every catalog, record and return the report."""
+    """Bump the version, update every catalog, record and return the report.
+
+    ``deleted_units``: the deleted anchors' unit embeddings by modality (read before the
+    delete), which catalogs of pruned item vectors need to find the affected items.
+    """
     fp = m.fingerprint
     previous = fp.anchor_version
     sync_anchor_indexes(m, previous, new_units=new_units, deleted=deleted)
@@ -310,7 +329,12 @@ def finish_edit(
         m, previous_version=previous, new_units=new_units, deleted=deleted, progress=progress
     )
     edits = update_catalogs(
-        m, previous_version=previous, new_units=new_units, deleted=deleted, progress=progress
+        m,
+        previous_version=previous,
+        new_units=new_units,
+        deleted=deleted,
+        progress=progress,
+        deleted_units=deleted_units,
     )
     report = EditReport(
         operation, pairs, fp.anchor_count, fp.anchor_version, time.perf_counter() - t0, edits

@@ -59,6 +59,9 @@ class Fingerprint:
         csa_dim: Canonical dimensions of the CSA vectors (dense ``csa``) stored in the
             catalogs, or None when the model has no CSA (:mod:`asif_qdrant.csa`).
         csa_ridge: The relative ridge of the CSA fit.
+        catalog_nnz: Non-zeros each catalog item stores: the largest weights of its k-sparse
+            vector (:func:`asif_qdrant.retriever.recompute.prune`), or None: all of them.
+            Stores written before this field load with None.
         templates: The model's own zero-shot prompt templates, used when a call gives none
             (``ASIF(templates=...)``); None: :data:`~asif_qdrant.retriever.zeroshot.
             DEFAULT_TEMPLATES`. Stores written before this field load with None.
@@ -81,6 +84,7 @@ class Fingerprint:
     csa_dim: int | None = None
     csa_ridge: float = 0.1
     templates: list[str] | None = None
+    catalog_nnz: int | None = None
     format: int = FORMAT_VERSION
     library: str = "asif-qdrant"
 
@@ -133,7 +137,7 @@ class Fingerprint:
         )
 
     def check_setting(self, setting: str, value: float | None, *, store: str) -> None:
-        """Raise FingerprintMismatchError if ``k`` or ``p`` is given and differs."""
+        """Raise FingerprintMismatchError if ``k``, ``p`` or ``catalog_nnz`` is given, differs."""
         stored = getattr(self, setting)
         if value is None or stored == value:
             return

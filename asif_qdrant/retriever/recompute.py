@@ -13,7 +13,11 @@ re-computes the items it affects, found with one Qdrant query each (never a scan
   ``a . e - t``, so ``score > -EDIT_TOLERANCE`` finds exactly the items whose boundary it
   reaches (engine-side ``score_threshold``, exact search).
 * **Delete.** The deleted ids, all with weight 1, query the sparse vectors: any positive
-  score means a deleted anchor carries weight in that item.
+  score means a deleted anchor carries weight in that item. A model whose items store
+  pruned vectors (``catalog_nnz``) cannot ask its sparse vectors (a deleted anchor may be in
+  an item's top-k but not among its stored largest weights): each deleted anchor's unit
+  embedding probes ``*_kth`` as an added one does (an anchor in the top-k with a positive
+  weight is at or above the boundary), read before the anchors are deleted.
 
 An item is **affected** by an add when a new anchor's similarity is at least its boundary
 minus ``EDIT_TOLERANCE`` (1e-5, the float32 rounding of the engine's dot products; ties are
@@ -57,6 +61,7 @@ __all__ = [
     "affected_by_add",
     "affected_by_delete",
     "has_kth",
+    "prune",
     "recompute_all",
     "recompute_ids",
     "sorted_ids",
@@ -163,6 +168,30 @@ class EditReport:
         )
 
 
+def prune(vectors: Sequence[SparseVector], nnz: int | None) -> list[SparseVector]:
+    """Each vector's ``nnz`` largest weights (ties: the lower anchor id), not re-normalised.
+
+    A catalog item stores its pruned vector (``ASIF(catalog_nnz=...)``): its score against a
+    query is the part of the full dot product that its largest weights carry.
+
+    Example:
+        >>> v = SparseVector(np.array([4, 2, 9]), np.array([0.6, 0.6, 0.2]))
+        >>> p = prune([v], 2)[0]
+        >>> p.indices.tolist(), [round(float(x), 1) for x in p.values]
+        ([2, 4], [0.6, 0.6])
+    """
+    if nnz is None:
+        return list(vectors)
+    out = []
+    for v in vectors:
+        if len(v) <= nnz:
+            out.append(v)
+            continue
+        top = np.lexsort((v.indices, -v.values))[:nnz]
+        out.append(SparseVector(v.indices[top], v.values[top]))
+    return out
+
+
 # -- finding the affected items ---------------------------------------------------------------
 def affected_by_add(
     store: Store,
@@ -228,6 +257,7 @@ def _recompute(m: ModelState, collection: str, records: Sequence[Record], with_k
             continue
         unit = np.stack([np.asarray(r.dense[modality], np.float32) for r in group])
         vecs, boundary = relative(m, unit, modality)
+        vecs = prune(vecs, m.fingerprint.catalog_nnz)
         kth = kth_vectors(unit, boundary) if with_kth else None
         writes.update_vectors(
             m.store,
@@ -295,14 +325,20 @@ def update_catalogs(
     new_units: dict[str, np.ndarray] | None = None,
     deleted: Sequence[int] | None = None,
     progress: bool = False,
+    deleted_units: dict[str, np.ndarray] | None = None,
 ) -> tuple[CatalogEdit, ...]:
     """Bring every catalog of the model up to date after an anchor edit.
 
     A catalog indexed under ``previous_version`` with ``*_kth`` vectors is updated
     incrementally; any other one (an older layout, or stale after an interrupted edit) is
     re-computed in full. Each catalog is marked with the new anchor version once done.
+    With pruned item vectors (``catalog_nnz``) a delete needs ``deleted_units`` (the
+    deleted anchors' unit embeddings by modality); without them every catalog is
+    re-computed in full.
     """
     fp = m.fingerprint
+    pruned = fp.catalog_nnz is not None
+    blind = pruned and bool(deleted) and deleted_units is None
     edits = []
     for collection, info in sorted(fp.catalogs.items()):
         if not m.store.has_collection(collection):
@@ -310,12 +346,16 @@ def update_catalogs(
         t0 = time.perf_counter()
         total = m.store.count(collection)
         with_kth = has_kth(m.store, collection)
-        incremental = with_kth and info.get("anchor_version") == previous_version
+        incremental = with_kth and info.get("anchor_version") == previous_version and not blind
         if incremental:
             affected: set[PointId] = set()
-            for modality, unit in (new_units or {}).items():
+            probes = [
+                *(new_units or {}).items(),
+                *((deleted_units or {}).items() if pruned else []),
+            ]
+            for modality, unit in probes:
                 affected |= affected_by_add(m.store, collection, modality, unit)
-            if deleted:
+            if deleted and not pruned:
                 affected |= affected_by_delete(m.store, collection, deleted)
             ids = sorted_ids(affected)
             recompute_ids(m, collection, ids, with_kth=with_kth, progress=progress)
@@ -325,6 +365,8 @@ def update_catalogs(
                 collection,
                 "no *_kth vectors: indexed by an older version"
                 if not with_kth
+                else "pruned item vectors and no embeddings of the deleted anchors"
+                if blind
                 else "it was not at the previous anchor version",
             )
             ids = recompute_all(m, collection, with_kth=with_kth, progress=progress)

@@ -84,6 +84,11 @@ def connect(path: Any, client: Any, store: Any) -> tuple[Store, bool]:
     return EdgeStore(path), True
 
 
+def _pruned(catalog_nnz: int | None, k: int) -> int | None:
+    """The stored ``catalog_nnz``: None (every non-zero) when it keeps all ``k``."""
+    return catalog_nnz if catalog_nnz is not None and catalog_nnz < k else None
+
+
 class ModelState:
     """The state of one open model (see the module docstring).
 
@@ -205,8 +210,12 @@ class ModelState:
         *,
         k: int | None,
         p: float | None,
+        catalog_nnz: int | None = None,
     ) -> None:
-        """Read the fingerprint (or start one) and check the given settings against it."""
+        """Read the fingerprint (or start one) and check the given settings against it.
+
+        ``catalog_nnz`` at least ``k`` means every non-zero (stored as None).
+        """
         from asif_qdrant.encoders import DEFAULT_IMAGE_ENCODER, DEFAULT_TEXT_ENCODER
 
         stored = self.read_fingerprint()
@@ -225,9 +234,12 @@ class ModelState:
                 k=k if k is not None else DEFAULT_K,
                 p=p if p is not None else DEFAULT_P,
             )
+            self.fingerprint.catalog_nnz = _pruned(catalog_nnz, self.fingerprint.k)
         else:
             stored.check_setting("k", k, store=self.name)
             stored.check_setting("p", p, store=self.name)
+            if catalog_nnz is not None and _pruned(catalog_nnz, stored.k) != stored.catalog_nnz:
+                stored.check_setting("catalog_nnz", catalog_nnz, store=self.name)
             self.fingerprint = stored
 
     def _refuse_orphan_anchors(self) -> None:

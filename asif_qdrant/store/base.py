@@ -243,6 +243,8 @@ class SparseSearch:
         limit: How many points to return.
         filter: Exact-match payload filter (already validated).
         with_payload: Return the payloads.
+        prefetch: A first stage, or None: ``(indices, values, candidates)`` of a pruned
+            query whose ``candidates`` best points are then rescored by the full query.
     """
 
     vector_name: str
@@ -251,6 +253,7 @@ class SparseSearch:
     limit: int
     filter: PayloadFilter | None = None
     with_payload: bool = True
+    prefetch: tuple[list[int], list[float], int] | None = None
 
 
 @dataclass(frozen=True)
@@ -364,11 +367,17 @@ class Store(ABC):
         *,
         filter: PayloadFilter | None = None,
         with_payload: bool = True,
+        prefetch: tuple[int, int] | None = None,
     ) -> list[list[ScoredPoint]]:
         """Top ``limit`` points by sparse dot product for each query, best first.
 
         A query without any non-zero weight shares no anchor with anything (every score
         would be 0): its result is empty and it is not sent.
+
+        ``prefetch=(nnz, candidates)`` runs each query in two stages, in one engine call:
+        the query pruned to its ``nnz`` largest weights finds ``candidates`` points (it walks
+        ``nnz`` posting lists instead of all), then the full query rescores them exactly.
+        A query with at most ``nnz`` non-zeros runs in one stage (the same result).
         """
         filter_conditions(filter)  # a bad filter fails even when no query is sent
         out: list[list[ScoredPoint]] = []
@@ -377,7 +386,16 @@ class Store(ABC):
             if not indices:
                 out.append([])
                 continue
-            search = SparseSearch(vector_name, indices, values, limit, filter, with_payload)
+            first = None
+            if prefetch is not None and len(indices) > prefetch[0]:
+                top = np.argsort(-np.abs(np.asarray(values)), kind="stable")[: prefetch[0]]
+                top.sort()
+                first = (
+                    [indices[i] for i in top],
+                    [values[i] for i in top],
+                    max(int(prefetch[1]), int(limit)),
+                )
+            search = SparseSearch(vector_name, indices, values, limit, filter, with_payload, first)
             out.append(self._run_sparse(name, search))
         return out
 

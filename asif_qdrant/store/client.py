@@ -654,6 +654,14 @@ class ClientStore(Store):
             limit=search.limit,
             query_filter=qdrant_filter(search.filter),
             with_payload=search.with_payload,
+            prefetch=None
+            if search.prefetch is None
+            else models.Prefetch(
+                query=models.SparseVector(indices=search.prefetch[0], values=search.prefetch[1]),
+                using=search.vector_name,
+                limit=search.prefetch[2],
+                filter=qdrant_filter(search.filter),
+            ),
         )
         return wire.scored_points(res.points)
 

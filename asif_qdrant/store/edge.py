@@ -313,13 +313,27 @@ class EdgeStore(Store):
 
     def _run_sparse(self, name: str, search: SparseSearch) -> list[ScoredPoint]:
         qe = _edge()
+        flt = _filter(search.filter)
+        stages = None
+        if search.prefetch is not None:
+            idx, vals, candidates = search.prefetch
+            stages = [
+                qe.Prefetch(
+                    limit=candidates,
+                    query=qe.Query.Nearest(
+                        qe.SparseVector(indices=idx, values=vals), using=search.vector_name
+                    ),
+                    filter=flt,
+                )
+            ]
         req = qe.QueryRequest(
             limit=search.limit,
+            prefetches=stages,
             query=qe.Query.Nearest(
                 qe.SparseVector(indices=search.indices, values=search.values),
                 using=search.vector_name,
             ),
-            filter=_filter(search.filter),
+            filter=flt,
             with_payload=search.with_payload,
         )
         return wire.scored_points(

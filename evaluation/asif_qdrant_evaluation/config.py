@@ -89,6 +89,8 @@ class EvalConfig:
     adjust_time_encoding: bool = True
     methods: tuple[str, ...] = (
         "asif",
+        "asif-pruned",
+        "asif-two-stage",
         "numpy",
         "numpy-noclamp",
         "dense",

@@ -58,6 +58,8 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from asif_qdrant.errors import InvalidParameterError
 from asif_qdrant.fusion import DEFAULT_RRF_K, rrf_scores
+from asif_qdrant.retriever.catalogs import PRUNED_CATALOG_NNZ
+from asif_qdrant.retriever.search import TWO_STAGE_CANDIDATES, TWO_STAGE_QUERY_NNZ
 
 __all__ = [
     "IMAGE_VARIANTS",
@@ -758,6 +760,10 @@ class _AsifFitted(FittedMethod):
                 ctx.options.get("csa_dim"),
             )
             extra["csa_ridge"] = float(ctx.options.get("csa_ridge") or DEFAULT_CSA_RIDGE)
+        #: Search options of every catalog search (the pruned method's two stages).
+        self.search_options: dict[str, Any] = dict(getattr(method, "search_options", {}))
+        if getattr(method, "catalog_nnz", None) is not None:
+            extra["catalog_nnz"] = method.catalog_nnz  # type: ignore[attr-defined]
         self.asif = ASIF(
             path=self._dir,
             name="eval",
@@ -814,20 +820,26 @@ class _AsifFitted(FittedMethod):
         catalog_modality: Modality,
         **options: Any,
     ) -> np.ndarray:
-        """Scores of ``queries`` against a catalog of ``n`` items, through the library."""
+        """Scores of ``queries`` against a catalog of ``n`` items, through the library.
+
+        A two-stage search returns its ``prefetch_limit`` best items (the rest score 0).
+        """
+        limit = min(n, int(self.search_options.get("prefetch_limit") or n))
         if self.search_method == "asif" and not options:
             # The plain ASIF path: the queries' sparse vectors, then search_batch.
             vecs = self.asif.relative_from_embeddings(queries, query_modality)
-            results = self.asif.search_batch(coll, vecs, limit=n, item_modality=catalog_modality)
+            results = self.asif.search_batch(
+                coll, vecs, limit=limit, item_modality=catalog_modality, **self.search_options
+            )
         else:
             results = self.asif.search_embeddings(
                 coll,
                 queries,
                 query_modality,
-                limit=n,
+                limit=limit,
                 item_modality=catalog_modality,
                 method=self.search_method,
-                **options,
+                **{**self.search_options, **options},
             )
         return self._matrix(results, n)
 
@@ -944,6 +956,38 @@ class AsifLibraryMethod(Method):
     #: ``method=`` of the library's searches and classification.
     search_method: ClassVar[str] = "asif"
     fitted = _AsifFitted  # an ASIF model in a temporary folder, with the anchors added
+
+
+@register_method
+class AsifPrunedMethod(AsifLibraryMethod):
+    """The library path with pruned catalog items: ``ASIF(catalog_nnz=...)``."""
+
+    name = "asif-pruned"
+    title = "asif-qdrant, pruned items (library)"
+    description = (
+        "the library path with ASIF(catalog_nnz=PRUNED_CATALOG_NNZ): each catalog item stores "
+        "its largest weights only (asif_qdrant.retriever.catalogs), against 'asif'"
+    )
+    #: Non-zeros each catalog item stores.
+    catalog_nnz: ClassVar[int | None] = PRUNED_CATALOG_NNZ
+
+
+@register_method
+class AsifTwoStageMethod(AsifLibraryMethod):
+    """The library path with two-stage searches (``SearchOptions(query_nnz=...)``)."""
+
+    name = "asif-two-stage"
+    title = "asif-qdrant, two-stage search (library)"
+    description = (
+        "the library path searched in two stages (query_nnz=TWO_STAGE_QUERY_NNZ largest query "
+        "weights find prefetch_limit=TWO_STAGE_CANDIDATES items, rescored by the full query), "
+        "against 'asif'"
+    )
+    #: The two stages, as SearchOptions fields.
+    search_options: ClassVar[dict[str, Any]] = {
+        "query_nnz": TWO_STAGE_QUERY_NNZ,
+        "prefetch_limit": TWO_STAGE_CANDIDATES,
+    }
 
 
 class _EmbeddingRows:

@@ -112,6 +112,33 @@ def test_sparse_query_scores_are_dot_products(store: Store) -> None:
     assert store.query_sparse("c", "asif", [sv({5: 0.0})], limit=10) == [[]]
 
 
+def test_two_stage_sparse_query_rescores_the_pruned_query_candidates(store: Store) -> None:
+    """prefetch=(nnz, candidates): the top-nnz query finds candidates, the full one scores."""
+    store.create_collection("c", SPEC)
+    store.upsert(
+        "c",
+        [
+            Record(1, {"category": "x"}, sparse={"asif": sv({1: 0.6, 7: 0.8})}),
+            Record(2, {"category": "y"}, sparse={"asif": sv({1: 0.1, 2: 0.995})}),
+            Record(3, {"category": "y"}, sparse={"asif": sv({7: 1.0})}),
+        ],
+    )
+    q = sv({1: 0.9, 7: 0.3, 2: 0.3})
+    (full,) = store.query_sparse("c", "asif", [q], limit=10)
+    assert [h.id for h in full] == [1, 2, 3]
+    # The query's largest weight (anchor 1) finds items 1 and 2; the full query scores them.
+    (two,) = store.query_sparse("c", "asif", [q], limit=10, prefetch=(1, 5))
+    assert [h.id for h in two] == [1, 2]  # item 3 (anchor 7 only) is not a candidate
+    assert [h.score for h in two] == pytest.approx([h.score for h in full[:2]])
+    (two,) = store.query_sparse(
+        "c", "asif", [q], limit=10, prefetch=(1, 5), filter={"category": "x"}
+    )
+    assert [h.id for h in two] == [1]
+    # A query with at most nnz non-zeros runs in one stage: the same result.
+    (same,) = store.query_sparse("c", "asif", [q], limit=10, prefetch=(3, 1))
+    assert [h.id for h in same] == [h.id for h in full]
+
+
 def test_bad_filter_value(store: Store) -> None:
     store.create_collection("c", SPEC)
     with pytest.raises(InvalidParameterError, match="filter value"):
