@@ -215,6 +215,30 @@ class AnchorIndex(ABC):
         self._build(ids_, normalize_rows(emb))
         return self
 
+    def build_unit(self, ids: np.ndarray, rows: np.ndarray) -> AnchorIndex:
+        """Replace the content with rows that are unit ``float32`` already; returns ``self``.
+
+        Unlike :meth:`build`, no normalised copy is made: an index that scans rows in place
+        (``exact``; ``torch`` on the CPU) keeps ``rows`` itself, which may be a memory-mapped
+        file, and one that lays rows out its own way (``ivf``) copies them once.
+
+        Example:
+            >>> from asif_qdrant.anchor_index import ExactIndex
+            >>> rows = np.eye(2, dtype=np.float32)
+            >>> ExactIndex().build_unit(np.array([4, 9]), rows).topk(rows[1:], k=1)[0].tolist()
+            [[9]]
+        """
+        owner = f"{type(self).__name__}.build_unit"
+        ids_ = as_ids(ids, owner)
+        if rows.dtype != np.float32 or rows.ndim != 2 or len(rows) != len(ids_):
+            raise InvalidInputError(
+                f"{owner} needs one float32 row per id. Got {len(ids_)} ids and rows of shape "
+                f"{rows.shape} ({rows.dtype})."
+            )
+        self.dim = int(rows.shape[1])
+        self._build(ids_, rows)
+        return self
+
     def add(self, ids: Any, embeddings: Any) -> None:
         """Add anchors (ids must be new)."""
         owner = f"{type(self).__name__}.add"

@@ -32,7 +32,6 @@ from asif_qdrant.anchor_index import (
     make_index,
     relative_search,
 )
-from asif_qdrant.anchor_index.exact import RowStore
 from asif_qdrant.errors import InvalidInputError, InvalidParameterError, is_blank
 from asif_qdrant.relative import l2_normalize, relative_from_topk, sparse_rows
 from asif_qdrant.retriever.state import ModelState
@@ -254,10 +253,14 @@ def anchor_index(m: ModelState, modality: Modality) -> Any:
             method = choose_method(len(ids), device=m.device)
         options = {"device": m.device} if method == "torch" else {}
         index = make_index(method, **options)
-        if len(ids) and isinstance(index, ExactIndex) and isinstance(emb, np.memmap):
-            # The stored rows are unit vectors already: scanned in place, not copied.
-            index.dim = int(emb.shape[1])
-            index.rows = RowStore.adopt(ids, emb)
+        if len(ids) and isinstance(emb, np.memmap):
+            # The stored rows are unit vectors already: the exact index scans them in place;
+            # an index with its own layout (ivf) copies them once, and the mapping is then
+            # released, so that either way the process holds one copy of the anchors.
+            index.build_unit(ids, emb)
+            if not isinstance(index, ExactIndex):
+                m.anchor_rows.pop(modality, None)
+            del emb
         elif len(ids):
             index.build(ids, emb)
         if cached is not None:

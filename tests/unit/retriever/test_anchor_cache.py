@@ -147,3 +147,20 @@ def test_the_anchor_collections_keep_their_vectors_on_disk(tmp_path: Path) -> No
         assert {v.get("memory") for v in config["vectors"].values()} == {"cold"}
         assert config["on_disk_payload"] is True
     np.testing.assert_allclose(engine_vectors(tmp_path, q, 60), expected, atol=1e-6)
+
+
+def test_an_index_with_its_own_layout_copies_the_cache_once_and_lets_it_go(
+    tmp_path: Path,
+) -> None:
+    """``ivf`` lays the rows out by list: the cache is copied once and not kept mapped."""
+    img, txt, q = data(n=400)
+    with precomputed_asif(path=tmp_path, k=K) as asif:
+        asif.add_anchor_embeddings(img, txt)
+        expected = dense(asif.relative_from_embeddings(q, "text"), 400)
+    with precomputed_asif(path=tmp_path, anchor_search="ivf") as asif:
+        index = anchor_index(asif.state, "text")
+        assert type(index).__name__ == "IVFIndex" and len(index) == 400
+        assert "text" not in asif.state.anchor_rows  # no second (mapped) copy kept
+        got = dense(asif.relative_from_embeddings(q, "text"), 400)
+    shared = ((got > 0) & (expected > 0)).sum(axis=1) / (expected > 0).sum(axis=1)
+    assert shared.mean() >= 0.99  # ivf is approximate: its recall bar
