@@ -1,11 +1,9 @@
 """Exact top-k by brute force over an in-memory ``float32`` matrix (numpy BLAS).
 
-Two things make it faster than the streaming recipe of :func:`~asif_qdrant.relative.relative_topk`:
-the normalised matrix is kept in memory (no per-call copy and normalisation of the anchors), and
-the top-k selection avoids a partition of every similarity row. A small random sample of anchor
-rows gives each query a threshold that is, with high probability, below its k-th best
-similarity; one pass keeps only the similarities above it, and a query whose kept set is too
-small (rare) is redone with a full partition. The result is exact either way.
+The normalised matrix is kept in memory (no per-call copy and normalisation of the anchors,
+unlike :func:`~asif_qdrant.relative.relative_topk`) and scanned with one BLAS product per block
+and ``argpartition`` per similarity row: the strongest plain numpy recipe, with ties at the
+k-th place going to the lower anchor id.
 
 Example:
     >>> import numpy as np
@@ -20,14 +18,12 @@ Example:
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from asif_qdrant.anchor_index.base import AnchorIndex, segmented_topk, single_threaded_blas
 from asif_qdrant.errors import InvalidInputError
 
-__all__ = ["ExactIndex", "RowStore", "RowStoreIndex", "exact_topk", "sample_size"]
+__all__ = ["ExactIndex", "RowStore", "RowStoreIndex", "exact_topk"]
 
 #: Batches of fewer queries than this, over at most SMALL_MATRIX anchor floats, run BLAS on
 #: one thread: such products are too small to gain from a second thread, and spin-waiting
@@ -35,9 +31,7 @@ __all__ = ["ExactIndex", "RowStore", "RowStoreIndex", "exact_topk", "sample_size
 SMALL_BATCH = 8
 SMALL_MATRIX = 1 << 23
 #: Bytes of one block of similarities (queries x anchor rows) during a scan.
-BLOCK_BYTES = 64 * 1024**2
-#: The scan stops using a sampled threshold when the sample would cover this share of rows.
-_SAMPLE_MAX_SHARE = 0.25
+BLOCK_BYTES = 256 * 1024**2
 
 
 class RowStore:
@@ -120,32 +114,29 @@ def _block_rows(m: int) -> int:
     return max(1024, BLOCK_BYTES // (4 * max(m, 1)) // 1024 * 1024)
 
 
-def sample_size(n: int, kk: int) -> int:
-    """Rows sampled to pick thresholds: about 32 expected hits above the k-th best."""
-    return min(n, max(16384, math.ceil(32 * n / kk)))
-
-
 def exact_topk(
     q: np.ndarray,
     mat: np.ndarray,
     kk: int,
     *,
-    sample: np.ndarray | None = None,
     valid: np.ndarray | None = None,
     keys: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact top ``kk`` rows of ``mat`` for each (normalised) query row: ``(rows, sims)``.
 
+    One BLAS product per block of rows (a block of similarities is at most
+    :data:`BLOCK_BYTES`: at 1M anchors a batch of 64 queries is one block), then
+    ``argpartition`` of each similarity row, the numpy baseline's recipe, with the ties at the
+    k-th place settled by ``keys``. (An earlier selection by a sampled threshold measured
+    about half as fast: docs/PERFORMANCE.md.)
+
     Args:
         q: ``(m, d)`` normalised queries.
         mat: ``(n, d)`` normalised rows.
         kk: How many per query (<= number of valid rows).
-        sample: A uniform random sample of the rows of ``mat`` (``(sample_size(n, kk), d)``),
-            used to pick thresholds; ``None`` draws one.
         valid: Optional boolean mask of the rows that count (others are never returned).
         keys: Optional id of each row: among rows tied at the k-th place, the lower id is
-            kept (default: the lower row). Exact whenever one block of similarities holds all
-            rows or the sampled threshold is used (always, for n >= 65,536 at k = 800).
+            kept (default: the lower row). Exact whenever one block holds all rows.
 
     Returns:
         ``int64`` row numbers and ``float32`` similarities, ``(m, kk)``, best first.
@@ -156,55 +147,43 @@ def exact_topk(
         [[0], [1]]
     """
     m = len(q)
-    n = len(mat)
-    valid_rows = None if valid is None else np.flatnonzero(valid)
-    n_valid = n if valid_rows is None else len(valid_rows)
-    s_size = sample_size(n_valid, kk)
-    if sample is not None and len(sample) != s_size:
-        sample = None
-    use_threshold = s_size <= _SAMPLE_MAX_SHARE * n_valid
-    if use_threshold and sample is None:
-        rng = np.random.default_rng(n)
-        pick = rng.choice(n_valid, size=s_size, replace=False)
-        sample = mat[np.sort(pick if valid_rows is None else valid_rows[pick])]
     out_r = np.empty((m, kk), dtype=np.int64)
     out_s = np.empty((m, kk), dtype=np.float32)
     q_chunk = 256
     for q0 in range(0, m, q_chunk):
         qc = q[q0 : q0 + q_chunk]
-        mc = len(qc)
-        block = _block_rows(mc)
-        if use_threshold:
-            assert sample is not None
-            s_sims = qc @ sample.T
-            j = min(len(sample), math.ceil(1.5 * len(sample) * kk / n_valid) + 2)
-            tau = -np.partition(-s_sims, j - 1, axis=1)[:, j - 1]
-            del s_sims
-            groups, rows, sims = [], [], []
-            for a0 in range(0, n, block):
-                sb = qc @ mat[a0 : a0 + block].T
-                r, c = np.nonzero(sb >= tau[:, None])
-                if valid is not None:
-                    ok = valid[c + a0]
-                    r, c = r[ok], c[ok]
-                groups.append(r)
-                rows.append(c + a0)
-                sims.append(sb[r, c])
-            g = np.concatenate(groups)
-            rr = np.concatenate(rows)
-            ss = np.concatenate(sims)
-            top_r, top_s, counts = segmented_topk(
-                g, rr, ss, mc, kk, tie=None if keys is None else keys[rr]
-            )
-            short = np.flatnonzero(counts < kk)
-            if len(short):  # the sampled threshold was too high for these: redo them fully
-                fr, fs = _partition_topk(qc[short], mat, kk, block, valid, keys)
-                top_r[short], top_s[short] = fr, fs
-        else:
-            top_r, top_s = _partition_topk(qc, mat, kk, block, valid, keys)
-        out_r[q0 : q0 + mc] = top_r
-        out_s[q0 : q0 + mc] = top_s
+        top_r, top_s = _partition_topk(qc, mat, kk, _block_rows(len(qc)), valid, keys)
+        out_r[q0 : q0 + len(qc)] = top_r
+        out_s[q0 : q0 + len(qc)] = top_s
     return out_r, out_s
+
+
+def _block_topk(sb: np.ndarray, kk: int, keys: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Top ``kk`` columns of each row of one block of similarities, ties by the lower key.
+
+    ``argpartition`` keeps ``kk`` per row; a row with more columns equal to its k-th value
+    than were kept (a tie across the cut, rare) is settled among all of them.
+    """
+    mc, nb = sb.shape
+    if nb > kk:
+        part = np.argpartition(sb, nb - kk, axis=1)[:, nb - kk :]
+    else:
+        part = np.broadcast_to(np.arange(nb), (mc, nb))
+    ps = np.take_along_axis(sb, part, axis=1)
+    kth = ps.min(axis=1)
+    tied = np.flatnonzero((sb >= kth[:, None]).sum(axis=1) > part.shape[1])
+    tie = part if keys is None else keys[part]
+    order = np.lexsort((tie, -ps), axis=1)
+    top_r = np.take_along_axis(part, order, axis=1)
+    top_s = np.take_along_axis(ps, order, axis=1)
+    if len(tied):
+        sub = sb[tied]
+        r, c = np.nonzero(sub >= kth[tied, None])
+        tr, ts, _ = segmented_topk(
+            r, c, sub[r, c], len(tied), kk, tie=None if keys is None else keys[c]
+        )
+        top_r[tied], top_s[tied] = tr, ts
+    return top_r, top_s
 
 
 def _partition_topk(
@@ -215,24 +194,18 @@ def _partition_topk(
     valid: np.ndarray | None,
     keys: np.ndarray | None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Partition-based top-k for small n (or a sampled threshold that missed).
+    """Partition-based top-k: one block (exact ties), or a running merge over blocks.
 
-    When one block holds every row, every row tied with the k-th similarity is a candidate
-    and ties go to the lower key; across several blocks, a running merge (the reference
-    recipe) keeps k per block.
+    Across several blocks each keeps its ``kk`` best, so every row tied with the k-th
+    similarity survives unless the tie group reaches the kk-th place (which
+    :func:`~asif_qdrant.anchor_index.relative_search` widens).
     """
     mc = len(qc)
     if len(mat) <= block:
         sb = qc @ mat.T
         if valid is not None:
             sb[:, ~valid] = -np.inf
-        nb = sb.shape[1]
-        kth = np.partition(sb, nb - kk, axis=1)[:, nb - kk] if nb > kk else sb.min(axis=1)
-        r, c = np.nonzero(sb >= kth[:, None])
-        top_r, top_s, _ = segmented_topk(
-            r, c, sb[r, c], mc, kk, tie=None if keys is None else keys[c]
-        )
-        return top_r, top_s
+        return _block_topk(sb, kk, keys)
     best_r = np.zeros((mc, 0), dtype=np.int64)
     best_s = np.zeros((mc, 0), dtype=np.float32)
     for a0 in range(0, len(mat), block):
@@ -291,28 +264,17 @@ class ExactIndex(RowStoreIndex):
     method = "exact"
     exact = True
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._sample: np.ndarray | None = None
-        self._sample_key: tuple[int, int] = (-1, -1)
-
     def _topk(self, q: np.ndarray, kk: int) -> tuple[np.ndarray, np.ndarray]:
         assert self.rows is not None
         st = self.rows
-        key = (st.version, sample_size(st.n, kk))
-        if self._sample_key != key:  # one sample per content and k, reused across calls
-            pick = np.random.default_rng(0).choice(st.n, size=key[1], replace=False)
-            self._sample = st.vecs[np.sort(pick)] if key[1] <= _SAMPLE_MAX_SHARE * st.n else None
-            self._sample_key = key
         small = len(q) < SMALL_BATCH and st.n * st.dim <= SMALL_MATRIX
         with single_threaded_blas(small):
-            rows, sims = exact_topk(q, st.vecs, kk, sample=self._sample, keys=st.ids)
+            rows, sims = exact_topk(q, st.vecs, kk, keys=st.ids)
         return st.ids[rows], sims
 
     def memory_bytes(self) -> int:
         """Bytes held by the index."""
-        extra = 0 if self._sample is None else self._sample.nbytes
-        return extra + (0 if self.rows is None else self.rows.nbytes())
+        return 0 if self.rows is None else self.rows.nbytes()
 
     @property
     def ids(self) -> np.ndarray:

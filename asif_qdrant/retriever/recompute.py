@@ -168,8 +168,13 @@ class EditReport:
         )
 
 
+#: Weights within this relative distance of the pruning cut count as tied (float32 rounding
+#: of equal anchors' similarities, raised to p, moves a weight by a few 1e-6 relative).
+PRUNE_TIE = 1e-5
+
+
 def prune(vectors: Sequence[SparseVector], nnz: int | None) -> list[SparseVector]:
-    """Each vector's ``nnz`` largest weights (ties: the lower anchor id), not re-normalised.
+    """Each vector's ``nnz`` largest weights (ties, within PRUNE_TIE: the lower id), as stored.
 
     A catalog item stores its pruned vector (``ASIF(catalog_nnz=...)``): its score against a
     query is the part of the full dot product that its largest weights carry.
@@ -187,7 +192,15 @@ def prune(vectors: Sequence[SparseVector], nnz: int | None) -> list[SparseVector
         if len(v) <= nnz:
             out.append(v)
             continue
-        top = np.lexsort((v.indices, -v.values))[:nnz]
+        order = np.lexsort((v.indices, -v.values))
+        cut = float(v.values[order[nnz - 1]])
+        near = np.abs(v.values - cut) <= PRUNE_TIE * cut  # float32 near-ties of the cut
+        if near.sum() > 1:  # equal anchors' weights differ in the last bits: lower id wins
+            above = np.flatnonzero((v.values > cut) & ~near)
+            group = np.flatnonzero(near)
+            group = group[np.argsort(v.indices[group], kind="stable")]
+            order = np.concatenate([above, group])
+        top = order[:nnz]
         out.append(SparseVector(v.indices[top], v.values[top]))
     return out
 

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from asif_qdrant import ASIF
 from asif_qdrant.relative import l2_normalize, relative_weights
 from asif_qdrant.retriever.layout import kth_name
-from asif_qdrant.retriever.recompute import EDIT_TOLERANCE
+from asif_qdrant.retriever.recompute import EDIT_TOLERANCE, PRUNE_TIE
 from tests.conftest import make_store
 from tests.helpers import precomputed_asif
 
@@ -105,10 +105,18 @@ def expected_affected_by_delete(asif: ASIF, deleted: list[int]) -> set:
 
 
 def top_weights(vec: dict, nnz: int | None) -> dict:
-    """A vector's ``nnz`` largest weights (ties: the lower id), as ``catalog_nnz`` stores it."""
-    if nnz is None:
+    """A vector's ``nnz`` largest weights, as ``catalog_nnz`` stores it.
+
+    Ties: weights within ``PRUNE_TIE`` (relative) of the cut are equal anchors' weights that
+    float32 rounding moved apart; among them the lower id is kept.
+    """
+    if nnz is None or len(vec) <= nnz:
         return vec
-    return dict(sorted(vec.items(), key=lambda kv: (-kv[1], kv[0]))[:nnz])
+    cut = sorted(vec.values(), reverse=True)[nnz - 1]
+    near = {a for a, w in vec.items() if abs(w - cut) <= PRUNE_TIE * cut}
+    above = sorted((a for a, w in vec.items() if w > cut and a not in near), key=vec.get)
+    keep = [*above, *sorted(near)][:nnz]
+    return {a: vec[a] for a in keep}
 
 
 def check_catalog_equals_full_reindex(asif: ASIF) -> None:
