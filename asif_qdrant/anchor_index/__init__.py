@@ -6,7 +6,7 @@ into ASIF sparse vectors. :func:`make_index` builds one by method name, ``"auto"
 fastest path whose recall bar is asserted by the tests (see ``docs/PERFORMANCE.md``):
 
 =================  ===========================================================================
-``exact``          numpy BLAS over an in-memory float32 matrix, sampled-threshold selection
+``exact``          numpy BLAS over an in-memory float32 matrix, argpartition per row
 ``ivf``            two-stage: centroid ranking, then exact scoring of the probed lists
                    (``nprobe`` calibrated on held-out anchors: recall 0.995, cosine 0.9993)
 ``ivf-pca``        the same lists scanned in a PCA space (half the dims), the best ``C``
