@@ -355,7 +355,9 @@ def _exact_sims(m: ModelState, modality: Modality, ids: np.ndarray, query: np.nd
         want = np.asarray(ids, dtype=np.int64)
         pos = np.minimum(np.searchsorted(cids, want), len(cids) - 1)
         if len(cids) and (cids[pos] == want).all():
-            return np.asarray(rows[pos], np.float64) @ q
+            # One dot product per row, as from the store below: a matrix product rounds a
+            # row's sum differently with its place in the matrix, and equal anchors must tie.
+            return np.array([float(np.dot(np.asarray(r, np.float64), q)) for r in rows[pos]])
     coll, vn = m.layout.anchors(modality)
     recs = m.store.retrieve(coll, [int(i) for i in ids], with_vectors=[vn])
     vec = {int(r.id): np.asarray(r.dense[vn], np.float64) for r in recs}
