@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.memory import rss_mb
 from benchmarks.synthetic import clustered_embeddings
 
 __all__ = ["catalog_table", "main", "parse_variant", "worker_catalog"]
@@ -72,20 +73,6 @@ def parse_variant(name: str) -> dict[str, Any]:
     if hit.group(5) is not None:  # prototype: exact rescoring outside the engine
         out.update(candidates=int(hit.group(5)), exact_rescore=True)
     return out
-
-
-def rss_mb() -> tuple[float, float]:
-    """(current, peak) resident set size of this process in MiB (Linux /proc)."""
-    cur = peak = float("nan")
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                cur = int(line.split()[1]) / 1024
-            elif line.startswith("VmHWM:"):
-                peak = int(line.split()[1]) / 1024
-    except OSError:  # pragma: no cover - not Linux
-        pass
-    return cur, peak
 
 
 def _dense_queries(qv: list[Any], n_anchors: int) -> np.ndarray:

@@ -49,6 +49,7 @@ from benchmarks.bandwidth import limit_qps
 from benchmarks.bandwidth import measure as measure_bandwidth
 from benchmarks.catalog import catalog_table, worker_catalog
 from benchmarks.indexes import BASELINE_METHODS, METHODS
+from benchmarks.memory import rss_mb
 from benchmarks.synthetic import clustered_embeddings
 
 #: The old baseline, :func:`asif_qdrant.relative_topk`: it re-normalises every anchor on every
@@ -110,20 +111,6 @@ BATCH1_BUDGET_S = 15.0
 
 
 # -- helpers ---------------------------------------------------------------------------------
-def rss_mb() -> tuple[float, float]:
-    """(current, peak) resident set size of this process in MiB (Linux /proc)."""
-    cur = peak = float("nan")
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                cur = int(line.split()[1]) / 1024
-            elif line.startswith("VmHWM:"):
-                peak = int(line.split()[1]) / 1024
-    except OSError:  # pragma: no cover - not Linux
-        pass
-    return cur, peak
-
-
 def machine() -> dict[str, Any]:
     """Machine, load and library versions."""
     from importlib.metadata import PackageNotFoundError, version
