@@ -85,8 +85,9 @@ class ASIF:
         batch_size: Inputs per encoder forward pass.
         show_progress_bar: Progress bars on long work; ``None`` follows the logger level.
         anchor_search: How a new input finds its ``k`` nearest anchors: ``"auto"`` (an
-            in-memory index kept in step with edits: exact BLAS below 300,000 anchors on a
-            CPU, calibrated IVF above, torch on CUDA; :mod:`asif_qdrant.anchor_index`),
+            in-memory index kept in step with edits, exact: BLAS on a CPU, torch on CUDA;
+            :mod:`asif_qdrant.anchor_index`), ``"ivf"`` / ``"ivf-pca"`` (calibrated,
+            approximate, about 2x faster at 1M anchors),
             ``"qdrant"`` (exact search by the engine, no copy in memory) or a method of
             :data:`asif_qdrant.anchor_index.METHODS` (``"exact"``...). docs/PERFORMANCE.md.
         csa_dim: Enable CSA (docs/METHODS.md) with this many canonical dimensions (at most

@@ -411,15 +411,10 @@ def worker_e2e(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def default_methods() -> list[str]:
-    """The paths ``anchor_search="auto"`` picks on a CPU (below and above
-    :data:`~asif_qdrant.anchor_index.IVF_MIN_ANCHORS`)."""
-    from asif_qdrant.anchor_index import IVF_MIN_ANCHORS, choose_method
+    """The paths ``anchor_search="auto"`` picks on a CPU (at 10 and at 10 million anchors)."""
+    from asif_qdrant.anchor_index import choose_method
 
-    return list(
-        dict.fromkeys(
-            [choose_method(10, device="cpu"), choose_method(IVF_MIN_ANCHORS, device="cpu")]
-        )
-    )
+    return list(dict.fromkeys([choose_method(n, device="cpu") for n in (10, 10**7)]))
 
 
 def smoke(

@@ -4,8 +4,8 @@ Every path is run on the same structured synthetic embeddings (benchmarks.synthe
 mimic the statistics of real MiniLM / EfficientNet embeddings) and compared with the exact
 top-k (tests/anchor_index_checks.py, shared with the benchmark-only indexes' tests in
 tests/benchmarks). Each path's recall bar below is the one docs/PERFORMANCE.md states for it;
-the default paths (``exact`` below IVF_MIN_ANCHORS anchors, ``ivf`` from there on) must reach
-recall@k >= 0.99 and a sparse-vector cosine >= 0.999 (mean over queries).
+the default path (``exact`` on a CPU, at every size) is exact, and the approximate ones must
+reach recall@k >= 0.99 and a sparse-vector cosine >= 0.999 (mean over queries).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 
 from asif_qdrant.anchor_index import (
-    IVF_MIN_ANCHORS,
     METHODS,
     ExactIndex,
     IVFIndex,
@@ -47,7 +46,7 @@ __all__ = ["data", "small"]  # module-scoped fixtures, shared
 RECALL_BAR = {"exact": 1.0, "torch": 1.0, "ivf": 0.99, "ivf-pca": 0.99}
 #: Options of the paths under test: torch on the CPU, ivf-pca's reduced stage at any batch.
 OPTIONS = {"torch": {"device": "cpu"}, "ivf-pca": {"reduced_batch": 10_000}}
-DEFAULTS = sorted({choose_method(10, device="cpu"), choose_method(IVF_MIN_ANCHORS, device="cpu")})
+DEFAULTS = sorted({choose_method(10, device="cpu"), choose_method(10**7, device="cpu")})
 
 
 @pytest.mark.parametrize("method", ["exact", "ivf", "ivf-pca", "torch"])
@@ -159,8 +158,8 @@ def test_relative_vectors_drop_zero_weights():
 
 
 def test_choose_method_and_make_index():
-    assert choose_method(IVF_MIN_ANCHORS - 1, device="cpu") == "exact"
-    assert choose_method(IVF_MIN_ANCHORS, device="cpu") == "ivf"
+    # "auto" is exact on a CPU at every size (the approximate paths are one argument away)
+    assert {choose_method(n, device="cpu") for n in (0, 299_999, 300_000, 10**7)} == {"exact"}
     assert choose_method(10, device="cuda") == "torch"
     for method in METHODS:
         assert make_index(method, device="cpu" if method == "torch" else None).method == method
@@ -191,11 +190,10 @@ def test_errors_name_the_bad_value():
 
 @pytest.mark.slow
 def test_ivf_recall_bar_at_300k_anchors():
-    """The default large-n path at a size where it is the default (slow: ~1-2 minutes)."""
-    anchors, queries = clustered_embeddings(IVF_MIN_ANCHORS + 50_000, 384, n_queries=128, seed=9)
+    """The approximate large-n path at a size where it pays (slow: ~1-2 minutes)."""
+    anchors, queries = clustered_embeddings(350_000, 384, n_queries=128, seed=9)
     true_ids, true_sims = exact_topk(queries, anchors, K)
-    index = make_index("auto", n=len(anchors), device="cpu").build(np.arange(len(anchors)), anchors)
-    assert index.method == "ivf"
+    index = make_index("ivf").build(np.arange(len(anchors)), anchors)
     ids, sims = index.topk(queries, K)
     check_quality("ivf", RECALL_BAR["ivf"], ids, sims, anchors, queries, true_ids, true_sims)
 

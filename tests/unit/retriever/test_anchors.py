@@ -57,7 +57,7 @@ def test_exact_modes_equal_relative_topk(tmp_path: Path, mode: str) -> None:
         if mode == "qdrant":
             assert index is None
         else:
-            assert isinstance(index, ExactIndex)  # "auto" on a CPU below 300k anchors
+            assert isinstance(index, ExactIndex)  # "auto" on a CPU
 
 
 def test_ivf_meets_the_recall_bar_through_asif(tmp_path: Path) -> None:
