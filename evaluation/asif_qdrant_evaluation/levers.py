@@ -51,8 +51,8 @@ __all__ = [
 ]
 
 #: The k and p grids of the sweeps.
-KS: tuple[int, ...] = (10, 25, 50, 100, 200, 400, 800)
-PS: tuple[float, ...] = (1.0, 2.0, 3.0, 4.0, 6.0, 8.0)
+KS: tuple[int, ...] = (10, 25, 50, 100, 200, 300, 400, 800)
+PS: tuple[float, ...] = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0)
 #: Prompt templates without any domain word (``{a}``: the label's article, see ASIF.classify).
 GENERIC_TEMPLATES: tuple[str, ...] = (
     "a photo of {a} {}.",
@@ -382,8 +382,23 @@ def _adjust(ctx: EvalContext, recipes: Sequence[Recipe], strategy: str) -> dict[
     return out
 
 
-#: The candidate defaults: (name, centred, k and p chosen label-free from the anchors).
-#: ``rule``: "paper" (k=800, p=8), "auto" (chosen with no label) or a fixed ``(k, p)``.
+@dataclass(frozen=True)
+class Split:
+    """A candidate with its own ``(k, p)`` for zero-shot classification and for retrieval."""
+
+    zero_shot: Any
+    retrieval: Any
+
+
+#: The best fixed zero-shot setting of the k/p grid on these very tests (picked with their
+#: labels, so an optimistic figure, not a held-out one): every zero-shot row better, mean
+#: +0.05, retrieval untouched (k=800, p=8); its adjust gain is the figure it gives up.
+SPLIT_300_5 = Split((300, 5.0), "paper")
+
+#: The candidate defaults: (name, centred, rule).
+#: ``rule``: "paper" (k=800, p=8), "auto" (chosen with no label), a fixed ``(k, p)``, or a
+#: :class:`Split`: one rule for zero-shot classification (image and prompt vectors are made at
+#: classification time) and another for the stored vectors that retrieval compares.
 CANDIDATES: tuple[tuple[str, bool, Any], ...] = (
     ("today (k=800, p=8)", False, "paper"),
     ("centred", True, "paper"),
@@ -392,6 +407,7 @@ CANDIDATES: tuple[tuple[str, bool, Any], ...] = (
     ("k=200, p=6", False, (200, 6.0)),
     ("k=400, p=4", False, (400, 4.0)),
     ("centred, k=200, p=6", True, (200, 6.0)),
+    ("zero-shot k=300, p=5; search k=800, p=8", False, SPLIT_300_5),
 )
 #: The zero-shot rows and retrieval figures compared (library default strategy).
 ZERO_SHOT = ("tux mean-embedding", "fashion mean-embedding")
@@ -444,7 +460,9 @@ def run_levers(ctx: EvalContext) -> TaskResult:
             grids[(names, centred)] = _tasks(ctx, names, centred)
             chosen[(names, centred)] = select_kp(sub.image, sub.text, centred, seed=cfg.seed)
 
-    def kp(names: tuple[str, ...], centred: bool, rule: Any) -> tuple[int, float]:
+    def kp(names: tuple[str, ...], centred: bool, rule: Any, metric: str = "") -> tuple[int, float]:
+        if isinstance(rule, Split):
+            return kp(names, centred, rule.retrieval if metric in RETRIEVAL else rule.zero_shot)
         if rule == "auto":
             return chosen[(names, centred)][0]
         return (TODAY.k, TODAY.p) if rule == "paper" else rule
@@ -458,7 +476,7 @@ def run_levers(ctx: EvalContext) -> TaskResult:
         for metric in ZERO_SHOT + RETRIEVAL:
             row: list[Any] = [label, metric]
             for cname, centred, auto in CANDIDATES:
-                v = grids[(names, centred)][kp(names, centred, auto)][metric]
+                v = grids[(names, centred)][kp(names, centred, auto, metric)][metric]
                 row.append(v)
                 if metric in ZERO_SHOT:
                     zs_means[cname].append(v)
@@ -556,6 +574,8 @@ def _finish(ctx, variants, grids, chosen, figures, t_defaults, t_centre, t_kp, a
     meets = [c[0] for i, c in enumerate(CANDIDATES) if t_defaults.rows[-1][2 + i] == "yes"]
     best_name = max(means, key=lambda n: means[n])
     _, centred, rule = next(c for c in CANDIDATES if c[0] == best_name)
+    if isinstance(rule, Split):
+        rule = rule.zero_shot  # the prompts table is about zero-shot
     # -- prompts -------------------------------------------------------------------------
     rows: list[list[Any]] = []
     for names in variants:
