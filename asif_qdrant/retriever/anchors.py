@@ -44,6 +44,7 @@ __all__ = [
     "anchor_index",
     "anchor_payloads",
     "check_anchor_search",
+    "classify_kp",
     "close_anchor_indexes",
     "drop_anchor_cache",
     "embed_images",
@@ -310,14 +311,20 @@ def close_anchor_indexes(m: ModelState) -> None:
 
 # -- relative vectors ---------------------------------------------------------------------------
 def relative(
-    m: ModelState, unit: np.ndarray, modality: Modality
+    m: ModelState,
+    unit: np.ndarray,
+    modality: Modality,
+    kp: tuple[int, float] | None = None,
 ) -> tuple[list[SparseVector], np.ndarray]:
     """Sparse vectors of unit embeddings, and each one's boundary (k-th similarity, >= 0).
 
     The boundary is the similarity of the k-th kept anchor clamped at 0, or 0 when fewer
     than k anchors exist: an anchor below it cannot change the vector
-    (:mod:`asif_qdrant.retriever.edits`).
+    (:mod:`asif_qdrant.retriever.edits`). ``kp``: another ``(k, p)`` than the model's (zero-shot
+    classification's own, :func:`classify_kp`); the vectors stored in catalogs always use the
+    model's.
     """
+    k, p = kp or (m.fingerprint.k, m.fingerprint.p)
     coll, vn = m.layout.anchors(modality)
     if len(unit) == 0:
         return [], np.zeros(0, np.float32)
@@ -327,16 +334,15 @@ def relative(
         def rescore(ids: np.ndarray, query: np.ndarray) -> np.ndarray:
             return _exact_sims(m, modality, ids, query)
 
-        return relative_search(index, unit, m.fingerprint.k, m.fingerprint.p, rescore=rescore)
-    k = m.fingerprint.k
+        return relative_search(index, unit, k, p, rescore=rescore)
     out: list[SparseVector] = []
     boundary = np.zeros(len(unit), np.float32)
     for row, hits in enumerate(m.store.query_dense(coll, vn, unit, limit=k + 1)):
         if len(hits) > k and hits[k][1] >= hits[k - 1][1]:
-            hits = _widen_tie(m, coll, vn, unit[row], hits)
+            hits = _widen_tie(m, coll, vn, unit[row], hits, k)
         ids = np.array([[h[0] for h in hits]], dtype=np.int64)
         sims = np.array([[h[1] for h in hits]], dtype=np.float64)
-        kept, weights, b = relative_from_topk(ids, sims, k, m.fingerprint.p)
+        kept, weights, b = relative_from_topk(ids, sims, k, p)
         out += sparse_rows(kept, weights)
         boundary[row] = b[0]
     return out, boundary
@@ -365,10 +371,14 @@ def _exact_sims(m: ModelState, modality: Modality, ids: np.ndarray, query: np.nd
 
 
 def _widen_tie(
-    m: ModelState, coll: str, vn: str, row: np.ndarray, hits: list[tuple[PointId, float]]
+    m: ModelState,
+    coll: str,
+    vn: str,
+    row: np.ndarray,
+    hits: list[tuple[PointId, float]],
+    k: int,
 ) -> list[tuple[PointId, float]]:
     """Every anchor tied with the k-th one: ask the engine for more until the group ends."""
-    k = m.fingerprint.k
     limit = len(hits)
     while len(hits) == limit and hits[-1][1] >= hits[k - 1][1]:
         limit *= 2
@@ -376,21 +386,33 @@ def _widen_tie(
     return hits
 
 
+def classify_kp(m: ModelState) -> tuple[int, float]:
+    """The ``(k, p)`` of zero-shot classification: ``ASIF(classify_k=, classify_p=)``.
+
+    Unset, the model's own ``k`` and ``p``.
+    """
+    fp = m.fingerprint
+    return (fp.classify_k or fp.k, fp.classify_p or fp.p)
+
+
 def relative_from_embeddings(
-    m: ModelState, embeddings: Any, modality: Modality
+    m: ModelState, embeddings: Any, modality: Modality, kp: tuple[int, float] | None = None
 ) -> list[SparseVector]:
     """Relative vectors of precomputed embeddings (see ``ASIF.relative_from_embeddings``)."""
     emb = m.check_embeddings("embeddings", embeddings, modality)
     m.require_anchors()
-    return relative(m, l2_normalize(emb), modality)[0]
+    return relative(m, l2_normalize(emb), modality, kp)[0]
 
 
 def embed_images(
-    m: ModelState, images: Sequence[ImageInput], show_progress_bar: bool | None = None
+    m: ModelState,
+    images: Sequence[ImageInput],
+    show_progress_bar: bool | None = None,
+    kp: tuple[int, float] | None = None,
 ) -> list[SparseVector]:
-    """Sparse relative vectors of images."""
+    """Sparse relative vectors of images (with the model's ``(k, p)`` unless ``kp``)."""
     emb = m.encode(list(images), "image", show_progress_bar)
-    return relative_from_embeddings(m, emb, "image")
+    return relative_from_embeddings(m, emb, "image", kp)
 
 
 def check_texts(texts: Sequence[str], owner: str = "embed_texts") -> list[str]:
@@ -407,11 +429,14 @@ def check_texts(texts: Sequence[str], owner: str = "embed_texts") -> list[str]:
 
 
 def embed_texts(
-    m: ModelState, texts: Sequence[str], show_progress_bar: bool | None = None
+    m: ModelState,
+    texts: Sequence[str],
+    show_progress_bar: bool | None = None,
+    kp: tuple[int, float] | None = None,
 ) -> list[SparseVector]:
-    """Sparse relative vectors of texts."""
+    """Sparse relative vectors of texts (with the model's ``(k, p)`` unless ``kp``)."""
     emb = m.encode(check_texts(texts), "text", show_progress_bar)
-    return relative_from_embeddings(m, emb, "text")
+    return relative_from_embeddings(m, emb, "text", kp)
 
 
 def encode_queries(m: ModelState, queries: list[Any], modality: Modality) -> np.ndarray:

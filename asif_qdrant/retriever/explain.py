@@ -33,7 +33,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from asif_qdrant.errors import CollectionNotFoundError, InvalidInputError, InvalidParameterError
-from asif_qdrant.retriever.anchors import anchor_payloads, embed_images, query_vectors
+from asif_qdrant.retriever.anchors import (
+    anchor_payloads,
+    classify_kp,
+    embed_images,
+    query_vectors,
+)
 from asif_qdrant.retriever.keys import stored_image
 from asif_qdrant.retriever.layout import SPARSE
 from asif_qdrant.retriever.state import ModelState
@@ -550,7 +555,7 @@ def explain_label(
     if isinstance(image, SparseVector):
         ivec = image
     else:
-        (ivec,) = embed_images(m, [image])
+        (ivec,) = embed_images(m, [image], kp=classify_kp(m))
     prompts = prompt_vectors(m, labels, templates, strategy)
     scores, best = _best_prompts(ivec, prompts, len(labels))
     order = [int(j) for j in np.argsort(-scores, kind="stable")]
@@ -648,7 +653,7 @@ def audit_anchors(
     if items and all(isinstance(x, SparseVector) for x in items):
         vecs: list[SparseVector] = list(items)
     else:
-        vecs = embed_images(m, items)
+        vecs = embed_images(m, items, kp=classify_kp(m))
     prompts = prompt_vectors(m, labels, templates, strategy)
     harm: dict[int, float] = {}
     helped: dict[int, float] = {}

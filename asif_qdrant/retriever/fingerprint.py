@@ -65,6 +65,10 @@ class Fingerprint:
         templates: The model's own zero-shot prompt templates, used when a call gives none
             (``ASIF(templates=...)``); None: :data:`~asif_qdrant.retriever.zeroshot.
             DEFAULT_TEMPLATES`. Stores written before this field load with None.
+        classify_k: The ``k`` of zero-shot classification's image and prompt vectors
+            (``ASIF(classify_k=...)``; made at classification time, never stored in a
+            catalog), or None: ``k``. Stores written before this field load with None.
+        classify_p: Likewise its ``p``, or None: ``p``.
         format: Layout version.
     """
 
@@ -85,6 +89,8 @@ class Fingerprint:
     csa_ridge: float = 0.1
     templates: list[str] | None = None
     catalog_nnz: int | None = None
+    classify_k: int | None = None
+    classify_p: float | None = None
     format: int = FORMAT_VERSION
     library: str = "asif-qdrant"
 

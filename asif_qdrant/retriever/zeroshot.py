@@ -53,7 +53,7 @@ from asif_qdrant.errors import (
 from asif_qdrant.fusion import rrf_scores
 from asif_qdrant.relative import l2_normalize
 from asif_qdrant.retriever import writes
-from asif_qdrant.retriever.anchors import embed_images, embed_texts, relative
+from asif_qdrant.retriever.anchors import classify_kp, embed_images, embed_texts, relative
 from asif_qdrant.retriever.anchors import relative_from_embeddings as relative_of
 from asif_qdrant.retriever.crossgap import csa_model
 from asif_qdrant.retriever.layout import SPARSE
@@ -73,6 +73,7 @@ __all__ = [
     "check_strategy",
     "check_templates",
     "classify",
+    "init_classify_kp",
     "init_templates",
     "label_collection",
     "mean_sparse",
@@ -180,6 +181,22 @@ def init_templates(m: ModelState, templates: Sequence[str] | None) -> None:
         writes.write_fingerprint(m)
 
 
+def init_classify_kp(m: ModelState, k: int | None, p: float | None) -> None:
+    """Store zero-shot classification's own ``k`` / ``p`` (validated by ``ASIF``).
+
+    ``None`` keeps the stored value; the model's own ``k`` / ``p`` are stored as None (the
+    same vectors). Written now when the model exists, else with its first anchors.
+    """
+    fp = m.fingerprint
+    new_k = fp.classify_k if k is None else (None if k == fp.k else k)
+    new_p = fp.classify_p if p is None else (None if p == fp.p else float(p))
+    if (new_k, new_p) == (fp.classify_k, fp.classify_p):
+        return
+    fp.classify_k, fp.classify_p = new_k, new_p
+    if m.store.has_collection(m.layout.meta):
+        writes.write_fingerprint(m)
+
+
 def article(label: str) -> str:
     """The article ``{a}`` puts before ``label``: ``"a"``, ``"an"`` or ``""`` (none).
 
@@ -243,6 +260,9 @@ def label_collection(
     One point per prompt for ``max``, one per label (its templates combined) otherwise.
     """
     key_parts: list[Any] = [labels, templates, m.fingerprint.anchor_version]
+    kp = classify_kp(m)
+    if kp != (m.fingerprint.k, m.fingerprint.p):
+        key_parts.append(list(kp))  # the model's own (k, p) keep the keys of earlier caches
     if strategy != "max" and len(templates) > 1:
         key_parts.append(strategy)
     else:
@@ -255,7 +275,7 @@ def label_collection(
     texts = _prompts(labels, templates)
     points: list[tuple[dict[str, Any], SparseVector]]
     if strategy == "max":
-        vecs = embed_texts(m, texts)
+        vecs = embed_texts(m, texts, kp=kp)
         points = [
             (
                 {
@@ -274,9 +294,9 @@ def label_collection(
         n_t = len(templates)
         if strategy == "mean-embedding":
             emb = l2_normalize(m.encode(texts, "text"))
-            vecs = relative_of(m, emb.reshape(len(labels), n_t, -1).mean(axis=1), "text")
+            vecs = relative_of(m, emb.reshape(len(labels), n_t, -1).mean(axis=1), "text", kp)
         else:
-            each = embed_texts(m, texts)
+            each = embed_texts(m, texts, kp=kp)
             vecs = [mean_sparse(each[j * n_t : (j + 1) * n_t]) for j in range(len(labels))]
         points = [
             (
@@ -381,7 +401,7 @@ def _asif_scores(
     if all(isinstance(x, SparseVector) for x in items):
         vecs: list[SparseVector] = list(items)
     else:
-        vecs = embed_images(m, items)
+        vecs = embed_images(m, items, kp=classify_kp(m))
     n_prompts = m.store.count(coll)
     res = m.store.query_sparse(coll, SPARSE, vecs, n_prompts, with_payload=True)
     scores = np.zeros((len(vecs), len(labels)), dtype=np.float32)
@@ -437,7 +457,7 @@ def _csa_scores(
             lab = l2_normalize(t.reshape(len(labels), len(templates), -1).mean(axis=1))
         scores = q @ lab.astype(np.float64).T
     if method == "hybrid":
-        vecs = relative(m, unit, "image")[0]
+        vecs = relative(m, unit, "image", classify_kp(m))[0]
         asif_scores = _asif_scores(m, vecs, labels, templates, strategy)[1]
         # Ranks from 0 = best; ties broken by the label order, deterministically.
         scores = rrf_scores(asif_scores, scores)

@@ -147,3 +147,16 @@ def test_cli_template_help_names_the_article_slot() -> None:
     out = CliRunner().invoke(main, ["classify", "--help"])
     assert out.exit_code == 0
     assert "{a}" in out.output and "a photo of {a} {}." in " ".join(out.output.split())
+
+
+def test_classify_k_and_p_persist_across_reopen(tmp_path: Path) -> None:
+    with _model(tmp_path, classify_k=2, classify_p=3.0) as asif:
+        vecs = _anchor(asif)
+        before = asif.classify_scores(vecs, README_LABELS)
+    with _model(tmp_path) as asif:  # reopened without them: the stored ones
+        assert (asif.fingerprint.classify_k, asif.fingerprint.classify_p) == (2, 3.0)
+        np.testing.assert_allclose(asif.classify_scores(vecs, README_LABELS), before, atol=1e-6)
+    with _model(tmp_path, classify_k=3, classify_p=8.0):  # the model's own k, p: unset again
+        pass
+    with _model(tmp_path) as asif:
+        assert (asif.fingerprint.classify_k, asif.fingerprint.classify_p) == (None, None)

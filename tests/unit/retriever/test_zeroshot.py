@@ -29,39 +29,48 @@ def unit(x: np.ndarray) -> np.ndarray:
     return x / np.linalg.norm(x, axis=-1, keepdims=True)
 
 
-def relative(q: np.ndarray, anchors: np.ndarray) -> np.ndarray:
+def relative(q: np.ndarray, anchors: np.ndarray, k: int = K, p: float = P) -> np.ndarray:
     """The paper's recipe in plain numpy: dense (n_queries, n_anchors)."""
     sims = unit(q) @ unit(anchors).T
     out = np.zeros_like(sims)
     for r, row in enumerate(sims):
-        top = np.argsort(-row, kind="stable")[:K]
-        out[r, top] = np.clip(row[top], 0, None) ** P
+        top = np.argsort(-row, kind="stable")[:k]
+        out[r, top] = np.clip(row[top], 0, None) ** p
     return unit(out)
 
 
-@pytest.fixture
-def model(store: Store) -> tuple[ASIF, np.ndarray, np.ndarray, list[np.ndarray]]:
+def build(store: Store, **options) -> tuple[ASIF, np.ndarray, np.ndarray, list[np.ndarray]]:
     img_enc, txt_enc = ColorImageEncoder(), HashTextEncoder()
     anchor_images = [swatch(RGB[c], 10 * j + i) for i, c in enumerate(LABELS) for j in range(4)]
     captions = [
         f"{w} {c} no. {3 * i + j}" for i, c in enumerate(LABELS) for j, w in enumerate(WORDS)
     ]
-    asif = ASIF(store=store, k=K, p=P, image_encoder=img_enc, text_encoder=txt_enc)
+    asif = ASIF(store=store, k=K, p=P, image_encoder=img_enc, text_encoder=txt_enc, **options)
     asif.add_anchors(anchor_images, captions)
     queries = [swatch(RGB[c], 500 + i) for i, c in enumerate(LABELS * 2)]
     return asif, img_enc.embed(anchor_images), txt_enc.embed(captions), queries
 
 
+@pytest.fixture
+def model(store: Store) -> tuple[ASIF, np.ndarray, np.ndarray, list[np.ndarray]]:
+    return build(store)
+
+
 def expected_scores(
-    strategy: str, anchors_img: np.ndarray, anchors_txt: np.ndarray, queries: list[np.ndarray]
+    strategy: str,
+    anchors_img: np.ndarray,
+    anchors_txt: np.ndarray,
+    queries: list[np.ndarray],
+    k: int = K,
+    p: float = P,
 ) -> np.ndarray:
     txt_enc = HashTextEncoder()
-    img = relative(ColorImageEncoder().embed(queries), anchors_img)
+    img = relative(ColorImageEncoder().embed(queries), anchors_img, k, p)
     prompts = [t.format(lab) for lab in LABELS for t in TEMPLATES]
     emb = txt_enc.embed(prompts).reshape(len(LABELS), len(TEMPLATES), -1)
     if strategy == "mean-embedding":
-        return img @ relative(emb.mean(axis=1), anchors_txt).T
-    rel = relative(emb.reshape(len(prompts), -1), anchors_txt).reshape(
+        return img @ relative(emb.mean(axis=1), anchors_txt, k, p).T
+    rel = relative(emb.reshape(len(prompts), -1), anchors_txt, k, p).reshape(
         len(LABELS), len(TEMPLATES), -1
     )
     if strategy == "mean-relative":
@@ -77,6 +86,37 @@ def test_classify_scores_equal_numpy_for_every_strategy(model, strategy: str) ->
     want = expected_scores(strategy, a_img, a_txt, queries)
     np.testing.assert_allclose(scores, want, atol=2e-5)
     assert predicted == [LABELS[j] for j in np.argmax(want, axis=1)]
+
+
+def test_classify_k_and_p_are_classification_own_and_leave_search_alone(store: Store) -> None:
+    """``ASIF(classify_k=, classify_p=)``: image and prompt vectors of classify use them."""
+    asif, a_img, a_txt, queries = build(store, classify_k=4, classify_p=2.0)
+    assert (asif.fingerprint.classify_k, asif.fingerprint.classify_p) == (4, 2.0)
+    for strategy in TEMPLATE_STRATEGIES:
+        got = asif.classify_scores(queries, LABELS, templates=TEMPLATES, template_strategy=strategy)
+        want = expected_scores(strategy, a_img, a_txt, queries, k=4, p=2.0)
+        np.testing.assert_allclose(got, want, atol=2e-5)
+        paper = expected_scores(strategy, a_img, a_txt, queries)
+        assert not np.allclose(got, paper, atol=1e-3)  # not the model's own k and p
+    # search (and what catalogs store) keeps the model's k and p
+    (vec,) = asif.embed_images(queries[:1])
+    dense = np.zeros(len(a_img))
+    dense[vec.indices] = vec.values
+    np.testing.assert_allclose(
+        dense, relative(ColorImageEncoder().embed(queries[:1]), a_img)[0], atol=2e-6
+    )
+    assert len(vec.indices) == K
+
+
+def test_classify_k_and_p_are_checked_and_the_model_own_are_stored_as_unset(
+    store: Store,
+) -> None:
+    with pytest.raises(InvalidParameterError, match=r"'classify_k' parameter of ASIF.*>= 1"):
+        ASIF(store=store, classify_k=0, image_encoder=ColorImageEncoder())
+    with pytest.raises(InvalidParameterError, match=r"'classify_p' parameter of ASIF"):
+        ASIF(store=store, classify_p=-1.0, image_encoder=ColorImageEncoder())
+    asif, *_ = build(store, classify_k=K, classify_p=P)
+    assert (asif.fingerprint.classify_k, asif.fingerprint.classify_p) == (None, None)
 
 
 def test_strategies_differ_and_the_default_is_mean_embedding(model) -> None:
