@@ -107,6 +107,25 @@ def test_library_path_equals_numpy_recipe(world: dict, k: int) -> None:
     assert check["same_argmax"] and check["max_abs_diff"] < 1e-5
 
 
+def test_pruned_catalogs_leave_classification_and_its_check_alone(world: dict) -> None:
+    """``catalog_nnz`` prunes catalogs, not label prompts: classify equals the full recipe,
+    and the evaluation's own scoring (its check) agrees with ASIF.classify."""
+    lib = METHODS["asif-pruned"](world["context"]).fit(world["anchors"], k=200, p=8.0)
+    ref = METHODS["numpy"](world["context"]).fit(world["anchors"], k=200, p=8.0)
+    before = len(world["context"].checks)
+    try:
+        assert lib.asif.fingerprint.catalog_nnz is not None
+        for strategy in STRATEGIES:
+            a = lib.classification_scores(world["images"], world["prompts"], strategy)
+            b = ref.classification_scores(world["images"], world["prompts"], strategy)
+            np.testing.assert_allclose(a, b, atol=1e-6)
+    finally:
+        lib.close()
+    checks = world["context"].checks[before:]
+    assert len(checks) == len(STRATEGIES)
+    assert all(c["same_argmax"] and c["max_abs_diff"] < 1e-5 for c in checks)
+
+
 def test_duplicate_anchors_tie_the_same_way_on_both_paths(world: dict) -> None:
     # Rows 40..49 repeat rows 0..9: every similarity to them ties exactly with the original,
     # and both paths keep the lower row at the k-th place.
