@@ -903,13 +903,13 @@ class _AsifFitted(FittedMethod):
     def _own_scores(self, img_vecs: Sequence[Any], prompts: PromptSet, strategy: str) -> np.ndarray:
         """Zero-shot scores from the model's relative vectors, combined here per strategy."""
         n_labels, n_templates, dim = prompts.embeddings.shape
-        mean = _unit(prompts.embeddings.mean(axis=1)).astype(np.float32)
-        if strategy == "mean-embedding" and self.asif.fingerprint.catalog_nnz is not None:
-            # A pruned catalog would score the labels with part of their weights; classify
-            # compares full prompt vectors (its label collections are never pruned).
-            txt = self._dense(self.asif.relative_from_embeddings(mean, "text"))
-            return self._dense(img_vecs) @ txt.T
         if strategy == "mean-embedding":
+            mean = _unit(prompts.embeddings.mean(axis=1)).astype(np.float32)
+            if self.asif.fingerprint.catalog_nnz is not None:
+                # A pruned catalog would score the labels with part of their weights; classify
+                # compares full prompt vectors (its label collections are never pruned).
+                txt = self._dense(self.asif.relative_from_embeddings(mean, "text"))
+                return self._dense(img_vecs) @ txt.T
             # The mean prompt embedding is indexed as a catalog and queried: all in Qdrant.
             coll = self._new_collection()
             self.asif.index_embeddings(
