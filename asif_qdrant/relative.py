@@ -24,13 +24,26 @@ Example:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TypeAlias
+
 import numpy as np
 
-from asif_qdrant.errors import InvalidInputError, check_int, check_matrix, check_real
+from asif_qdrant.errors import (
+    InvalidInputError,
+    InvalidParameterError,
+    check_int,
+    check_matrix,
+    check_real,
+)
 from asif_qdrant.types import SparseVector
 
 __all__ = [
+    "Power",
+    "Spread",
+    "check_power",
     "l2_normalize",
+    "power_for_spread",
     "relative_from_topk",
     "relative_topk",
     "relative_weights",
@@ -58,7 +71,110 @@ def l2_normalize(x: np.ndarray) -> np.ndarray:
     return x / np.where(norms > 0, norms, 1.0).astype(np.float32)
 
 
-def relative_weights(similarities: np.ndarray, p: float = 8.0) -> np.ndarray:
+@dataclass(frozen=True)
+class Spread:
+    """A power chosen per vector: its weights spread over ``fraction`` of its kept anchors.
+
+    Instead of one ``p`` for every vector, each vector gets the ``p`` at which the
+    perplexity of its weights (``exp`` of their entropy, normalised to sum 1: the effective
+    number of anchors they spread over) is ``fraction`` times its number of kept anchors
+    (``min(k, anchors)``). A query whose similarities fall off fast (close to a few anchors)
+    gets a low ``p``, one whose similarities crowd together a high one, so every vector
+    spreads over about as many anchors. ``p`` is searched in ``[P_MIN, P_MAX]``
+    (:func:`power_for_spread`).
+
+    Used by zero-shot classification (``ASIF(classify_spread=...)``), never by the vectors
+    stored in catalogs.
+
+    Example:
+        >>> Spread(0.25)
+        Spread(fraction=0.25)
+    """
+
+    fraction: float
+
+    #: The bounds of the per-vector ``p``.
+    P_MIN = 0.25
+    P_MAX = 64.0
+    #: Bisection steps (the ``p`` found is within ``(P_MAX - P_MIN) / 2**STEPS``).
+    STEPS = 40
+
+
+#: The exponent of the recipe: one ``p`` (> 0) for every vector, or :class:`Spread`.
+Power: TypeAlias = "float | Spread"
+
+
+def check_power(name: str, owner: str, p: Power) -> Power:
+    """``p`` validated: a real > 0, or a :class:`Spread` whose fraction is in (0, 1].
+
+    Example:
+        >>> check_power("p", "f", 2), check_power("p", "f", Spread(0.5))
+        (2.0, Spread(fraction=0.5))
+    """
+    if isinstance(p, Spread):
+        fraction = check_real(f"{name}.fraction", owner, p.fraction, greater_than=0)
+        if fraction > 1:
+            raise InvalidParameterError(
+                f"The '{name}' parameter of {owner} must spread over a fraction in (0, 1] of "
+                f"the kept anchors; got {fraction!r}."
+            )
+        return Spread(fraction)
+    return check_real(name, owner, p, greater_than=0)
+
+
+def power_for_spread(similarities: np.ndarray, spread: Spread) -> np.ndarray:
+    """Each row's ``p`` under :class:`Spread`: the perplexity of its weights is the target.
+
+    The target is ``spread.fraction`` times the row's length (its kept anchors); a row's
+    weights are its similarities clamped at 0 and scaled by their largest, to the power
+    ``p``. Their perplexity falls as ``p`` grows, from the number of positive similarities
+    (``p`` -> 0) to the number tied at the top; ``p`` is found by :attr:`Spread.STEPS`
+    bisection steps in ``[P_MIN, P_MAX]`` (the bound when the target is out of reach), in
+    float64, the same on every machine for the same similarities.
+
+    Args:
+        similarities: ``(m, k)`` kept similarities.
+        spread: The rule.
+
+    Returns:
+        ``(m,)`` float64 exponents.
+
+    Example:
+        >>> s = np.array([[0.9, 0.5, 0.4, 0.3], [0.9, 0.89, 0.88, 0.87]])
+        >>> p = power_for_spread(s, Spread(0.5))  # 2 of 4 anchors, effectively
+        >>> [round(float(x), 2) for x in p]
+        [3.2, 64.0]
+    """
+    s = np.clip(np.atleast_2d(np.asarray(similarities, dtype=np.float64)), 0.0, None)
+    target = spread.fraction * s.shape[1]
+    top = s.max(axis=1, keepdims=True) if s.shape[1] else np.ones((len(s), 1))
+    with np.errstate(divide="ignore"):
+        logs = np.log(s / np.where(top > 0, top, 1.0))  # <= 0; -inf where s == 0
+    pos = np.isfinite(logs)
+    logs0 = np.where(pos, logs, 0.0)
+
+    def perplexity(p: np.ndarray) -> np.ndarray:
+        a = p[:, None] * logs0  # log of the unnormalised weights (the top one is 0)
+        w = np.where(pos, np.exp(a), 0.0)
+        total = w.sum(axis=1)
+        safe = np.where(total > 0, total, 1.0)
+        return np.exp(np.log(safe) - (w * a).sum(axis=1) / safe)
+
+    lo = np.full(len(s), Spread.P_MIN)
+    hi = np.full(len(s), Spread.P_MAX)
+    for _ in range(Spread.STEPS):
+        mid = (lo + hi) / 2
+        wide = perplexity(mid) > target  # still spread over too many: raise p
+        lo = np.where(wide, mid, lo)
+        hi = np.where(wide, hi, mid)
+    out = (lo + hi) / 2
+    # out of reach: the bound itself
+    out[perplexity(np.full(len(s), Spread.P_MIN)) <= target] = Spread.P_MIN
+    out[perplexity(np.full(len(s), Spread.P_MAX)) >= target] = Spread.P_MAX
+    return out
+
+
+def relative_weights(similarities: np.ndarray, p: Power = 8.0) -> np.ndarray:
     """Turn kept top-k similarities into ASIF weights: clamp at 0, power ``p``, L2-normalise.
 
     This is the one place where the weights are computed (through
@@ -66,7 +182,7 @@ def relative_weights(similarities: np.ndarray, p: float = 8.0) -> np.ndarray:
 
     Args:
         similarities: ``(m, k)`` or ``(k,)`` cosine similarities.
-        p: The exponent, > 0.
+        p: The exponent, > 0, or a :class:`Spread` (a ``p`` per row).
 
     Returns:
         ``float32`` weights of the same shape; rows are unit norm unless all their
@@ -78,19 +194,21 @@ def relative_weights(similarities: np.ndarray, p: float = 8.0) -> np.ndarray:
         >>> relative_weights(np.array([0.1, 0.09]), p=400.0)[0]  # no underflow to zero
         np.float32(1.0)
     """
-    p = check_real("p", "relative_weights", p, greater_than=0)
+    p = check_power("p", "relative_weights", p)
     s = np.clip(np.asarray(similarities, dtype=np.float64), 0.0, None)
     # float64, and each row scaled by its largest similarity first (the normalisation
     # cancels the scale): s**p of small similarities would underflow, float32 at p=8 and
     # even float64 at large p (0.1**400), leaving a row of zeros that matches nothing.
     top = s.max(axis=-1, keepdims=True) if s.shape[-1] else np.ones((*s.shape[:-1], 1))
+    if isinstance(p, Spread):
+        p = power_for_spread(s, p).reshape(*s.shape[:-1], 1)
     w = np.power(s / np.where(top > 0, top, 1.0), p)
     norms = np.linalg.norm(w, axis=-1, keepdims=True)
     return (w / np.where(norms > 0, norms, 1.0)).astype(np.float32)
 
 
 def relative_from_topk(
-    ids: np.ndarray, similarities: np.ndarray, k: int, p: float
+    ids: np.ndarray, similarities: np.ndarray, k: int, p: Power
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The ASIF recipe on candidate anchors: top-k, clamp, power ``p``, L2-normalise.
 
@@ -104,7 +222,7 @@ def relative_from_topk(
         ids: ``(m, c)`` candidate anchor ids of ``m`` queries (any order).
         similarities: ``(m, c)`` their cosine similarities (float32 or float64).
         k: How many to keep, >= 1 (``min(k, c)`` are kept).
-        p: The exponent, > 0.
+        p: The exponent, > 0, or a :class:`Spread`.
 
     Returns:
         ``(ids, weights, boundary)``: ``int64`` ids and ``float32`` weights, both

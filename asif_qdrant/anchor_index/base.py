@@ -32,9 +32,14 @@ from asif_qdrant.errors import (
     InvalidInputError,
     check_int,
     check_matrix,
-    check_real,
 )
-from asif_qdrant.relative import l2_normalize, relative_from_topk, sparse_rows
+from asif_qdrant.relative import (
+    Power,
+    check_power,
+    l2_normalize,
+    relative_from_topk,
+    sparse_rows,
+)
 from asif_qdrant.types import SparseVector
 
 __all__ = [
@@ -330,7 +335,7 @@ def relative_search(
     index: AnchorIndex,
     queries: Any,
     k: int,
-    p: float = 8.0,
+    p: Power = 8.0,
     *,
     rescore: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
 ) -> tuple[list[SparseVector], np.ndarray]:
@@ -348,7 +353,7 @@ def relative_search(
         index: The anchor index.
         queries: ``(m, d)`` query embeddings.
         k: Anchors kept per vector, >= 1.
-        p: The exponent, > 0.
+        p: The exponent, > 0, or a :class:`~asif_qdrant.relative.Spread`.
         rescore: ``rescore(ids, query) -> float64 similarities`` of one query with some
             anchors (optional).
 
@@ -364,7 +369,7 @@ def relative_search(
         ([10, 11], [0.447])
     """
     k = check_int("k", "relative_search", k, minimum=1)
-    p = check_real("p", "relative_search", p, greater_than=0)
+    p = check_power("p", "relative_search", p)
     n = len(index)
     m = len(queries)
     boundary = np.zeros(m, np.float32)
@@ -411,7 +416,7 @@ def _pad_columns(x: np.ndarray, width: int, fill: float) -> np.ndarray:
 
 
 def relative_vectors(
-    index: AnchorIndex, embeddings: Any, k: int, p: float = 8.0
+    index: AnchorIndex, embeddings: Any, k: int, p: Power = 8.0
 ) -> list[SparseVector]:
     """ASIF relative vectors of ``embeddings`` over the anchors of ``index``.
 
@@ -428,7 +433,7 @@ def relative_vectors(
         ([10, 11], [0.894, 0.447])
     """
     k = check_int("k", "relative_vectors", k, minimum=1)
-    p = check_real("p", "relative_vectors", p, greater_than=0)
+    p = check_power("p", "relative_vectors", p)
     ids, sims = index.topk(embeddings, k)
     kept, weights, _ = relative_from_topk(ids, sims, k, p)
     return sparse_rows(kept, weights)

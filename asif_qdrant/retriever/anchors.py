@@ -33,7 +33,7 @@ from asif_qdrant.anchor_index import (
     relative_search,
 )
 from asif_qdrant.errors import InvalidInputError, InvalidParameterError, is_blank
-from asif_qdrant.relative import l2_normalize, relative_from_topk, sparse_rows
+from asif_qdrant.relative import Power, Spread, l2_normalize, relative_from_topk, sparse_rows
 from asif_qdrant.retriever.state import ModelState
 from asif_qdrant.store.base import PointId
 from asif_qdrant.types import ImageInput, Modality, SparseVector
@@ -50,6 +50,7 @@ __all__ = [
     "embed_images",
     "embed_texts",
     "encode_queries",
+    "kp_key",
     "list_anchors",
     "query_vectors",
     "relative",
@@ -314,7 +315,7 @@ def relative(
     m: ModelState,
     unit: np.ndarray,
     modality: Modality,
-    kp: tuple[int, float] | None = None,
+    kp: tuple[int, Power] | None = None,
 ) -> tuple[list[SparseVector], np.ndarray]:
     """Sparse vectors of unit embeddings, and each one's boundary (k-th similarity, >= 0).
 
@@ -386,17 +387,30 @@ def _widen_tie(
     return hits
 
 
-def classify_kp(m: ModelState) -> tuple[int, float]:
-    """The ``(k, p)`` of zero-shot classification: ``ASIF(classify_k=, classify_p=)``.
+def classify_kp(m: ModelState) -> tuple[int, Power]:
+    """The ``(k, p)`` of zero-shot classification (``ASIF(classify_k=, classify_p=, ...)``).
 
-    Unset, the model's own ``k`` and ``p``.
+    ``k``: ``classify_k``, else the model's. ``p``: ``classify_p`` when set, else
+    :class:`~asif_qdrant.relative.Spread` of ``classify_spread`` (the default), else the
+    model's ``p``.
     """
     fp = m.fingerprint
-    return (fp.classify_k or fp.k, fp.classify_p or fp.p)
+    k = fp.classify_k or fp.k
+    if fp.classify_p is not None:
+        return (k, fp.classify_p)
+    if fp.classify_spread is not None:
+        return (k, Spread(fp.classify_spread))
+    return (k, fp.p)
+
+
+def kp_key(kp: tuple[int, Power]) -> list[Any]:
+    """A JSON form of ``(k, p)`` for cache keys: ``[k, p]`` or ``[k, {"spread": fraction}]``."""
+    k, p = kp
+    return [k, {"spread": p.fraction} if isinstance(p, Spread) else p]
 
 
 def relative_from_embeddings(
-    m: ModelState, embeddings: Any, modality: Modality, kp: tuple[int, float] | None = None
+    m: ModelState, embeddings: Any, modality: Modality, kp: tuple[int, Power] | None = None
 ) -> list[SparseVector]:
     """Relative vectors of precomputed embeddings (see ``ASIF.relative_from_embeddings``)."""
     emb = m.check_embeddings("embeddings", embeddings, modality)
@@ -408,7 +422,7 @@ def embed_images(
     m: ModelState,
     images: Sequence[ImageInput],
     show_progress_bar: bool | None = None,
-    kp: tuple[int, float] | None = None,
+    kp: tuple[int, Power] | None = None,
 ) -> list[SparseVector]:
     """Sparse relative vectors of images (with the model's ``(k, p)`` unless ``kp``)."""
     emb = m.encode(list(images), "image", show_progress_bar)
@@ -432,7 +446,7 @@ def embed_texts(
     m: ModelState,
     texts: Sequence[str],
     show_progress_bar: bool | None = None,
-    kp: tuple[int, float] | None = None,
+    kp: tuple[int, Power] | None = None,
 ) -> list[SparseVector]:
     """Sparse relative vectors of texts (with the model's ``(k, p)`` unless ``kp``)."""
     emb = m.encode(check_texts(texts), "text", show_progress_bar)

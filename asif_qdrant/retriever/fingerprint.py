@@ -21,10 +21,13 @@ from typing import Any, Literal
 
 from asif_qdrant.errors import FingerprintMismatchError
 
-__all__ = ["FORMAT_VERSION", "Fingerprint"]
+__all__ = ["DEFAULT_CLASSIFY_SPREAD", "FORMAT_VERSION", "Fingerprint"]
 
 #: Version of the stored layout; bumped when the collections change incompatibly.
 FORMAT_VERSION = 1
+#: Zero-shot classification's default: each image and prompt vector gets the ``p`` at which
+#: its weights spread over a quarter of its kept anchors (docs/RESULTS.md, "levers").
+DEFAULT_CLASSIFY_SPREAD = 0.3
 
 
 @dataclass
@@ -68,7 +71,13 @@ class Fingerprint:
         classify_k: The ``k`` of zero-shot classification's image and prompt vectors
             (``ASIF(classify_k=...)``; made at classification time, never stored in a
             catalog), or None: ``k``. Stores written before this field load with None.
-        classify_p: Likewise its ``p``, or None: ``p``.
+        classify_p: A fixed ``p`` for zero-shot classification, or None: the spread rule
+            (``classify_spread``), else ``p``. Stores written before ``classify_spread``
+            existed load it as None, and so get the spread rule.
+        classify_spread: The default ``p`` rule of zero-shot classification: a ``p`` per
+            vector, at which its weights spread over this fraction of its kept anchors
+            (:class:`asif_qdrant.relative.Spread`), or None: ``p``. Stores written before
+            this field load with :data:`DEFAULT_CLASSIFY_SPREAD`.
         format: Layout version.
     """
 
@@ -91,6 +100,7 @@ class Fingerprint:
     catalog_nnz: int | None = None
     classify_k: int | None = None
     classify_p: float | None = None
+    classify_spread: float | None = DEFAULT_CLASSIFY_SPREAD
     format: int = FORMAT_VERSION
     library: str = "asif-qdrant"
 

@@ -53,7 +53,13 @@ from asif_qdrant.errors import (
 from asif_qdrant.fusion import rrf_scores
 from asif_qdrant.relative import l2_normalize
 from asif_qdrant.retriever import writes
-from asif_qdrant.retriever.anchors import classify_kp, embed_images, embed_texts, relative
+from asif_qdrant.retriever.anchors import (
+    classify_kp,
+    embed_images,
+    embed_texts,
+    kp_key,
+    relative,
+)
 from asif_qdrant.retriever.anchors import relative_from_embeddings as relative_of
 from asif_qdrant.retriever.crossgap import csa_model
 from asif_qdrant.retriever.layout import SPARSE
@@ -181,18 +187,26 @@ def init_templates(m: ModelState, templates: Sequence[str] | None) -> None:
         writes.write_fingerprint(m)
 
 
-def init_classify_kp(m: ModelState, k: int | None, p: float | None) -> None:
-    """Store zero-shot classification's own ``k`` / ``p`` (validated by ``ASIF``).
+def init_classify_kp(
+    m: ModelState, k: int | None, p: float | None, spread: float | None = None
+) -> None:
+    """Store zero-shot classification's own ``k``, ``p`` or spread (validated by ``ASIF``).
 
-    ``None`` keeps the stored value; the model's own ``k`` / ``p`` are stored as None (the
-    same vectors). Written now when the model exists, else with its first anchors.
+    ``None`` keeps the stored value; the model's own ``k`` is stored as None (the same
+    vectors). A ``p`` is stored as given (it replaces the spread rule: ``p`` equal to the
+    model's gives the paper's classification); a ``spread`` replaces a stored ``p``. Written
+    now when the model exists, else with its first anchors.
     """
     fp = m.fingerprint
     new_k = fp.classify_k if k is None else (None if k == fp.k else k)
-    new_p = fp.classify_p if p is None else (None if p == fp.p else float(p))
-    if (new_k, new_p) == (fp.classify_k, fp.classify_p):
+    new_p, new_spread = fp.classify_p, fp.classify_spread
+    if p is not None:
+        new_p = float(p)
+    if spread is not None:
+        new_p, new_spread = None, float(spread)
+    if (new_k, new_p, new_spread) == (fp.classify_k, fp.classify_p, fp.classify_spread):
         return
-    fp.classify_k, fp.classify_p = new_k, new_p
+    fp.classify_k, fp.classify_p, fp.classify_spread = new_k, new_p, new_spread
     if m.store.has_collection(m.layout.meta):
         writes.write_fingerprint(m)
 
@@ -262,7 +276,7 @@ def label_collection(
     key_parts: list[Any] = [labels, templates, m.fingerprint.anchor_version]
     kp = classify_kp(m)
     if kp != (m.fingerprint.k, m.fingerprint.p):
-        key_parts.append(list(kp))  # the model's own (k, p) keep the keys of earlier caches
+        key_parts.append(kp_key(kp))  # the model's own (k, p) keep the keys of earlier caches
     if strategy != "max" and len(templates) > 1:
         key_parts.append(strategy)
     else:

@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from asif_qdrant.errors import InvalidParameterError, check_int, check_real
+from asif_qdrant.relative import Spread, check_power
+from asif_qdrant.retriever.fingerprint import DEFAULT_CLASSIFY_SPREAD
 
 __all__ = ["EvalConfig"]
 
@@ -42,6 +44,8 @@ class EvalConfig:
         text_encoder: Short name of the text encoder (``minilm``, ``mpnet``).
         k: Anchors kept per relative vector.
         p: Exponent of the relative weights.
+        classify_spread: Zero-shot classification's spread rule (the library's default,
+            ``ASIF(classify_spread=...)``), or None: classification with ``p``, the paper's.
         pools: Anchor pools to mix (``tuxpaint``, ``openclipart``, ``emoji``); missing ones
             are left out and the report says which were used.
         tuxpaint_limit: Use only this many Tux Paint stamps (spread evenly); ``None``: all.
@@ -78,6 +82,7 @@ class EvalConfig:
     text_encoder: str = "minilm"
     k: int = 800
     p: float = 8.0
+    classify_spread: float | None = DEFAULT_CLASSIFY_SPREAD
     pools: tuple[str, ...] = ("tuxpaint", "openclipart", "emoji")
     tuxpaint_limit: int | None = None
     openclipart_limit: int | None = 1500
@@ -118,6 +123,8 @@ class EvalConfig:
     def __post_init__(self) -> None:
         check_int("k", "EvalConfig", self.k, minimum=1)
         check_real("p", "EvalConfig", self.p, greater_than=0)
+        if self.classify_spread is not None:
+            check_power("classify_spread", "EvalConfig", Spread(self.classify_spread))
         check_int("folds", "EvalConfig", self.folds, minimum=2)
         for name in ("adjust_pairs", "adjust_trials", "scaling_repeats", "rrf_k"):
             check_int(name, "EvalConfig", getattr(self, name), minimum=1)

@@ -255,6 +255,7 @@ class EvalContext:
                     "csa_dim": self.config.csa_dim,
                     "csa_ridge": self.config.csa_ridge,
                     "rrf_k": self.config.rrf_k,
+                    "classify_spread": self.config.classify_spread,
                 },
             )
         )

@@ -58,6 +58,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from asif_qdrant.errors import InvalidParameterError
 from asif_qdrant.fusion import DEFAULT_RRF_K, rrf_scores
+from asif_qdrant.relative import Spread
 from asif_qdrant.retriever.catalogs import PRUNED_CATALOG_NNZ
 from asif_qdrant.retriever.search import TWO_STAGE_CANDIDATES, TWO_STAGE_QUERY_NNZ
 
@@ -209,7 +210,8 @@ class MethodContext:
         workdir: Where methods may write (embedded Qdrant folders); a temporary folder when
             ``None``.
         checks: Where methods record consistency checks (library vs own scoring).
-        options: Method settings besides k and p: ``csa_dim``, ``csa_ridge``, ``rrf_k``.
+        options: Method settings besides k and p: ``csa_dim``, ``csa_ridge``, ``rrf_k``,
+            ``classify_spread`` (zero-shot classification's spread rule; unset: ``p``).
     """
 
     image_encoder: Any = None
@@ -255,6 +257,10 @@ class FittedMethod(ABC):
         self.anchors = anchors
         self.k = k
         self.p = p
+        spread = method.context.options.get("classify_spread")
+        #: The ``p`` of zero-shot classification: the library's spread rule when the
+        #: context sets ``classify_spread`` (``ASIF(classify_spread=...)``), else ``p``.
+        self.classify_p: float | Spread = p if spread is None else Spread(float(spread))
 
     @abstractmethod
     def retrieval_scores(
@@ -382,6 +388,47 @@ def _exact_ties(sims: np.ndarray, q: np.ndarray, a: np.ndarray, k: int) -> None:
         sims[row, cols] = (a[cols].astype(np.float64) * q[row].astype(np.float64)).sum(axis=1)
 
 
+def spread_powers(kept: np.ndarray, fraction: float) -> np.ndarray:
+    """Each row's ``p`` of the spread rule, found directly with scipy's root finder.
+
+    The perplexity of ``w = s**p / sum(s**p)`` (``s``: a row's kept similarities, clamped at
+    0) is ``fraction`` times the row's length; ``p`` is searched in ``[0.25, 64]`` and is the
+    bound when the target is out of reach. The library finds the same root by bisection
+    (:func:`asif_qdrant.relative.power_for_spread`); this is the direct version it is
+    checked against.
+
+    Example:
+        >>> s = np.array([[0.9, 0.5, 0.4, 0.3], [0.9, 0.89, 0.88, 0.87]])
+        >>> [round(float(x), 2) for x in spread_powers(s, 0.5)]
+        [3.2, 64.0]
+    """
+    from scipy.optimize import brentq
+
+    lo, hi = Spread.P_MIN, Spread.P_MAX
+    out = np.empty(len(kept))
+    for r, row in enumerate(np.clip(np.asarray(kept, np.float64), 0.0, None)):
+        top = row.max() if row.size else 0.0
+        if top <= 0:
+            out[r] = lo
+            continue
+        logs = np.log(row[row > 0] / top)
+        target = fraction * len(row)
+
+        def excess(p: float, logs: np.ndarray = logs, target: float = target) -> float:
+            a = p * logs  # log of the unnormalised weights (the top one is 0)
+            w = np.exp(a)
+            entropy = np.log(w.sum()) - (w * a).sum() / w.sum()
+            return float(np.exp(entropy)) - target
+
+        if excess(lo) <= 0:
+            out[r] = lo
+        elif excess(hi) >= 0:
+            out[r] = hi
+        else:
+            out[r] = brentq(excess, lo, hi, xtol=1e-13, rtol=1e-15)
+    return out
+
+
 class TopK:
     """Similarities of queries to anchors, top ``K`` sorted once, re-weighted for any k <= K, p.
 
@@ -433,15 +480,22 @@ class TopK:
         self.index = np.take_along_axis(part, order, axis=1)
         self.sims = np.take_along_axis(vals, order, axis=1).astype(np.float64)
 
-    def dense(self, k: int, p: float, *, clamp: bool = True) -> np.ndarray:
+    def dense(self, k: int, p: float | Spread, *, clamp: bool = True) -> np.ndarray:
         """``(m, n)`` relative vectors: top ``k`` kept, clamped at 0, power ``p``, unit norm.
+
+        ``p`` a :class:`~asif_qdrant.relative.Spread`: each row's own power
+        (:func:`spread_powers`; always clamped).
 
         The weights are computed in float64 and rounded to float32, the precision at which
         Qdrant stores sparse vectors; the returned array is float64 for exact dot products.
         """
         k = min(k, self.sims.shape[1])
         s = self.sims[:, :k]
-        w = np.power(np.clip(s, 0.0, None), p) if clamp else np.power(s, p)
+        if isinstance(p, Spread):
+            s = np.clip(s, 0.0, None)
+            w = np.power(s, spread_powers(s, p.fraction)[:, None])
+        else:
+            w = np.power(np.clip(s, 0.0, None), p) if clamp else np.power(s, p)
         norms = np.linalg.norm(w, axis=1, keepdims=True)
         w = (w / np.where(norms > 0, norms, 1.0)).astype(np.float32)
         out = np.zeros((len(s), self.n))
@@ -496,7 +550,19 @@ class _NumpyFitted(FittedMethod):
     def classification_scores(
         self, images: np.ndarray, prompts: PromptSet, strategy: str = "max"
     ) -> np.ndarray:
-        return _scores_from_relative(self.relative, images, prompts, strategy)
+        """Zero-shot scores with the library's classification recipe (its spread rule).
+
+        The reference without clamping (``numpy-noclamp``) and the dense baseline keep
+        their own ``p``.
+        """
+        if not self.clamp or isinstance(self.method, DenseRelativeMethod):
+            return _scores_from_relative(self.relative, images, prompts, strategy)
+
+        def rel(x: np.ndarray, modality: Modality) -> np.ndarray:
+            top = TopK(x, self.anchors.side(modality), self.k)
+            return top.dense(self.k, self.classify_p)
+
+        return _scores_from_relative(rel, images, prompts, strategy)
 
 
 @register_method
@@ -764,6 +830,10 @@ class _AsifFitted(FittedMethod):
         self.search_options: dict[str, Any] = dict(getattr(method, "search_options", {}))
         if getattr(method, "catalog_nnz", None) is not None:
             extra["catalog_nnz"] = method.catalog_nnz  # type: ignore[attr-defined]
+        if isinstance(self.classify_p, Spread):
+            extra["classify_spread"] = self.classify_p.fraction
+        else:
+            extra["classify_p"] = self.classify_p  # the paper's classification
         self.asif = ASIF(
             path=self._dir,
             name="eval",
@@ -884,7 +954,7 @@ class _AsifFitted(FittedMethod):
         self, images: np.ndarray, prompts: PromptSet, strategy: str = "max"
     ) -> np.ndarray:
         check_strategy(strategy)
-        img_vecs = self.asif.relative_from_embeddings(images, "image")
+        img_vecs = self._classify_vectors(images, "image")
         own = self._own_scores(img_vecs, prompts, strategy)
         # ASIF.classify's scores (template_strategy= passed explicitly, whatever its default).
         scores = self.asif.classify_scores(
@@ -900,26 +970,23 @@ class _AsifFitted(FittedMethod):
         )
         return lib
 
+    def _classify_vectors(self, x: np.ndarray, modality: Modality) -> list[Any]:
+        """Sparse vectors as classification makes them (``classify_kp``: the internal API)."""
+        from asif_qdrant.retriever.anchors import classify_kp, relative_from_embeddings
+
+        state = self.asif.state
+        return relative_from_embeddings(state, x, modality, classify_kp(state))
+
     def _own_scores(self, img_vecs: Sequence[Any], prompts: PromptSet, strategy: str) -> np.ndarray:
         """Zero-shot scores from the model's relative vectors, combined here per strategy."""
         n_labels, n_templates, dim = prompts.embeddings.shape
         if strategy == "mean-embedding":
+            # Classification's own vectors (its k and p rule), which no catalog stores.
             mean = _unit(prompts.embeddings.mean(axis=1)).astype(np.float32)
-            if self.asif.fingerprint.catalog_nnz is not None:
-                # A pruned catalog would score the labels with part of their weights; classify
-                # compares full prompt vectors (its label collections are never pruned).
-                txt = self._dense(self.asif.relative_from_embeddings(mean, "text"))
-                return self._dense(img_vecs) @ txt.T
-            # The mean prompt embedding is indexed as a catalog and queried: all in Qdrant.
-            coll = self._new_collection()
-            self.asif.index_embeddings(
-                coll, mean, "text", ids=list(range(n_labels)), show_progress_bar=False
-            )
-            out = self._matrix(self.asif.search_batch(coll, img_vecs, limit=n_labels), n_labels)
-            self.asif.store.delete_collection(coll)
-            return out
+            txt = self._dense(self._classify_vectors(mean, "text"))
+            return self._dense(img_vecs) @ txt.T
         txt = self._dense(
-            self.asif.relative_from_embeddings(prompts.embeddings.reshape(-1, dim), "text")
+            self._classify_vectors(prompts.embeddings.reshape(-1, dim), "text")
         ).reshape(n_labels, n_templates, -1)
         img = self._dense(img_vecs)
         if strategy == "mean-relative":

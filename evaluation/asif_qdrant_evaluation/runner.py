@@ -190,7 +190,16 @@ class Report:
             + ".",
             f"- **Encoders:** {img.title} (`{img.name}`, {img.dim}-d) + {txt.title} "
             f"(`{txt.name}`, {txt.dim}-d), except in the encoder comparison.",
-            f"- **k = {cfg.k}, p = {cfg.p:g}** unless a table says otherwise.",
+            f"- **k = {cfg.k}, p = {cfg.p:g}** unless a table says otherwise"
+            + (
+                f"; zero-shot classification with the library's default spread rule "
+                f"(classify_spread = {cfg.classify_spread:g}: each image and prompt vector's p "
+                f"makes its weights spread over {cfg.classify_spread:g} of its k anchors) in "
+                "the method comparisons (library and numpy recipe; `numpy-noclamp` and `dense` "
+                "keep their own p), p in the k/p sweeps."
+                if cfg.classify_spread is not None
+                else "."
+            ),
         ]
         for line in self.data.get("lines", []):
             lines.append(f"- {line}")

@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 
 from asif_qdrant.errors import InvalidInputError, InvalidParameterError
-from asif_qdrant.relative import l2_normalize, relative_topk, relative_weights
+from asif_qdrant.relative import (
+    Spread,
+    check_power,
+    l2_normalize,
+    power_for_spread,
+    relative_topk,
+    relative_weights,
+)
 from tests.floats import assert_topk_match, weight_rounding
 
 pytestmark = pytest.mark.blas  # run again under OPENBLAS_CORETYPE=Haswell (scripts/test.sh)
@@ -174,3 +181,47 @@ def test_relative_weights_matches_formula() -> None:
     s = np.array([[0.9, 0.5, 0.1, -0.3]])
     w = np.clip(s, 0, None) ** 8
     np.testing.assert_allclose(relative_weights(s, 8), w / np.linalg.norm(w), rtol=1e-6)
+
+
+# -- the spread rule (a p per vector) ------------------------------------------------------------
+def _perplexity(row: np.ndarray, p: float) -> float:
+    """Direct formula: exp of the entropy of s**p normalised to sum 1 (s clamped at 0)."""
+    w = np.clip(row, 0, None) ** p
+    q = w[w > 0] / w.sum()
+    return float(np.exp(-(q * np.log(q)).sum()))
+
+
+def test_power_for_spread_hits_the_target_perplexity() -> None:
+
+    rng = np.random.default_rng(5)
+    s = np.sort(rng.uniform(0.05, 0.8, size=(20, 50)), axis=1)[:, ::-1]
+    for fraction in (0.1, 0.3, 0.6):
+        p = power_for_spread(s, Spread(fraction))
+        assert ((p > Spread.P_MIN) & (p < Spread.P_MAX)).all()
+        for row, pr in zip(s, p, strict=True):
+            assert _perplexity(row, pr) == pytest.approx(fraction * s.shape[1], rel=1e-6)
+    # out of reach: all equal (perplexity = n at every p) -> the upper bound; one positive
+    # similarity (perplexity 1 at every p) below a target > 1 -> the lower bound
+    flat = power_for_spread(np.full((1, 10), 0.5), Spread(0.3))
+    single = power_for_spread(np.array([[0.9, 0.0, -0.2, 0.0]]), Spread(0.5))
+    assert flat.tolist() == [Spread.P_MAX] and single.tolist() == [Spread.P_MIN]
+
+
+def test_relative_weights_with_a_spread_use_each_row_own_power() -> None:
+
+    s = np.array([[0.9, 0.5, 0.4, 0.3, 0.1], [0.6, 0.59, 0.3, 0.2, -0.1]])
+    w = relative_weights(s, Spread(0.4))
+    p = power_for_spread(s, Spread(0.4))
+    for row, pr, got in zip(s, p, w, strict=True):
+        want = np.clip(row, 0, None) ** pr
+        np.testing.assert_allclose(got, want / np.linalg.norm(want), atol=1e-7)
+    assert p[0] != pytest.approx(p[1])  # two rows, two powers
+    # the same rows one at a time give the same weights (no dependence on the batch)
+    np.testing.assert_array_equal(relative_weights(s[1], Spread(0.4)), w[1])
+
+
+@pytest.mark.parametrize("bad", [0.0, -0.1, 1.01, float("nan")])
+def test_check_power_refuses_a_fraction_outside_0_1(bad: float) -> None:
+
+    with pytest.raises(InvalidParameterError, match=r"'p\.fraction'|fraction in \(0, 1\]"):
+        check_power("p", "f", Spread(bad))

@@ -9,7 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from asif_qdrant import ASIF, InvalidParameterError
-from asif_qdrant.retriever.fingerprint import Fingerprint
+from asif_qdrant.retriever.anchors import classify_kp
+from asif_qdrant.retriever.fingerprint import DEFAULT_CLASSIFY_SPREAD, Fingerprint
 from asif_qdrant.retriever.zeroshot import DEFAULT_TEMPLATES, article, prompt
 from tests.conftest import HashTextEncoder
 
@@ -149,14 +150,28 @@ def test_cli_template_help_names_the_article_slot() -> None:
     assert "{a}" in out.output and "a photo of {a} {}." in " ".join(out.output.split())
 
 
-def test_classify_k_and_p_persist_across_reopen(tmp_path: Path) -> None:
+def test_classify_k_p_and_spread_persist_across_reopen(tmp_path: Path) -> None:
     with _model(tmp_path, classify_k=2, classify_p=3.0) as asif:
         vecs = _anchor(asif)
         before = asif.classify_scores(vecs, README_LABELS)
     with _model(tmp_path) as asif:  # reopened without them: the stored ones
         assert (asif.fingerprint.classify_k, asif.fingerprint.classify_p) == (2, 3.0)
         np.testing.assert_allclose(asif.classify_scores(vecs, README_LABELS), before, atol=1e-6)
-    with _model(tmp_path, classify_k=3, classify_p=8.0):  # the model's own k, p: unset again
+    with _model(tmp_path, classify_k=3, classify_spread=0.5):  # k: the model's own, unset
+        pass
+    with _model(tmp_path) as asif:  # a spread replaces the stored p
+        fp = asif.fingerprint
+        assert (fp.classify_k, fp.classify_p, fp.classify_spread) == (None, None, 0.5)
+    with _model(tmp_path, classify_p=8.0):  # the paper's classification, stored as given
         pass
     with _model(tmp_path) as asif:
-        assert (asif.fingerprint.classify_k, asif.fingerprint.classify_p) == (None, None)
+        fp = asif.fingerprint
+        assert (fp.classify_p, fp.classify_spread) == (8.0, 0.5)
+        assert classify_kp(asif.state) == (3, 8.0)
+
+
+def test_stores_written_before_the_spread_rule_get_it() -> None:
+    old = Fingerprint("a", "b").as_payload()
+    del old["classify_spread"]
+    fp = Fingerprint.from_payload(old)
+    assert fp.classify_spread == DEFAULT_CLASSIFY_SPREAD and fp.classify_p is None
