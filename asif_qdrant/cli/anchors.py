@@ -115,6 +115,19 @@ def _recomputed(touched: int, total: int, seconds: float) -> str:
     default=None,
     help="Also fit CSA with this many canonical dimensions (enables --method csa/hybrid).",
 )
+@click.option(
+    "--classify-spread",
+    type=float,
+    default=None,
+    help="Zero-shot classification's p rule: each vector's weights spread over this fraction "
+    "of its k anchors, in (0, 1] [new model: 0.3]. Stored with the model.",
+)
+@click.option(
+    "--classify-p",
+    type=float,
+    default=None,
+    help="A fixed p for zero-shot classification instead (8: the paper's). Stored.",
+)
 @on_duplicate_option("A pair (same image bytes and caption)")
 @model_options
 def anchors_add(
@@ -128,6 +141,8 @@ def anchors_add(
     image_encoder: str | None,
     text_encoder: str | None,
     csa_dim: int | None,
+    classify_spread: float | None,
+    classify_p: float | None,
     on_duplicate: str,
     model: ModelOptions,
 ) -> None:
@@ -144,6 +159,8 @@ def anchors_add(
         image_encoder=image_encoder,
         text_encoder=text_encoder,
         csa_dim=csa_dim,
+        classify_spread=classify_spread,
+        classify_p=classify_p,
     ) as asif:
         ids = asif.add_anchors(
             [x.image for x in pairs],

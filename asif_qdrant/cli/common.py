@@ -539,6 +539,8 @@ class ModelOptions(StoreOptions):
         image_encoder: str | None = None,
         text_encoder: str | None = None,
         csa_dim: int | None = None,
+        classify_spread: float | None = None,
+        classify_p: float | None = None,
     ) -> ASIF:
         """Open the model; the keyword arguments are the settings of a new one.
 
@@ -550,6 +552,8 @@ class ModelOptions(StoreOptions):
             image_encoder: ``--image-encoder``.
             text_encoder: ``--text-encoder``.
             csa_dim: ``--csa-dim``.
+            classify_spread: ``--classify-spread`` (stored; also changes an existing model).
+            classify_p: ``--classify-p`` (likewise).
 
         Returns:
             The model (a context manager: use it in a ``with`` block).
@@ -562,6 +566,8 @@ class ModelOptions(StoreOptions):
             "k": k,
             "p": p,
             "csa_dim": csa_dim,
+            "classify_spread": classify_spread,
+            "classify_p": classify_p,
             "image_encoder": image_encoder,
             "text_encoder": text_encoder,
             "show_progress_bar": not self.quiet,

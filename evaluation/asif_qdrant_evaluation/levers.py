@@ -604,7 +604,10 @@ def run_levers(ctx: EvalContext) -> TaskResult:
         today = [grids[(n, False)][(TODAY.k, TODAY.p)][m] for n in variants for m in ZERO_SHOT]
         gain = adj_spread[r][1] - adj_spread[r][0]
         worse = sum(v < t - 1e-9 for v, t in zip(vals, today, strict=True))
-        rows.append([f, *vals, float(np.mean(vals)), worse, gain])
+        r1 = "; ".join(
+            " / ".join(f"{grids[(n, False)][key][m]:.3f}" for m in RETRIEVAL) for n in variants
+        )
+        rows.append([f, *vals, float(np.mean(vals)), worse, gain, r1])
     figures["spread"] = rows
     t_spread = Table(
         "Zero-shot classification with the spread rule (k=800; each image and prompt vector "
@@ -613,7 +616,17 @@ def run_levers(ctx: EvalContext) -> TaskResult:
         f"today's p=8 (mean {float(np.mean(today)):.3f}); the adjust gain with the same rule",
         ["fraction"]
         + [f"{ctx.pool_label(n)} {m}" for n in variants for m in ZERO_SHOT]
-        + ["mean", "zero-shot rows worse than p=8", f"adjust gain ({cfg.adjust_pairs} pairs)"],
+        + [
+            "mean",
+            "zero-shot rows worse than p=8",
+            f"adjust gain ({cfg.adjust_pairs} pairs)",
+            "caption R@1 i->t / t->i if search used it, per pool (p=8: "
+            + "; ".join(
+                " / ".join(f"{grids[(n, False)][(TODAY.k, TODAY.p)][m]:.3f}" for m in RETRIEVAL)
+                for n in variants
+            )
+            + ")",
+        ],
         rows,
         note=f"The library's default is {DEFAULT_CLASSIFY_SPREAD:g} "
         "(ASIF(classify_spread=...)); it was picked on these tests' labels, so these figures "

@@ -185,3 +185,26 @@ def test_quiet_prints_no_third_party_bar(tmp_path: Path, folders) -> None:
     command = [sys.executable, "-m", "asif_qdrant", "search", "cat", captions[0], "--path", db]
     quiet = subprocess.run([*command, "-q"], capture_output=True, text=True, check=True)
     assert quiet.stdout.strip() and quiet.stderr == "", quiet.stderr
+
+
+def test_cli_stores_the_classification_p_rule(tmp_path: Path, folders) -> None:
+    """``--classify-p 8`` (the paper's) and ``--classify-spread`` are stored with the model."""
+    from asif_qdrant import ASIF
+
+    anchors, catalog, _ = folders
+    db = tmp_path / "db"
+    add = ("anchors", "add", "--folder", str(anchors), "--k", "20", "--path", str(db))
+    run(*add, "--classify-p", "8")
+    with ASIF(path=db) as asif:
+        fp = asif.fingerprint
+        assert (fp.classify_p, fp.classify_spread) == (8.0, 0.3)
+        image = sorted(catalog.glob("*.png"))[0]
+        paper = asif.classify_scores([image], ["animal", "vehicle", "food"])
+    again = run(*add, "--classify-spread", "0.5")  # nothing new to add: the setting is stored
+    assert again["added"] == 0
+    with ASIF(path=db) as asif:
+        fp = asif.fingerprint
+        assert (fp.classify_p, fp.classify_spread) == (None, 0.5)
+        assert not (asif.classify_scores([image], ["animal", "vehicle", "food"]) == paper).all()
+    bad = CliRunner().invoke(main, [*add, "--classify-spread", "2"])
+    assert bad.exit_code != 0 and "--classify-spread" in bad.output and "(0, 1]" in bad.output
