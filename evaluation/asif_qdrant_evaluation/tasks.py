@@ -39,6 +39,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
+from asif_qdrant.relative import Spread
 
 from asif_qdrant_evaluation.context import (
     FASHION_TEMPLATES,
@@ -794,14 +795,24 @@ class _Sweep:
             "test": test,  # type: ignore[dict-item]
         }
 
-    def tux_measure(self, tops: dict[str, Any], k: int, p: float, acc: dict[str, Ranks]) -> None:
+    def tux_measure(
+        self,
+        tops: dict[str, Any],
+        k: int,
+        p: float,
+        acc: dict[str, Ranks],
+        classify_p: float | Spread | None = None,
+    ) -> None:
+        """Retrieval with ``p``; classification with ``classify_p`` (default: ``p``)."""
+        cp = p if classify_p is None else classify_p
         test = tops["test"]
         img = tops["img"].dense(k, p)
         txt = tops["txt"].dense(k, p)
         targets = np.arange(len(test))
         acc.setdefault("image->text", Ranks()).add(img @ txt.T, targets)
         acc.setdefault("text->image", Ranks()).add(txt @ img.T, targets)
-        prompts = tops["prompts"].dense(k, p)
+        img = img if cp == p else tops["img"].dense(k, cp)
+        prompts = tops["prompts"].dense(k, cp)
         acc.setdefault("tux categories", Ranks()).add(
             self._class_scores(img, prompts, self.tux_prompt_shape),
             self.tux_truth[test],
@@ -814,8 +825,13 @@ class _Sweep:
         }
 
     def fashion_measure(
-        self, tops: dict[str, TopK], k: int, p: float, acc: dict[str, Ranks]
+        self,
+        tops: dict[str, TopK],
+        k: int,
+        p: float | Spread,
+        acc: dict[str, Ranks],
     ) -> None:
+        """Classification accuracy with ``p`` (a fixed one, or the spread rule)."""
         img = tops["img"].dense(k, p)
         prompts = tops["prompts"].dense(k, p)
         acc.setdefault("fashion-mnist", Ranks()).add(
@@ -896,6 +912,8 @@ def run_scaling(ctx: EvalContext) -> TaskResult:
     csa = _CsaSweep(ctx, names) if "csa-numpy" in cfg.methods and sweep.tux_ok else None
     max_fold_pool = min(len(ctx.fold_anchor_index(names, f)) for f in range(cfg.folds))
     sizes = [*sorted({s for s in cfg.scaling_sizes if s < max_fold_pool}), max_fold_pool]
+    # zero-shot classification with the library's rule (as the zero-shot task's numpy recipe)
+    cp: float | Spread = cfg.p if cfg.classify_spread is None else Spread(cfg.classify_spread)
     series: dict[str, dict[str, list[float]]] = {}
     for size in ctx.progress(sizes, desc="scaling"):
         repeats = 1 if size == max_fold_pool else cfg.scaling_repeats
@@ -912,7 +930,7 @@ def run_scaling(ctx: EvalContext) -> TaskResult:
                         if size >= max_fold_pool
                         else np.sort(rng.choice(allowed, size=size, replace=False))
                     )
-                    sweep.tux_measure(sweep.tux_tops(cols, f, cfg.k), cfg.k, cfg.p, acc)
+                    sweep.tux_measure(sweep.tux_tops(cols, f, cfg.k), cfg.k, cfg.p, acc, cp)
                     if csa is not None:
                         csa.tux_measure(cols, f, acc)
             if sweep.fashion_ok:
@@ -921,7 +939,7 @@ def run_scaling(ctx: EvalContext) -> TaskResult:
                     if size == max_fold_pool
                     else np.sort(rng.choice(sweep.n_pool, size=size, replace=False))
                 )
-                sweep.fashion_measure(sweep.fashion_tops(cols, cfg.k), cfg.k, cfg.p, acc)
+                sweep.fashion_measure(sweep.fashion_tops(cols, cfg.k), cfg.k, cp, acc)
                 if csa is not None and csa.fashion is not None:
                     csa.fashion_measure(cols, acc)
             for key, v in _metric_values(acc).items():
@@ -982,9 +1000,15 @@ def run_scaling(ctx: EvalContext) -> TaskResult:
         summary=(
             f"Random subsets of the anchor pool {ctx.pool_label(names)} (for the Tux Paint "
             "metrics, drawn from outside each test fold). k and p fixed at "
-            f"{cfg.k} and {cfg.p:g} (k is capped at the number of anchors). Zero-shot uses the "
-            "template strategy 'max'. Computed with the numpy recipe, which gives the library's "
-            "numbers exactly (see the retrieval and zero-shot tasks); the whole-pool point "
+            f"{cfg.k} and {cfg.p:g} (k is capped at the number of anchors)"
+            + (
+                f"; zero-shot classification with the library's spread rule "
+                f"(classify_spread={cfg.classify_spread:g})"
+                if cfg.classify_spread is not None
+                else ""
+            )
+            + ". Zero-shot uses the template strategy 'max'. Computed with the numpy recipe, "
+            "which gives the library's numbers exactly (see the retrieval and zero-shot tasks); the whole-pool point "
             "equals those tasks' figures."
             + (
                 " The CSA columns (dashed in the plot) refit CSA (numpy, identical to the "
