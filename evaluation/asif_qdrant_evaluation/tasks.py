@@ -1008,8 +1008,8 @@ def run_scaling(ctx: EvalContext) -> TaskResult:
                 else ""
             )
             + ". Zero-shot uses the template strategy 'max'. Computed with the numpy recipe, "
-            "which gives the library's numbers exactly (see the retrieval and zero-shot tasks); the whole-pool point "
-            "equals those tasks' figures."
+            "which gives the library's numbers exactly (see the retrieval and zero-shot "
+            "tasks); the whole-pool point equals those tasks' figures."
             + (
                 " The CSA columns (dashed in the plot) refit CSA (numpy, identical to the "
                 f"library) on each subset, dims {cfg.csa_dim or 'min(384, anchors // 2)'}, "
