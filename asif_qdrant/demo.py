@@ -40,6 +40,8 @@ import numpy as np
 
 from asif_qdrant.loaders import TUXPAINT_STAMPS_DIR, Pair, load_tuxpaint_stamps, split_pairs
 from asif_qdrant.model import ASIF
+from asif_qdrant.relative import Spread
+from asif_qdrant.retriever.anchors import classify_kp
 
 __all__ = [
     "CATEGORY_PROMPTS",
@@ -105,6 +107,12 @@ def recall_at(ranks: list[int | tuple[int, int] | None], k: int) -> float:
     return total / len(ranks)
 
 
+def _rule(asif: ASIF) -> str:
+    """``"spread 0.3"`` or ``"p=8"``: how the model's classification picks ``p``."""
+    _, p = classify_kp(asif.state)
+    return f"spread {p.fraction:g}" if isinstance(p, Spread) else f"p={p:g}"
+
+
 @dataclass
 class DemoResult:
     """What the demo measured."""
@@ -122,6 +130,8 @@ class DemoResult:
     zero_shot_chance: float
     zero_shot_majority: float
     zero_shot_classes: int
+    #: Zero-shot classification's p rule: ``"spread 0.3"`` (the default) or ``"p=8"``.
+    zero_shot_rule: str = ""
     examples: list[dict[str, Any]] = field(default_factory=list)
     contact_sheet: str | None = None
     seconds: dict[str, float] = field(default_factory=dict)
@@ -151,7 +161,8 @@ class DemoResult:
         )
         lines += [
             "",
-            f"{'zero-shot classification':<28}{'measured':>10}{'chance':>10}{'majority':>10}",
+            f"{'zero-shot classification':<28}{'measured':>10}{'chance':>10}{'majority':>10}"
+            + (f"   ({self.zero_shot_rule})" if self.zero_shot_rule else ""),
             f"{f'  top-1 ({self.zero_shot_classes} classes)':<28}"
             f"{self.zero_shot_accuracy:>10.3f}{self.zero_shot_chance:>10.3f}"
             f"{self.zero_shot_majority:>10.3f}",
@@ -182,6 +193,7 @@ def run_demo(
     *,
     k: int = 800,
     p: float = 8.0,
+    classify_p: float | None = None,
     stamps_dir: str | Path = TUXPAINT_STAMPS_DIR,
     test_fraction: float = 0.5,
     seed: int = 0,
@@ -197,6 +209,8 @@ def run_demo(
             the contact sheet.
         k: Anchors kept per relative vector.
         p: Exponent of the relative weights.
+        classify_p: A fixed ``p`` for zero-shot classification (8: the paper's); None: the
+            library's default spread rule (``ASIF(classify_spread=...)``).
         stamps_dir: Where ``tuxpaint-stamps-default`` installed the stamps.
         test_fraction: Share of stamps held out as the catalog.
         seed: Seed of the split.
@@ -221,6 +235,7 @@ def run_demo(
         name=DEMO_MODEL,
         k=k,
         p=p,
+        classify_p=classify_p,
         image_encoder=image_encoder,
         text_encoder=text_encoder,
         show_progress_bar=show_progress_bar,
@@ -263,6 +278,7 @@ def run_demo(
             zero_shot_chance=1 / n_classes,
             zero_shot_majority=majority,
             zero_shot_classes=n_classes,
+            zero_shot_rule=_rule(asif),
             examples=examples,
             contact_sheet=str(sheet),
             seconds=times,

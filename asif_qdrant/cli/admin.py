@@ -184,14 +184,33 @@ def repair(check_only: bool, drop_unpaired: bool, model: ModelOptions) -> None:
 )
 @click.option("--k", type=int, default=800, show_default=True)
 @click.option("--p", type=float, default=8.0, show_default=True)
+@click.option(
+    "--classify-p",
+    type=float,
+    default=None,
+    help="A fixed p for zero-shot classification (8: the paper's) [default: the spread rule].",
+)
 @click.option("--limit-pairs", type=int, default=None, help="Use only this many stamps.")
 @output_options
-def demo(out: Path, k: int, p: float, limit_pairs: int | None, as_json: bool, quiet: bool) -> None:
+def demo(
+    out: Path,
+    k: int,
+    p: float,
+    classify_p: float | None,
+    limit_pairs: int | None,
+    as_json: bool,
+    quiet: bool,
+) -> None:
     """Build a model from the Tux Paint stamps and measure text->image search on held-out ones."""
     from asif_qdrant.demo import run_demo
 
     with reported_errors(as_json), quiet_third_parties(quiet):
         result = run_demo(
-            out, k=k, p=p, limit_pairs=limit_pairs, show_progress_bar=not quiet and not as_json
+            out,
+            k=k,
+            p=p,
+            classify_p=classify_p,
+            limit_pairs=limit_pairs,
+            show_progress_bar=not quiet and not as_json,
         )
     emit(as_json, result.as_dict(), result.table())

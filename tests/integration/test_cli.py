@@ -164,6 +164,7 @@ def test_demo_smoke(tmp_path: Path, image_encoder, text_encoder) -> None:
         assert sheet.width > 500 and sheet.height > 500
     table = result.table()
     assert "R@1" in table and "zero-shot" in table and "machine:" in table
+    assert result.zero_shot_rule == "spread 0.3" and "(spread 0.3)" in table
     # It ends with its model's path and name and three commands that work as printed.
     assert f"the model: 'tuxpaint' in {result.model_path}" in table
     assert [c.split()[1] for c in result.commands] == ["search", "classify", "explain"]
@@ -174,6 +175,23 @@ def test_demo_smoke(tmp_path: Path, image_encoder, text_encoder) -> None:
         done = CliRunner().invoke(main, [*args[1:], "--json", "-q"], catch_exceptions=False)
         assert done.exit_code == 0, (command, done.output)
         assert json.loads(done.stdout)
+
+
+def test_demo_classify_p_gives_the_paper_classification(
+    tmp_path: Path, image_encoder, text_encoder
+) -> None:
+    from asif_qdrant.demo import run_demo
+
+    result = run_demo(
+        tmp_path,
+        k=50,
+        classify_p=8.0,
+        limit_pairs=40,
+        show_progress_bar=False,
+        image_encoder=image_encoder,
+        text_encoder=text_encoder,
+    )
+    assert result.zero_shot_rule == "p=8" and "(p=8)" in result.table()
 
 
 def test_quiet_prints_no_third_party_bar(tmp_path: Path, folders) -> None:
