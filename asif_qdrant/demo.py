@@ -188,6 +188,15 @@ class DemoResult:
         return "\n".join(lines)
 
 
+def _fresh_model_dir(out: Path) -> Path:
+    """``out/model``, emptied (the demo rebuilds its model on every run); ``out`` created."""
+    model_dir = out / "model"
+    if model_dir.exists():
+        shutil.rmtree(model_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    return model_dir
+
+
 def run_demo(
     out_dir: str | Path = "asif-demo",
     *,
@@ -226,10 +235,7 @@ def run_demo(
     t0 = time.perf_counter()
     anchors, held_out = _split_stamps(stamps_dir, limit_pairs, test_fraction, seed)
     out = Path(out_dir)
-    model_dir = out / "model"
-    if model_dir.exists():
-        shutil.rmtree(model_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    model_dir = _fresh_model_dir(out)
     asif = ASIF(
         path=model_dir,
         name=DEMO_MODEL,
