@@ -40,7 +40,7 @@ import numpy as np
 
 from asif_qdrant.loaders import TUXPAINT_STAMPS_DIR, Pair, load_tuxpaint_stamps, split_pairs
 from asif_qdrant.model import ASIF
-from asif_qdrant.relative import Spread
+from asif_qdrant.relative import power_label
 from asif_qdrant.retriever.anchors import classify_kp
 
 __all__ = [
@@ -105,12 +105,6 @@ def recall_at(ranks: list[int | tuple[int, int] | None], k: int) -> float:
         greater, tied = (r, 1) if isinstance(r, int) else r
         total += min(max((k - greater) / tied, 0.0), 1.0)
     return total / len(ranks)
-
-
-def _rule(asif: ASIF) -> str:
-    """``"spread 0.3"`` or ``"p=8"``: how the model's classification picks ``p``."""
-    _, p = classify_kp(asif.state)
-    return f"spread {p.fraction:g}" if isinstance(p, Spread) else f"p={p:g}"
 
 
 @dataclass
@@ -284,7 +278,7 @@ def run_demo(
             zero_shot_chance=1 / n_classes,
             zero_shot_majority=majority,
             zero_shot_classes=n_classes,
-            zero_shot_rule=_rule(asif),
+            zero_shot_rule=power_label(classify_kp(asif.state)[1]),
             examples=examples,
             contact_sheet=str(sheet),
             seconds=times,

@@ -44,6 +44,7 @@ __all__ = [
     "check_power",
     "l2_normalize",
     "power_for_spread",
+    "power_label",
     "relative_from_topk",
     "relative_topk",
     "relative_weights",
@@ -120,6 +121,16 @@ def check_power(name: str, owner: str, p: Power) -> Power:
             )
         return Spread(fraction)
     return check_real(name, owner, p, greater_than=0)
+
+
+def power_label(p: Power) -> str:
+    """How a :data:`Power` reads in reports: ``"p=8"``, or ``"spread 0.3"``.
+
+    Example:
+        >>> power_label(8.0), power_label(Spread(0.3))
+        ('p=8', 'spread 0.3')
+    """
+    return f"spread {p.fraction:g}" if isinstance(p, Spread) else f"p={p:g}"
 
 
 def power_for_spread(similarities: np.ndarray, spread: Spread) -> np.ndarray:

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from asif_qdrant.relative import Spread
+from asif_qdrant.relative import Spread, power_label
 from asif_qdrant.retriever.fingerprint import DEFAULT_CLASSIFY_SPREAD
 
 from asif_qdrant_evaluation.context import FASHION_TEMPLATES, TUX_TEMPLATES, EvalContext
@@ -151,17 +151,7 @@ class Recipe:
     @property
     def label(self) -> str:
         """``"centred, k=100, p=4"``."""
-        return f"{'centred' if self.centred else 'raw'}, k={self.k}, {kp_text(self.p)}"
-
-
-def kp_text(p: float | Spread) -> str:
-    """``"p=4"``, or ``"spread 0.3"`` for the spread rule.
-
-    Example:
-        >>> kp_text(4.0), kp_text(Spread(0.3))
-        ('p=4', 'spread 0.3')
-    """
-    return f"spread {p.fraction:g}" if isinstance(p, Spread) else f"p={p:g}"
+        return f"{'centred' if self.centred else 'raw'}, k={self.k}, {power_label(self.p)}"
 
 
 TODAY = Recipe(False, 800, 8.0)
@@ -668,7 +658,7 @@ def _finish(
                     + [g[f"{which} {s}"] for s in STRATEGY_NAMES]
                 )
     t_prompts = Table(
-        f"Prompt template sets x strategies, zero-shot k={k}, {kp_text(p)} (the library's "
+        f"Prompt template sets x strategies, zero-shot k={k}, {power_label(p)} (the library's "
         "default; templates 'default': the library's 'a photo of {a} {}.'; generic: 6 "
         "templates without domain words; domain: the evaluation's Tux Paint / Fashion-MNIST "
         "sets)",
@@ -715,7 +705,7 @@ def _finish(
         [
             [
                 n,
-                f"k={r.k}, {kp_text(r.p)}",
+                f"k={r.k}, {power_label(r.p)}",
                 adj[r][0],
                 f"{adj[r][1]:.3f} ± {adj[r][2]:.3f}",
                 adj[r][1] - adj[r][0],
