@@ -52,6 +52,7 @@ import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -531,8 +532,12 @@ class _NumpyFitted(FittedMethod):
         super().__init__(method, anchors, k, p)
         self.clamp = bool(getattr(method, "clamp", True))
 
-    def relative(self, x: np.ndarray, modality: Modality) -> np.ndarray:
-        return TopK(x, self.anchors.side(modality), self.k).dense(self.k, self.p, clamp=self.clamp)
+    def relative(
+        self, x: np.ndarray, modality: Modality, p: float | Spread | None = None
+    ) -> np.ndarray:
+        """Dense relative vectors with ``p`` (default: the method's own)."""
+        top = TopK(x, self.anchors.side(modality), self.k)
+        return top.dense(self.k, self.p if p is None else p, clamp=self.clamp)
 
     def invert(self, images: np.ndarray) -> np.ndarray:
         """The relative-weighted mean of the unit caption embeddings of each image's anchors."""
@@ -555,14 +560,8 @@ class _NumpyFitted(FittedMethod):
         The reference without clamping (``numpy-noclamp``) and the dense baseline keep
         their own ``p``.
         """
-        if not self.clamp or isinstance(self.method, DenseRelativeMethod):
-            return _scores_from_relative(self.relative, images, prompts, strategy)
-
-        def rel(x: np.ndarray, modality: Modality) -> np.ndarray:
-            top = TopK(x, self.anchors.side(modality), self.k)
-            return top.dense(self.k, self.classify_p)
-
-        return _scores_from_relative(rel, images, prompts, strategy)
+        p = self.classify_p if self.clamp else self.p  # unclamped recipes: their own p
+        return _scores_from_relative(partial(self.relative, p=p), images, prompts, strategy)
 
 
 @register_method
