@@ -26,7 +26,7 @@ __all__ = ["DEFAULT_CLASSIFY_SPREAD", "FORMAT_VERSION", "Fingerprint"]
 #: Version of the stored layout; bumped when the collections change incompatibly.
 FORMAT_VERSION = 1
 #: Zero-shot classification's default: each image and prompt vector gets the ``p`` at which
-#: its weights spread over a quarter of its kept anchors (docs/RESULTS.md, "levers").
+#: its weights spread over 30% of its kept anchors (docs/RESULTS.md, "Better answers").
 DEFAULT_CLASSIFY_SPREAD = 0.3
 
 

@@ -57,12 +57,14 @@ def run(*args: str) -> dict:
     return json.loads(result.stdout)
 
 
-@pytest.fixture(scope="module")
-def db(stamps: dict, tmp_path_factory: pytest.TempPathFactory) -> str:
-    path = str(tmp_path_factory.mktemp("db") / "model")
-    # The paper's classification (--classify-p 8): the audit figures below were measured with
-    # it (the guard's "1.000 -> 0.400"); the default spread rule ranks the culprits of these
-    # few images differently. The tests are about the audit / delete / restore paths.
+def build_model(stamps: dict, path: str) -> None:
+    """The model of these tests: the anchor stamps (k=40) and the catalog 'cat'.
+
+    With the paper's classification (--classify-p 8): the audit figures below were measured
+    with it (the guard's "1.000 -> 0.400"); on these few check images the default spread
+    rule ranks the culprits differently, and deleting its top two lowers the check accuracy,
+    so the guard refuses. The tests are about the audit / delete / restore paths.
+    """
     run(
         "anchors",
         "add",
@@ -76,6 +78,12 @@ def db(stamps: dict, tmp_path_factory: pytest.TempPathFactory) -> str:
         path,
     )
     run("index", "cat", "--image-folder", str(stamps["catalog"]), "--path", path)
+
+
+@pytest.fixture(scope="module")
+def db(stamps: dict, tmp_path_factory: pytest.TempPathFactory) -> str:
+    path = str(tmp_path_factory.mktemp("db") / "model")
+    build_model(stamps, path)
     return path
 
 
@@ -157,22 +165,7 @@ def test_anchors_audit_then_delete_reports_and_removes(
     stamps: dict, tmp_path: Path, image_encoder, text_encoder
 ) -> None:
     path = str(tmp_path / "model")
-    # The paper's classification (--classify-p 8): on these 5 check images the default spread
-    # rule's audit picks pairs whose deletion lowers the check accuracy, and the guard (tested
-    # on its own below) refuses; this test is about the audit -> delete path itself.
-    run(
-        "anchors",
-        "add",
-        "--folder",
-        str(stamps["anchors"]),
-        "--k",
-        "40",
-        "--classify-p",
-        "8",
-        "--path",
-        path,
-    )
-    run("index", "cat", "--image-folder", str(stamps["catalog"]), "--path", path)
+    build_model(stamps, path)
     report = run(
         "anchors",
         "audit",
