@@ -404,7 +404,12 @@ def classify_kp(m: ModelState) -> tuple[int, Power]:
 
 
 def kp_key(kp: tuple[int, Power]) -> list[Any]:
-    """A JSON form of ``(k, p)`` for cache keys: ``[k, p]`` or ``[k, {"spread": fraction}]``."""
+    """A JSON form of ``(k, p)`` for cache keys: ``[k, p]`` or ``[k, {"spread": fraction}]``.
+
+    Example:
+        >>> kp_key((800, 8.0)), kp_key((800, Spread(0.3)))
+        ([800, 8.0], [800, {'spread': 0.3}])
+    """
     k, p = kp
     return [k, {"spread": p.fraction} if isinstance(p, Spread) else p]
 
